@@ -1,0 +1,66 @@
+/** The normalised description of a checkpoint that every other part of vlm-sieve works from. */
+
+export type VisionFamily = 'clip' | 'siglip';
+export type TextFamily = 'llama' | 'qwen2';
+export type Activation = 'gelu' | 'gelu_tanh' | 'quick_gelu' | 'silu' | 'relu';
+
+export interface VisionConfig {
+  family: VisionFamily;
+  hiddenSize: number;
+  intermediateSize: number;
+  numLayers: number;
+  numHeads: number;
+  imageSize: number;
+  patchSize: number;
+  numChannels: number;
+  layerNormEps: number;
+  act: Activation;
+  /** CLIP has a class token (and a pre-layernorm); SigLIP has neither. */
+  hasClassToken: boolean;
+  /** Index into hidden_states (0 = embeddings output, i = output of encoder layer i) the projector reads. */
+  featureLayer: number;
+  /** 'default' drops the class token, 'full' keeps every token. */
+  selectStrategy: 'default' | 'full';
+  /** Patches per side: imageSize / patchSize. */
+  gridSize: number;
+}
+
+export interface TextConfig {
+  family: TextFamily;
+  hiddenSize: number;
+  intermediateSize: number;
+  numLayers: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  vocabSize: number;
+  rmsNormEps: number;
+  ropeTheta: number;
+  /** Qwen2: q/k/v projections have a bias. */
+  qkvBias: boolean;
+  mlpBias: boolean;
+  act: Activation;
+  tieWordEmbeddings: boolean;
+  maxPositionEmbeddings: number;
+  bosTokenId: number | null;
+  eosTokenIds: number[];
+}
+
+export interface ProjectorConfig {
+  act: Activation;
+  /** linear_1 input width (vision hidden) and output width (text hidden). */
+  inputSize: number;
+  hiddenSize: number;
+  outputSize: number;
+  bias: boolean;
+}
+
+export interface VlmConfig {
+  modelType: 'llava';
+  vision: VisionConfig;
+  text: TextConfig;
+  projector: ProjectorConfig;
+  imageTokenId: number;
+  /** Visual tokens per frame after the select strategy (gridSize² for our families). */
+  tokensPerImage: number;
+}
