@@ -1,0 +1,76 @@
+/** `sieve synth`: writes a split of the synthetic video QA task (design §4). */
+import type { Command } from 'commander';
+import { SieveError, UsageError } from '../errors.js';
+import { SPLITS, isSplit, writeSplit } from '../synth/dataset.js';
+import type { EncodeVideo } from '../synth/dataset.js';
+import { QUESTION_TYPES } from '../synth/vocabulary.js';
+import type { QuestionType } from '../synth/vocabulary.js';
+
+/** The product's video encoder (src/media/ffmpeg.ts, the one module that calls ffmpeg). */
+async function productEncoder(): Promise<EncodeVideo> {
+  // Resolved at run time so this module builds while src/media/ffmpeg.ts is being written.
+  const specifier = '../media/ffmpeg.js';
+  let mod: { encodeVideo?: EncodeVideo };
+  try {
+    mod = (await import(specifier)) as { encodeVideo?: EncodeVideo };
+  } catch (err) {
+    throw new SieveError(`the video encoder (src/media/ffmpeg.ts) could not be loaded: ${(err as Error).message}`);
+  }
+  if (typeof mod.encodeVideo !== 'function') throw new SieveError('src/media/ffmpeg.ts does not export encodeVideo');
+  return mod.encodeVideo;
+}
+
+function parseCount(value: string, name: string): number {
+  if (!/^\d+$/.test(value)) throw new UsageError(`${name} must be a non-negative integer, got "${value}"`);
+  return Number(value);
+}
+
+export interface SynthOptions {
+  split: string;
+  n: string;
+  out: string;
+  offset: string;
+  labels?: boolean;
+  types?: string;
+  concurrency: string;
+}
+
+export async function runSynth(opts: SynthOptions, encode?: EncodeVideo, log: (s: string) => void = console.log): Promise<void> {
+  if (!isSplit(opts.split)) throw new UsageError(`unknown split "${opts.split}"`, `use one of: ${SPLITS.join(', ')}`);
+  const n = parseCount(opts.n, '--n');
+  const offset = parseCount(opts.offset, '--offset');
+  const concurrency = parseCount(opts.concurrency, '--concurrency');
+  let types: QuestionType[] | undefined;
+  if (opts.types) {
+    types = opts.types.split(',').map((t) => t.trim()) as QuestionType[];
+    const bad = types.filter((t) => !(QUESTION_TYPES as readonly string[]).includes(t));
+    if (bad.length) throw new UsageError(`unknown question type(s): ${bad.join(', ')}`, `use: ${QUESTION_TYPES.join(', ')}`);
+  }
+  const result = await writeSplit({
+    split: opts.split,
+    n,
+    out: opts.out,
+    offset,
+    labels: opts.labels ?? false,
+    ...(types ? { types } : {}),
+    concurrency,
+    encode: encode ?? (await productEncoder()),
+  });
+  log(`wrote ${result.clips} clips and ${result.questions} questions: ${result.jsonl}`);
+}
+
+export function registerSynthCommand(program: Command): void {
+  program
+    .command('synth')
+    .description('write a split of the synthetic video QA task: MP4 clips + <split>.jsonl {video, question, answer, type, seed}')
+    .requiredOption('--split <split>', `split: ${SPLITS.join(' | ')} (their seeds never overlap)`)
+    .requiredOption('--n <clips>', 'number of clips (each gets one question of every type)')
+    .requiredOption('--out <dir>', 'output folder')
+    .option('--offset <index>', 'index of the first clip inside the split', '0')
+    .option('--types <list>', `comma-separated question types (default all: ${QUESTION_TYPES.join(',')})`)
+    .option('--labels', 'also write per-frame object-id maps (labels/*.ids) for training')
+    .option('--concurrency <n>', 'clips encoded at once', '2')
+    .action(async (opts: SynthOptions) => {
+      await runSynth(opts);
+    });
+}
