@@ -1,0 +1,164 @@
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { ModelError } from '../errors.js';
+import type { VlmConfig } from '../model/vlm-config.js';
+import type { GraphBuilder } from './graph-builder.js';
+import type { WeightDtype, WeightReader } from './layers.js';
+import { buildDecoderSegment } from './llm-decoder.js';
+import { writeModel } from './model-writer.js';
+import { buildEmbedding, buildProjector, buildVisionEncoder } from './vision-encoder.js';
+
+/** Bumped whenever the graphs' inputs, outputs or numerics change, so old caches are rebuilt. */
+export const GRAPH_FORMAT = 1;
+const MAX_ROTARY_POSITIONS = 32768;
+
+export interface SegmentEntry {
+  start: number;
+  end: number;
+  file: string;
+  /** Non-final segments output the last prompt token's attention row at layer end−1 (FastV). */
+  lastTokenAttention: boolean;
+}
+
+export interface GraphManifest {
+  format: number;
+  dtype: WeightDtype;
+  boundaries: number[];
+  maxPositions: number;
+  config: VlmConfig;
+  graphs: { vision: string; projector: string; embed: string };
+  segments: SegmentEntry[];
+  /** sha256 of each source file: a later run reuses the graphs only when these match. */
+  sources: Record<string, string>;
+  /** Bytes of weights per graph file, for the memory planner. */
+  weightBytes: Record<string, number>;
+}
+
+export interface ConvertibleCheckpoint {
+  dir: string;
+  config: VlmConfig;
+  weights: WeightReader;
+  hashSourceFiles(): Promise<Record<string, string>>;
+}
+
+export interface ConvertOptions {
+  outDir?: string;
+  dtype?: WeightDtype;
+  boundaries?: number[];
+  force?: boolean;
+  onProgress?: (event: { graph: string; done: number; total: number; graphIndex: number; graphCount: number }) => void;
+}
+
+/** Pruning layers every method may need: ViTCoP's S = 2 and D = round(0.69·L) (design §3). */
+export function defaultBoundaries(numLayers: number): number[] {
+  return normaliseBoundaries([2, Math.round(0.69 * numLayers)], numLayers);
+}
+
+export function normaliseBoundaries(boundaries: number[], numLayers: number): number[] {
+  for (const b of boundaries) {
+    if (!Number.isInteger(b) || b <= 0 || b >= numLayers) {
+      throw new ModelError(`segment boundary ${b} is not a layer inside the decoder`, `boundaries must be integers in 1..${numLayers - 1}`);
+    }
+  }
+  return [...new Set(boundaries)].sort((a, b) => a - b);
+}
+
+export function segmentRanges(boundaries: number[], numLayers: number): [number, number][] {
+  const edges = [0, ...boundaries, numLayers];
+  return edges.slice(0, -1).map((start, i) => [start, edges[i + 1]]);
+}
+
+/** Where graphs for this checkpoint, dtype and boundaries live unless --out says otherwise. */
+export function defaultGraphDir(checkpointDir: string, dtype: WeightDtype, boundaries: number[]): string {
+  const variant = `${dtype}-b${boundaries.join('_') || 'none'}`;
+  const beside = join(checkpointDir, '.sieve', variant);
+  try {
+    accessSync(checkpointDir, constants.W_OK);
+    return beside;
+  } catch {
+    const key = createHash('sha256').update(resolve(checkpointDir)).digest('hex').slice(0, 16);
+    return join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'vlm-sieve', key, variant);
+  }
+}
+
+export function readManifest(dir: string): GraphManifest | null {
+  const path = join(dir, 'manifest.json');
+  if (!existsSync(path)) return null;
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as GraphManifest;
+  } catch {
+    return null;
+  }
+}
+
+function sameSources(a: Record<string, string>, b: Record<string, string>): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
+}
+
+/**
+ * Builds the vision, projector, embedding and decoder-segment graphs of a checkpoint, or reuses the
+ * cached ones when the manifest's source hashes, dtype, boundaries and format match.
+ */
+export async function convertCheckpoint(
+  ckpt: ConvertibleCheckpoint,
+  opts: ConvertOptions = {},
+): Promise<{ dir: string; manifest: GraphManifest; reused: boolean }> {
+  const dtype = opts.dtype ?? 'fp32';
+  const L = ckpt.config.text.numLayers;
+  const boundaries = opts.boundaries ? normaliseBoundaries(opts.boundaries, L) : defaultBoundaries(L);
+  const dir = opts.outDir ?? defaultGraphDir(ckpt.dir, dtype, boundaries);
+  const sources = await ckpt.hashSourceFiles();
+
+  const cached = readManifest(dir);
+  if (
+    !opts.force &&
+    cached &&
+    cached.format === GRAPH_FORMAT &&
+    cached.dtype === dtype &&
+    cached.boundaries.join() === boundaries.join() &&
+    sameSources(cached.sources, sources)
+  ) {
+    return { dir, manifest: cached, reused: true };
+  }
+
+  mkdirSync(dir, { recursive: true });
+  const maxPositions = Math.min(ckpt.config.text.maxPositionEmbeddings, MAX_ROTARY_POSITIONS);
+  const segments: SegmentEntry[] = segmentRanges(boundaries, L).map(([start, end]) => ({
+    start,
+    end,
+    file: `decoder-${start}-${end}.onnx`,
+    lastTokenAttention: end < L,
+  }));
+  const builds: [string, () => GraphBuilder][] = [
+    ['vision.onnx', () => buildVisionEncoder(ckpt.config.vision, ckpt.weights, dtype)],
+    ['projector.onnx', () => buildProjector(ckpt.config.projector, ckpt.weights, dtype)],
+    ['embed.onnx', () => buildEmbedding(ckpt.weights, ckpt.config.text.hiddenSize, dtype)],
+    ...segments.map(
+      (s): [string, () => GraphBuilder] => [s.file, () => buildDecoderSegment(ckpt.config.text, ckpt.weights, { ...s }, dtype, maxPositions)],
+    ),
+  ];
+  const weightBytes: Record<string, number> = {};
+  builds.forEach(([file, build], graphIndex) => {
+    const written = writeModel(build(), join(dir, file), { 'vlm-sieve.graph-format': String(GRAPH_FORMAT) }, (done, total) =>
+      opts.onProgress?.({ graph: file, done, total, graphIndex, graphCount: builds.length }),
+    );
+    weightBytes[file] = written.weightBytes;
+  });
+
+  const manifest: GraphManifest = {
+    format: GRAPH_FORMAT,
+    dtype,
+    boundaries,
+    maxPositions,
+    config: ckpt.config,
+    graphs: { vision: 'vision.onnx', projector: 'projector.onnx', embed: 'embed.onnx' },
+    segments,
+    sources,
+    weightBytes,
+  };
+  writeFileSync(join(dir, 'manifest.json'), JSON.stringify(manifest, null, 2));
+  return { dir, manifest, reused: false };
+}

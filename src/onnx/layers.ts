@@ -1,0 +1,136 @@
+import { ModelError } from '../errors.js';
+import type { Activation } from '../model/vlm-config.js';
+import { float, MS_DOMAIN, type GraphBuilder } from './graph-builder.js';
+
+/** What the graph builders need from a checkpoint's weights (src/model/safetensors.ts provides it). */
+export interface WeightReader {
+  has(name: string): boolean;
+  shape(name: string): readonly number[];
+  get(name: string): Float32Array;
+}
+
+export type WeightDtype = 'fp32' | 'fp16';
+
+/**
+ * Adds checkpoint weights to a graph. With fp16 the weights are stored as float16 and cast to float32
+ * in the graph: ONNX Runtime folds the cast when it loads the session, so the files are half the size
+ * while the CPU still computes in float32.
+ */
+export class WeightLoader {
+  constructor(
+    readonly g: GraphBuilder,
+    readonly reader: WeightReader,
+    readonly dtype: WeightDtype,
+  ) {}
+
+  shape(name: string): readonly number[] {
+    if (!this.reader.has(name)) throw new ModelError(`the checkpoint has no tensor ${name}`, 'is it a complete Hugging Face checkpoint of a supported architecture?');
+    return this.reader.shape(name);
+  }
+
+  private add(name: string, dims: readonly number[], produce: () => Float32Array): string {
+    if (this.dtype === 'fp32') return this.g.weight(name, 'float32', dims, produce);
+    const half = this.g.weight(`${name}.fp16`, 'float16', dims, () => toFloat16(produce()));
+    return this.g.op('Cast', [half], { to: 1 }, { name: `${name}.cast` });
+  }
+
+  /** A tensor as stored. */
+  tensor(name: string): string {
+    return this.add(name, this.shape(name), () => this.reader.get(name));
+  }
+
+  /** A Linear weight [out, in] transposed to [in, out] for MatMul. */
+  transposed(name: string): string {
+    const [rows, cols] = this.shape(name);
+    return this.add(`${name}.T`, [cols, rows], () => transpose(this.reader.get(name), rows, cols));
+  }
+}
+
+export function transpose(src: Float32Array, rows: number, cols: number): Float32Array {
+  const dst = new Float32Array(src.length);
+  const block = 64;
+  for (let r0 = 0; r0 < rows; r0 += block) {
+    for (let c0 = 0; c0 < cols; c0 += block) {
+      const rEnd = Math.min(r0 + block, rows);
+      const cEnd = Math.min(c0 + block, cols);
+      for (let r = r0; r < rEnd; r++) for (let c = c0; c < cEnd; c++) dst[c * rows + r] = src[r * cols + c];
+    }
+  }
+  return dst;
+}
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** IEEE float32 → float16 bits, round to nearest even. */
+export function toFloat16(src: Float32Array): Uint16Array {
+  const out = new Uint16Array(src.length);
+  for (let i = 0; i < src.length; i++) {
+    f32[0] = src[i];
+    const x = u32[0];
+    const sign = (x >>> 16) & 0x8000;
+    const exp = (x >>> 23) & 0xff;
+    let mant = x & 0x7fffff;
+    if (exp === 0xff) {
+      out[i] = sign | 0x7c00 | (mant ? 0x200 : 0);
+      continue;
+    }
+    const e = exp - 127 + 15;
+    if (e >= 0x1f) {
+      out[i] = sign | 0x7c00;
+    } else if (e <= 0) {
+      if (e < -10) {
+        out[i] = sign;
+        continue;
+      }
+      mant |= 0x800000;
+      const shift = 14 - e;
+      let half = mant >>> shift;
+      const rem = mant & ((1 << shift) - 1);
+      const mid = 1 << (shift - 1);
+      if (rem > mid || (rem === mid && half & 1)) half++;
+      out[i] = sign | half;
+    } else {
+      let half = (e << 10) | (mant >>> 13);
+      const rem = mant & 0x1fff;
+      if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half++;
+      out[i] = sign | half;
+    }
+  }
+  return out;
+}
+
+export function linear(w: WeightLoader, x: string, prefix: string, bias: boolean): string {
+  const y = w.g.op('MatMul', [x, w.transposed(`${prefix}.weight`)]);
+  return bias ? w.g.op('Add', [y, w.tensor(`${prefix}.bias`)]) : y;
+}
+
+export function layerNorm(w: WeightLoader, x: string, prefix: string, eps: number): string {
+  return w.g.op('LayerNormalization', [x, w.tensor(`${prefix}.weight`), w.tensor(`${prefix}.bias`)], {
+    axis: -1,
+    epsilon: float(eps),
+  });
+}
+
+/** RMSNorm as ONNX Runtime's fused SimplifiedLayerNormalization (registered in the ONNX domain). */
+export function rmsNorm(w: WeightLoader, x: string, weightName: string, eps: number): string {
+  return w.g.op('SimplifiedLayerNormalization', [x, w.tensor(weightName)], { axis: -1, epsilon: float(eps) });
+}
+
+export function activation(g: GraphBuilder, x: string, act: Activation): string {
+  switch (act) {
+    case 'gelu': {
+      // 0.5·x·(1 + erf(x/√2)), the exact GELU of torch.nn.functional.gelu.
+      const erf = g.op('Erf', [g.op('Mul', [x, g.scalar(Math.SQRT1_2)])]);
+      return g.op('Mul', [g.op('Mul', [x, g.scalar(0.5)]), g.op('Add', [erf, g.scalar(1)])]);
+    }
+    case 'gelu_tanh':
+      return g.op('FastGelu', [x], {}, { domain: MS_DOMAIN });
+    case 'quick_gelu':
+      return g.op('Mul', [x, g.op('Sigmoid', [g.op('Mul', [x, g.scalar(1.702)])])]);
+    case 'silu':
+      return g.op('Mul', [x, g.op('Sigmoid', [x])]);
+    case 'relu':
+      return g.op('Relu', [x]);
+  }
+}

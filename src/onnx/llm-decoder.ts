@@ -1,0 +1,142 @@
+import type { TextConfig } from '../model/vlm-config.js';
+import { float, GraphBuilder, MS_DOMAIN } from './graph-builder.js';
+import { activation, linear, rmsNorm, WeightLoader, type WeightDtype, type WeightReader } from './layers.js';
+import { llavaKeys } from './llava-keys.js';
+
+export interface SegmentSpec {
+  /** First decoder layer of the segment (inclusive). */
+  start: number;
+  /** Layer after the last one (exclusive). The segment that ends at L adds the final norm and LM head. */
+  end: number;
+  /** Output the last prompt token's attention row at layer end−1 (FastV). Valid for a prefill with no past. */
+  lastTokenAttention: boolean;
+}
+
+/** Graph input/output names shared by the builder and the segment runner. */
+export const SEGMENT_IO = {
+  hidden: 'hidden_states',
+  positions: 'position_ids',
+  seqlensK: 'seqlens_k',
+  totalLength: 'total_sequence_length',
+  hiddenOut: 'hidden_states_out',
+  logits: 'logits',
+  kappa: 'kappa',
+  lastTokenAttention: 'last_token_attention',
+  pastKey: (layer: number) => `past_key.${layer}`,
+  pastValue: (layer: number) => `past_value.${layer}`,
+  presentKey: (layer: number) => `present_key.${layer}`,
+  presentValue: (layer: number) => `present_value.${layer}`,
+} as const;
+
+/** Rotary tables for positions 0..maxPositions−1, [maxPositions, headDim/2] each, as HF Llama/Qwen2 compute them. */
+export function rotaryTables(headDim: number, theta: number, maxPositions: number): { cos: Float32Array; sin: Float32Array } {
+  const half = headDim / 2;
+  const cos = new Float32Array(maxPositions * half);
+  const sin = new Float32Array(maxPositions * half);
+  for (let i = 0; i < half; i++) {
+    // HF computes inv_freq in float32; mirroring that keeps long positions within the parity tolerance.
+    const invFreq = Math.fround(1 / Math.pow(theta, (2 * i) / headDim));
+    for (let p = 0; p < maxPositions; p++) {
+      const angle = Math.fround(p * invFreq);
+      cos[p * half + i] = Math.cos(angle);
+      sin[p * half + i] = Math.sin(angle);
+    }
+  }
+  return { cos, sin };
+}
+
+/**
+ * Decoder layers [start, end) of a Llama/Qwen2 model: explicit position ids (RoPE applied before the
+ * attention kernel, so pruned prompts keep their original positions), GroupQueryAttention with
+ * per-layer KV caches passed as both past and present (in-place append), and κ of the last layer.
+ */
+export function buildDecoderSegment(
+  cfg: TextConfig,
+  reader: WeightReader,
+  spec: SegmentSpec,
+  dtype: WeightDtype,
+  maxPositions: number,
+): GraphBuilder {
+  const g = new GraphBuilder(`decoder_${spec.start}_${spec.end}`);
+  const w = new WeightLoader(g, reader, dtype);
+  const keys = llavaKeys(reader);
+  const { hiddenSize: d, numHeads: nh, numKvHeads: kvh, headDim: hd } = cfg;
+  const isLast = spec.end === cfg.numLayers;
+
+  let x = g.input(SEGMENT_IO.hidden, 'float32', [1, 'seq', d]);
+  const positions = g.input(SEGMENT_IO.positions, 'int64', [1, 'seq']);
+  const seqlensK = g.input(SEGMENT_IO.seqlensK, 'int32', [1]);
+  const totalLength = g.input(SEGMENT_IO.totalLength, 'int32', []);
+
+  const { cos, sin } = rotaryTables(hd, cfg.ropeTheta, maxPositions);
+  const cosCache = g.weight('rotary_cos', 'float32', [maxPositions, hd / 2], () => cos);
+  const sinCache = g.weight('rotary_sin', 'float32', [maxPositions, hd / 2], () => sin);
+  const rotate = (t: string, heads: number) =>
+    g.op('RotaryEmbedding', [t, positions, cosCache, sinCache], { interleaved: 0, num_heads: heads }, { domain: MS_DOMAIN });
+
+  for (let layer = spec.start; layer < spec.end; layer++) {
+    const p = `${keys.text}.layers.${layer}`;
+    const h = rmsNorm(w, x, `${p}.input_layernorm.weight`, cfg.rmsNormEps);
+    const q = linear(w, h, `${p}.self_attn.q_proj`, cfg.qkvBias);
+    const k = linear(w, h, `${p}.self_attn.k_proj`, cfg.qkvBias);
+    const v = linear(w, h, `${p}.self_attn.v_proj`, cfg.qkvBias);
+    const qRot = rotate(q, nh);
+    const kRot = rotate(k, kvh);
+    const pastKey = g.input(SEGMENT_IO.pastKey(layer), 'float32', [1, kvh, 'max_seq', hd]);
+    const pastValue = g.input(SEGMENT_IO.pastValue(layer), 'float32', [1, kvh, 'max_seq', hd]);
+    const [attn, presentKey, presentValue] = g.opN(
+      'GroupQueryAttention',
+      [qRot, kRot, v, pastKey, pastValue, seqlensK, totalLength],
+      { num_heads: nh, kv_num_heads: kvh, scale: float(1 / Math.sqrt(hd)) },
+      [`attn_${layer}`, SEGMENT_IO.presentKey(layer), SEGMENT_IO.presentValue(layer)],
+      { domain: MS_DOMAIN },
+    );
+    g.output(presentKey, SEGMENT_IO.presentKey(layer), 'float32', [1, kvh, 'max_seq', hd]);
+    g.output(presentValue, SEGMENT_IO.presentValue(layer), 'float32', [1, kvh, 'max_seq', hd]);
+    x = g.op('Add', [x, linear(w, attn, `${p}.self_attn.o_proj`, false)]);
+
+    const h2 = rmsNorm(w, x, `${p}.post_attention_layernorm.weight`, cfg.rmsNormEps);
+    const gate = activation(g, linear(w, h2, `${p}.mlp.gate_proj`, cfg.mlpBias), cfg.act);
+    const up = linear(w, h2, `${p}.mlp.up_proj`, cfg.mlpBias);
+    x = g.op('Add', [x, linear(w, g.op('Mul', [gate, up]), `${p}.mlp.down_proj`, cfg.mlpBias)]);
+
+    if (layer === spec.end - 1) {
+      g.output(keyNorm(g, k, kvh, hd), SEGMENT_IO.kappa, 'float32', [1, 'seq']);
+      if (spec.lastTokenAttention) {
+        g.output(lastTokenAttention(g, qRot, kRot, nh, kvh, hd), SEGMENT_IO.lastTokenAttention, 'float32', [1, 'seq']);
+      }
+    }
+  }
+
+  if (isLast) {
+    const last = g.op('Slice', [x, g.int64([-1]), g.int64([Number.MAX_SAFE_INTEGER]), g.int64([1])]);
+    const normed = rmsNorm(w, last, `${keys.text}.norm.weight`, cfg.rmsNormEps);
+    const head = cfg.tieWordEmbeddings || !reader.has(keys.lmHead) ? `${keys.text}.embed_tokens.weight` : keys.lmHead;
+    g.output(g.op('MatMul', [normed, w.transposed(head)]), SEGMENT_IO.logits, 'float32', [1, 1, cfg.vocabSize]);
+  } else {
+    g.output(x, SEGMENT_IO.hiddenOut, 'float32', [1, 'seq', d]);
+  }
+  return g;
+}
+
+/** κ = ‖mean over KV heads of k‖₂ per token, on the key projection before RoPE (methods.md §0). */
+function keyNorm(g: GraphBuilder, k: string, kvh: number, hd: number): string {
+  const perHead = g.op('Reshape', [k, g.int64([0, 0, kvh, hd])]);
+  const mean = g.op('ReduceMean', [perHead, g.int64([2])], { keepdims: 0 });
+  return g.op('ReduceL2', [mean, g.int64([2])], { keepdims: 0 });
+}
+
+/**
+ * The last token's attention over the segment's own tokens at this layer, averaged over heads (FastV).
+ * One query row against all keys: never the full attention matrix.
+ */
+function lastTokenAttention(g: GraphBuilder, qRot: string, kRot: string, nh: number, kvh: number, hd: number): string {
+  const group = nh / kvh;
+  const qLast = g.op('Slice', [qRot, g.int64([-1]), g.int64([Number.MAX_SAFE_INTEGER]), g.int64([1])]);
+  const q = g.op('Reshape', [qLast, g.int64([kvh, group, hd])]);
+  const kHeads = g.op('Transpose', [g.op('Reshape', [kRot, g.int64([-1, kvh, hd])])], { perm: [1, 2, 0] });
+  const scores = g.op('Mul', [g.op('MatMul', [q, kHeads]), g.scalar(1 / Math.sqrt(hd))]);
+  const probs = g.op('Softmax', [scores], { axis: -1 });
+  const mean = g.op('ReduceMean', [probs, g.int64([0, 1])], { keepdims: 0 });
+  return g.op('Unsqueeze', [mean, g.int64([0])]);
+}
