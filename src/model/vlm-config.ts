@@ -38,6 +38,8 @@ export interface TextConfig {
   ropeTheta: number;
   /** Qwen2: q/k/v projections have a bias. */
   qkvBias: boolean;
+  /** Llama `attention_bias` also puts a bias on o_proj (Qwen2 never does). */
+  oProjBias: boolean;
   mlpBias: boolean;
   act: Activation;
   tieWordEmbeddings: boolean;
@@ -61,6 +63,6 @@ export interface VlmConfig {
   text: TextConfig;
   projector: ProjectorConfig;
   imageTokenId: number;
-  /** Visual tokens per frame after the select strategy (gridSize² for our families). */
+  /** Visual tokens per frame after the select strategy: gridSize² for CLIP 'default' and SigLIP 'full'. */
   tokensPerImage: number;
 }

@@ -1,0 +1,114 @@
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { ModelError } from '../errors.js';
+import { loadChatTemplate, type ChatTemplate } from './chat-template.js';
+import { readVlmConfig } from './config.js';
+import { isObject } from './json-file.js';
+import { readProcessorConfig, type ProcessorConfig } from './processor-config.js';
+import { openWeights, type WeightStore } from './safetensors.js';
+import { loadTokenizer, type TextTokenizer } from './tokenizer.js';
+import type { VlmConfig } from './vlm-config.js';
+
+export interface Checkpoint {
+  dir: string;
+  config: VlmConfig;
+  weights: WeightStore;
+  tokenizer: TextTokenizer;
+  chatTemplate: ChatTemplate;
+  processor: ProcessorConfig;
+  /** What built graphs depend on: config.json and the weight files (index first when sharded). */
+  sourceFiles: string[];
+}
+
+const DOWNLOAD_HINT = 'download the complete checkpoint, e.g. `huggingface-cli download <repo> --local-dir <dir>`';
+
+/** Loads a Hugging Face llava checkpoint folder. Close `weights` when done. */
+export function loadCheckpoint(dir: string): Checkpoint {
+  const root = resolve(dir);
+  if (!existsSync(root) || !statSync(root).isDirectory()) {
+    throw new ModelError(`checkpoint folder ${root} does not exist`, DOWNLOAD_HINT);
+  }
+  for (const name of ['config.json', 'tokenizer.json', 'tokenizer_config.json']) {
+    if (!existsSync(join(root, name))) throw new ModelError(`${join(root, name)} is missing`, DOWNLOAD_HINT);
+  }
+  const config = readVlmConfig(root);
+  const tokenizer = loadTokenizer(root);
+  const chatTemplate = loadChatTemplate(root, tokenizer.specialTokens);
+  const processor = readProcessorConfig(root, config.vision);
+  const weights = openWeights(root);
+  try {
+    checkEmbedding(config, weights);
+  } catch (err) {
+    weights.close();
+    throw err;
+  }
+  return { dir: root, config, weights, tokenizer, chatTemplate, processor, sourceFiles: [join(root, 'config.json'), ...weights.files] };
+}
+
+/** A cheap consistency check that catches a config.json that belongs to another checkpoint. */
+function checkEmbedding(config: VlmConfig, weights: WeightStore): void {
+  const name = ['language_model.model.embed_tokens.weight', 'model.language_model.embed_tokens.weight'].find((n) => weights.has(n));
+  if (!name) return;
+  const [vocab, hidden] = weights.shape(name);
+  const t = config.text;
+  if (vocab !== t.vocabSize || hidden !== t.hiddenSize) {
+    throw new ModelError(
+      `${name} is ${vocab}×${hidden} but config.json says vocab_size ${t.vocabSize}, hidden_size ${t.hiddenSize}`,
+      'config.json and the weights do not belong together: download the checkpoint again',
+    );
+  }
+}
+
+export interface SourceFileHash {
+  /** Path relative to the checkpoint folder. */
+  file: string;
+  size: number;
+  sha256: string;
+}
+
+interface CacheEntry {
+  size: number;
+  mtimeMs: number;
+  sha256: string;
+}
+
+/**
+ * sha256 of each file, streamed. Hashing runs at roughly 1 GB/s, i.e. seconds for a multi-GB
+ * checkpoint, so with `cachePath` a file whose size and mtime have not changed since it was last
+ * hashed reuses the recorded hash (the same trust `make` puts in mtimes); the cache is rewritten
+ * after hashing.
+ */
+export async function hashSourceFiles(checkpoint: Pick<Checkpoint, 'dir' | 'sourceFiles'>, cachePath?: string): Promise<SourceFileHash[]> {
+  const cache = cachePath ? readCache(cachePath) : {};
+  const result: SourceFileHash[] = [];
+  for (const path of checkpoint.sourceFiles) {
+    const abs = resolve(path);
+    const { size, mtimeMs } = statSync(abs);
+    const cached = cache[abs];
+    const sha256 = cached && cached.size === size && cached.mtimeMs === mtimeMs ? cached.sha256 : await sha256File(abs);
+    cache[abs] = { size, mtimeMs, sha256 };
+    result.push({ file: relative(checkpoint.dir, abs), size, sha256 });
+  }
+  if (cachePath) writeFileSync(cachePath, JSON.stringify(cache, null, 1));
+  return result;
+}
+
+function readCache(path: string): Record<string, CacheEntry> {
+  try {
+    const value: unknown = JSON.parse(readFileSync(path, 'utf8'));
+    return isObject(value) ? (value as Record<string, CacheEntry>) : {};
+  } catch {
+    return {}; // a missing or damaged cache only costs a rehash
+  }
+}
+
+function sha256File(path: string): Promise<string> {
+  return new Promise((done, fail) => {
+    const hash = createHash('sha256');
+    createReadStream(path, { highWaterMark: 4 << 20 })
+      .on('data', (chunk) => hash.update(chunk))
+      .on('error', (err) => fail(new ModelError(`cannot read ${path}: ${err.message}`, 'check that the file exists and is readable')))
+      .on('end', () => done(hash.digest('hex')));
+  });
+}

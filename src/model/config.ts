@@ -1,0 +1,179 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { ModelError } from '../errors.js';
+import { JsonFields, readJsonObject } from './json-file.js';
+import type { Activation, TextConfig, TextFamily, VisionConfig, VisionFamily, VlmConfig } from './vlm-config.js';
+
+const MISSING_HINT = 'download the complete Hugging Face checkpoint (config.json, *.safetensors, tokenizer files)';
+
+const VISION_MODEL_TYPES: Record<string, VisionFamily> = { clip_vision_model: 'clip', siglip_vision_model: 'siglip' };
+const TEXT_MODEL_TYPES: Record<string, TextFamily> = { llama: 'llama', qwen2: 'qwen2' };
+
+const ACTIVATIONS: Record<string, Activation> = {
+  gelu: 'gelu',
+  gelu_pytorch_tanh: 'gelu_tanh',
+  gelu_new: 'gelu_tanh',
+  gelu_fast: 'gelu_tanh',
+  quick_gelu: 'quick_gelu',
+  silu: 'silu',
+  swish: 'silu',
+  relu: 'relu',
+};
+
+/*
+ * Defaults are those of the transformers 4.46 config classes: published checkpoints such as
+ * llava-hf/llava-1.5-7b-hf leave most text_config / vision_config sizes out and rely on them.
+ */
+const VISION_DEFAULTS = {
+  clip: { hidden: 768, intermediate: 3072, layers: 12, heads: 12, image: 224, patch: 32, act: 'quick_gelu', eps: 1e-5 },
+  siglip: { hidden: 768, intermediate: 3072, layers: 12, heads: 12, image: 224, patch: 16, act: 'gelu_pytorch_tanh', eps: 1e-6 },
+} as const;
+
+const TEXT_DEFAULTS = {
+  llama: { vocab: 32000, hidden: 4096, intermediate: 11008, layers: 32, heads: 32, maxPos: 2048, bos: 1, eos: [2] },
+  qwen2: { vocab: 151936, hidden: 4096, intermediate: 22016, layers: 32, heads: 32, maxPos: 32768, bos: null, eos: [] },
+} as const;
+
+/** Reads a Hugging Face `llava` config.json (and generation_config.json when present). */
+export function readVlmConfig(dir: string): VlmConfig {
+  const file = join(dir, 'config.json');
+  const root = new JsonFields(file, readJsonObject(file, MISSING_HINT));
+
+  const modelType = root.str('model_type');
+  if (modelType !== 'llava') {
+    throw new ModelError(
+      `${file}: model_type "${modelType}" is not supported; supported: llava`,
+      'use a LLaVA-format checkpoint (CLIP or SigLIP vision tower, Llama or Qwen2 language model)',
+    );
+  }
+
+  const selectStrategy = root.str('vision_feature_select_strategy', 'default');
+  if (selectStrategy !== 'default' && selectStrategy !== 'full') {
+    return root.fail('vision_feature_select_strategy', `must be "default" or "full", got "${selectStrategy}"`);
+  }
+  const vision = readVision(root.sub('vision_config'), root, selectStrategy);
+  const text = readText(root.sub('text_config'), readGenerationEos(dir));
+
+  const positions = vision.gridSize ** 2 + (vision.hasClassToken ? 1 : 0);
+  return {
+    modelType: 'llava',
+    vision,
+    text,
+    projector: {
+      act: activation(root, 'projector_hidden_act', 'gelu'),
+      inputSize: vision.hiddenSize,
+      hiddenSize: text.hiddenSize,
+      outputSize: text.hiddenSize,
+      bias: root.bool('multimodal_projector_bias', true),
+    },
+    imageTokenId: root.int('image_token_index', 32000, 0),
+    // HF's 'default' strategy drops the first token whatever it is (for SigLIP that is a patch).
+    tokensPerImage: positions - (selectStrategy === 'default' ? 1 : 0),
+  };
+}
+
+function readVision(f: JsonFields, root: JsonFields, selectStrategy: VisionConfig['selectStrategy']): VisionConfig {
+  const modelType = f.str('model_type', 'clip_vision_model');
+  const family = VISION_MODEL_TYPES[modelType];
+  if (!family) {
+    throw new ModelError(
+      `${f.file}: vision_config.model_type "${modelType}" is not supported; supported: ${Object.keys(VISION_MODEL_TYPES).join(', ')}`,
+      'use a LLaVA checkpoint with a CLIP or SigLIP vision tower',
+    );
+  }
+  const d = VISION_DEFAULTS[family];
+  const hiddenSize = f.int('hidden_size', d.hidden);
+  const numHeads = f.int('num_attention_heads', d.heads);
+  if (hiddenSize % numHeads !== 0) f.fail('num_attention_heads', `(${numHeads}) must divide hidden_size (${hiddenSize})`);
+  const imageSize = f.int('image_size', d.image);
+  const patchSize = f.int('patch_size', d.patch);
+  if (imageSize % patchSize !== 0) f.fail('patch_size', `(${patchSize}) must divide image_size (${imageSize})`);
+  const numLayers = f.int('num_hidden_layers', d.layers);
+
+  // hidden_states has numLayers + 1 entries (0 = embeddings); a negative index counts from the end.
+  const layer = root.signedInt('vision_feature_layer', -2);
+  const featureLayer = layer < 0 ? numLayers + 1 + layer : layer;
+  if (featureLayer < 1 || featureLayer > numLayers) {
+    root.fail('vision_feature_layer', `(${layer}) must select an encoder layer output, 1..${numLayers} or -1..-${numLayers}`);
+  }
+  return {
+    family,
+    hiddenSize,
+    intermediateSize: f.int('intermediate_size', d.intermediate),
+    numLayers,
+    numHeads,
+    imageSize,
+    patchSize,
+    numChannels: f.int('num_channels', 3),
+    layerNormEps: f.positive('layer_norm_eps', d.eps),
+    act: activation(f, 'hidden_act', d.act),
+    hasClassToken: family === 'clip',
+    featureLayer,
+    selectStrategy,
+    gridSize: imageSize / patchSize,
+  };
+}
+
+function readText(f: JsonFields, generationEos: number[]): TextConfig {
+  const modelType = f.str('model_type', 'llama');
+  const family = TEXT_MODEL_TYPES[modelType];
+  if (!family) {
+    throw new ModelError(
+      `${f.file}: text_config.model_type "${modelType}" is not supported; supported: ${Object.keys(TEXT_MODEL_TYPES).join(', ')}`,
+      'use a LLaVA checkpoint with a Llama or Qwen2 language model',
+    );
+  }
+  const d = TEXT_DEFAULTS[family];
+  const hiddenSize = f.int('hidden_size', d.hidden);
+  const numHeads = f.int('num_attention_heads', d.heads);
+  const numKvHeads = f.int('num_key_value_heads', numHeads);
+  if (numHeads % numKvHeads !== 0) f.fail('num_key_value_heads', `(${numKvHeads}) must divide num_attention_heads (${numHeads})`);
+  const headDim = f.int('head_dim', Math.floor(hiddenSize / numHeads));
+  if (!f.has('head_dim') && hiddenSize % numHeads !== 0) f.fail('num_attention_heads', `(${numHeads}) must divide hidden_size (${hiddenSize})`);
+
+  if (f.has('rope_scaling')) {
+    const scaling = f.sub('rope_scaling');
+    const type = scaling.str('rope_type', scaling.str('type', 'default'));
+    if (type !== 'default') f.fail('rope_scaling', `type "${type}" is not supported (only plain RoPE)`);
+  }
+  if (family === 'qwen2' && f.bool('use_sliding_window', false)) f.fail('use_sliding_window', 'true is not supported');
+
+  const attentionBias = family === 'llama' && f.bool('attention_bias', false);
+  // An explicit null means "none"; only an absent key takes the class default.
+  const bos = !('bos_token_id' in f.obj) ? d.bos : f.has('bos_token_id') ? f.int('bos_token_id', undefined, 0) : null;
+  const configEos = 'eos_token_id' in f.obj ? f.idList('eos_token_id') : d.eos;
+  return {
+    family,
+    hiddenSize,
+    intermediateSize: f.int('intermediate_size', d.intermediate),
+    numLayers: f.int('num_hidden_layers', d.layers),
+    numHeads,
+    numKvHeads,
+    headDim,
+    vocabSize: f.int('vocab_size', d.vocab),
+    rmsNormEps: f.positive('rms_norm_eps', 1e-6),
+    ropeTheta: f.positive('rope_theta', 10000),
+    qkvBias: family === 'qwen2' || attentionBias,
+    oProjBias: attentionBias,
+    mlpBias: family === 'llama' && f.bool('mlp_bias', false),
+    act: activation(f, 'hidden_act', 'silu'),
+    tieWordEmbeddings: f.bool('tie_word_embeddings', false),
+    maxPositionEmbeddings: f.int('max_position_embeddings', d.maxPos),
+    bosTokenId: bos,
+    // generate() stops on generation_config's ids; keep the config's too when they differ.
+    eosTokenIds: [...new Set([...generationEos, ...configEos])],
+  };
+}
+
+function readGenerationEos(dir: string): number[] {
+  const file = join(dir, 'generation_config.json');
+  if (!existsSync(file)) return [];
+  return new JsonFields(file, readJsonObject(file, MISSING_HINT)).idList('eos_token_id');
+}
+
+function activation(f: JsonFields, key: string, fallback: string): Activation {
+  const name = f.str(key, fallback);
+  const act = ACTIVATIONS[name];
+  if (!act) f.fail(key, `"${name}" is not a supported activation (${Object.keys(ACTIVATIONS).join(', ')})`);
+  return act;
+}
