@@ -1,0 +1,83 @@
+import { Worker } from 'node:worker_threads';
+import type { GraphManifest } from '../onnx/convert.js';
+import type { RuntimeOptions } from './ort-session.js';
+import type { VisualAnswer, VisualQuery } from './visual-query.js';
+import { deserializeError, type WorkerReply } from './worker-protocol.js';
+
+interface Pending {
+  resolve: (a: VisualAnswer) => void;
+  reject: (e: Error) => void;
+  onToken?: (token: number) => void;
+}
+
+/**
+ * The main thread's handle on the inference worker. Queries run one at a time in the worker (they
+ * share its sessions and cores); tokens stream back as they are generated.
+ */
+export class InferenceClient {
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private tail: Promise<unknown> = Promise.resolve();
+
+  private constructor(private readonly worker: Worker) {
+    worker.on('message', (msg: WorkerReply) => this.onReply(msg));
+    worker.on('error', (err) => this.failAll(err));
+    worker.on('exit', (code) => this.failAll(new Error(`the inference worker exited (code ${code})`)));
+  }
+
+  static async start(dir: string, manifest: GraphManifest, runtime: RuntimeOptions): Promise<InferenceClient> {
+    const worker = new Worker(new URL('./inference-worker.js', import.meta.url));
+    const client = new InferenceClient(worker);
+    await new Promise<void>((resolve, reject) => {
+      const onMessage = (msg: WorkerReply) => {
+        if (msg.type === 'opened') resolve();
+        else if (msg.type === 'error') reject(deserializeError(msg.error));
+        else return;
+        worker.off('message', onMessage);
+      };
+      worker.on('message', onMessage);
+      worker.once('error', reject);
+      worker.postMessage({ type: 'open', dir, manifest, runtime });
+    }).catch(async (err) => {
+      await worker.terminate();
+      throw err;
+    });
+    return client;
+  }
+
+  query(query: VisualQuery, onToken?: (token: number) => void): Promise<VisualAnswer> {
+    const run = () =>
+      new Promise<VisualAnswer>((resolve, reject) => {
+        const id = this.nextId++;
+        this.pending.set(id, { resolve, reject, onToken });
+        // The pixels are copied so the caller keeps its array; they are small next to the model.
+        const pixels = query.pixels.slice();
+        this.worker.postMessage({ type: 'query', id, query: { ...query, pixels } }, [pixels.buffer]);
+      });
+    const result = this.tail.then(run, run);
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
+
+  async close(): Promise<void> {
+    this.worker.removeAllListeners('exit');
+    await this.worker.terminate();
+  }
+
+  private onReply(msg: WorkerReply): void {
+    if (msg.type === 'token') this.pending.get(msg.id)?.onToken?.(msg.token);
+    else if (msg.type === 'answer') this.settle(msg.id)?.resolve(msg.answer);
+    else if (msg.type === 'error' && msg.id !== undefined) this.settle(msg.id)?.reject(deserializeError(msg.error));
+  }
+
+  private settle(id: number): Pending | undefined {
+    const p = this.pending.get(id);
+    this.pending.delete(id);
+    return p;
+  }
+
+  private failAll(err: Error): void {
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+  }
+}

@@ -1,0 +1,43 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { hashSourceFiles, loadCheckpoint, type Checkpoint } from '../model/checkpoint.js';
+import { convertCheckpoint, defaultBoundaries, defaultGraphDir, normaliseBoundaries, type ConvertOptions, type GraphManifest } from '../onnx/convert.js';
+import type { WeightDtype } from '../onnx/layers.js';
+
+export interface PrepareOptions {
+  dtype?: WeightDtype;
+  boundaries?: number[];
+  /** Where graphs go; default: beside the checkpoint (or the user cache when it is read-only). */
+  graphDir?: string;
+  force?: boolean;
+  onProgress?: ConvertOptions['onProgress'];
+}
+
+export interface PreparedModel {
+  checkpoint: Checkpoint;
+  graphDir: string;
+  manifest: GraphManifest;
+  /** False when cached graphs were reused. */
+  converted: boolean;
+}
+
+/** Loads a checkpoint and makes sure its graphs exist and match it (converting on first use). */
+export async function prepareModel(modelDir: string, opts: PrepareOptions = {}): Promise<PreparedModel> {
+  const checkpoint = loadCheckpoint(modelDir);
+  const dtype = opts.dtype ?? 'fp32';
+  const L = checkpoint.config.text.numLayers;
+  const boundaries = opts.boundaries ? normaliseBoundaries(opts.boundaries, L) : defaultBoundaries(L);
+  const graphDir = opts.graphDir ?? defaultGraphDir(checkpoint.dir, dtype, boundaries);
+  mkdirSync(graphDir, { recursive: true });
+  const hashCache = join(graphDir, 'source-hashes.json');
+  const { dir, manifest, reused } = await convertCheckpoint(
+    {
+      dir: checkpoint.dir,
+      config: checkpoint.config,
+      weights: checkpoint.weights,
+      hashSourceFiles: async () => Object.fromEntries((await hashSourceFiles(checkpoint, hashCache)).map((h) => [h.file, h.sha256])),
+    },
+    { outDir: graphDir, dtype, boundaries, force: opts.force, onProgress: opts.onProgress },
+  );
+  return { checkpoint, graphDir: dir, manifest, converted: !reused };
+}

@@ -1,0 +1,59 @@
+import { ModelError } from '../errors.js';
+import type { ChatContent, ChatTemplate } from '../model/chat-template.js';
+import type { TextTokenizer } from '../model/tokenizer.js';
+
+export interface PromptFrame {
+  timestampS: number;
+}
+
+export interface ImageSpan {
+  frame: number;
+  /** First prompt position of the frame's visual tokens. */
+  start: number;
+  length: number;
+}
+
+export interface BuiltPrompt {
+  text: string;
+  ids: number[];
+  imageSpans: ImageSpan[];
+}
+
+/**
+ * Frames in order (each image item carries its 1-based index and timestamp, for templates that print
+ * them), then the question, through the checkpoint's chat template; each image token is then expanded
+ * to the encoder's tokens per image, as Hugging Face's llava processor does.
+ */
+export function buildPrompt(
+  tokenizer: TextTokenizer,
+  template: ChatTemplate,
+  imageTokenId: number,
+  tokensPerImage: number,
+  frames: readonly PromptFrame[],
+  question: string,
+): BuiltPrompt {
+  const content: ChatContent[] = [
+    ...frames.map((f, i): ChatContent => ({ type: 'image', index: i + 1, timestamp: Math.round(f.timestampS * 100) / 100 })),
+    { type: 'text', text: question },
+  ];
+  const text = template.renderChat([{ role: 'user', content }], { addGenerationPrompt: true });
+  const rendered = tokenizer.encode(text);
+  const found = rendered.filter((id) => id === imageTokenId).length;
+  if (found !== frames.length) {
+    throw new ModelError(
+      `the chat template placed ${found} image token(s) for ${frames.length} frame(s)`,
+      `the template must print the image token (id ${imageTokenId}) once per {type: "image"} content item`,
+    );
+  }
+  const ids: number[] = [];
+  const imageSpans: ImageSpan[] = [];
+  for (const id of rendered) {
+    if (id !== imageTokenId) {
+      ids.push(id);
+      continue;
+    }
+    imageSpans.push({ frame: imageSpans.length, start: ids.length, length: tokensPerImage });
+    for (let k = 0; k < tokensPerImage; k++) ids.push(imageTokenId);
+  }
+  return { text, ids, imageSpans };
+}
