@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { join, relative, resolve } from 'node:path';
+import { createReadStream, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join, relative, resolve } from 'node:path';
 import { ModelError } from '../errors.js';
 import { loadChatTemplate, type ChatTemplate } from './chat-template.js';
 import { readVlmConfig } from './config.js';
@@ -19,6 +20,8 @@ export interface Checkpoint {
   processor: ProcessorConfig;
   /** What built graphs depend on: config.json and the weight files (index first when sharded). */
   sourceFiles: string[];
+  /** sha256 of `sourceFiles` (relative path → hex), see hashFiles. */
+  hashSourceFiles(cachePath?: string | null): Promise<Record<string, string>>;
 }
 
 const DOWNLOAD_HINT = 'download the complete checkpoint, e.g. `huggingface-cli download <repo> --local-dir <dir>`';
@@ -43,7 +46,17 @@ export function loadCheckpoint(dir: string): Checkpoint {
     weights.close();
     throw err;
   }
-  return { dir: root, config, weights, tokenizer, chatTemplate, processor, sourceFiles: [join(root, 'config.json'), ...weights.files] };
+  const sourceFiles = [join(root, 'config.json'), ...weights.files];
+  return {
+    dir: root,
+    config,
+    weights,
+    tokenizer,
+    chatTemplate,
+    processor,
+    sourceFiles,
+    hashSourceFiles: (cachePath?: string | null) => hashFiles(root, sourceFiles, cachePath),
+  };
 }
 
 /** A cheap consistency check that catches a config.json that belongs to another checkpoint. */
@@ -60,38 +73,47 @@ function checkEmbedding(config: VlmConfig, weights: WeightStore): void {
   }
 }
 
-export interface SourceFileHash {
-  /** Path relative to the checkpoint folder. */
-  file: string;
-  size: number;
-  sha256: string;
-}
-
 interface CacheEntry {
   size: number;
   mtimeMs: number;
   sha256: string;
 }
 
+/** Per-user cache of source file hashes, keyed by absolute path. */
+export function defaultHashCachePath(): string {
+  return join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'vlm-sieve', 'source-hashes.json');
+}
+
 /**
- * sha256 of each file, streamed. Hashing runs at roughly 1 GB/s, i.e. seconds for a multi-GB
- * checkpoint, so with `cachePath` a file whose size and mtime have not changed since it was last
- * hashed reuses the recorded hash (the same trust `make` puts in mtimes); the cache is rewritten
- * after hashing.
+ * sha256 of each file (relative path → hex), streamed. Hashing runs at roughly 1 GB/s, i.e. seconds
+ * for every run on a multi-GB checkpoint, so a file whose size and mtime match the cache entry from
+ * its last hashing reuses that hash (the trust `make` puts in mtimes; a checkpoint is replaced by
+ * downloading new files, not edited in place). `cachePath: null` always hashes.
  */
-export async function hashSourceFiles(checkpoint: Pick<Checkpoint, 'dir' | 'sourceFiles'>, cachePath?: string): Promise<SourceFileHash[]> {
+export async function hashFiles(dir: string, files: readonly string[], cachePath: string | null = defaultHashCachePath()): Promise<Record<string, string>> {
   const cache = cachePath ? readCache(cachePath) : {};
-  const result: SourceFileHash[] = [];
-  for (const path of checkpoint.sourceFiles) {
+  const result: Record<string, string> = {};
+  for (const path of files) {
     const abs = resolve(path);
     const { size, mtimeMs } = statSync(abs);
     const cached = cache[abs];
     const sha256 = cached && cached.size === size && cached.mtimeMs === mtimeMs ? cached.sha256 : await sha256File(abs);
     cache[abs] = { size, mtimeMs, sha256 };
-    result.push({ file: relative(checkpoint.dir, abs), size, sha256 });
+    result[relative(dir, abs)] = sha256;
   }
-  if (cachePath) writeFileSync(cachePath, JSON.stringify(cache, null, 1));
+  if (cachePath) writeCache(cachePath, cache);
   return result;
+}
+
+function writeCache(path: string, cache: Record<string, CacheEntry>): void {
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+    const partial = `${path}.${process.pid}.partial`;
+    writeFileSync(partial, JSON.stringify(cache));
+    renameSync(partial, path); // atomic, so concurrent runs never read half a file
+  } catch {
+    // an unwritable cache only costs a rehash next time
+  }
 }
 
 function readCache(path: string): Record<string, CacheEntry> {
