@@ -58,7 +58,7 @@ const WORDS = [
 const CHAT_TEMPLATE =
   "{{ bos_token }}{% for message in messages %}{{ message['role'] }}:" +
   "{% for item in message['content'] %}{% if item['type'] == 'image' %} frame {{ item['index'] }} <image>" +
-  "{% elif item['type'] == 'text' %} {{ item['text'] }}{% endif %}{% endfor %}\n{% endfor %}" +
+  "{% elif item['type'] == 'text' %} {{ item['text'] }}{% endif %}{% endfor %}{{ '\\n' }}{% endfor %}" +
   '{% if add_generation_prompt %}assistant:{% endif %}';
 
 const TORCH_DTYPE: Record<FloatDtype, string> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
