@@ -1,6 +1,4 @@
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { hashSourceFiles, loadCheckpoint, type Checkpoint } from '../model/checkpoint.js';
+import { loadCheckpoint, type Checkpoint } from '../model/checkpoint.js';
 import { convertCheckpoint, defaultBoundaries, defaultGraphDir, normaliseBoundaries, type ConvertOptions, type GraphManifest } from '../onnx/convert.js';
 import type { WeightDtype } from '../onnx/layers.js';
 
@@ -28,14 +26,12 @@ export async function prepareModel(modelDir: string, opts: PrepareOptions = {}):
   const L = checkpoint.config.text.numLayers;
   const boundaries = opts.boundaries ? normaliseBoundaries(opts.boundaries, L) : defaultBoundaries(L);
   const graphDir = opts.graphDir ?? defaultGraphDir(checkpoint.dir, dtype, boundaries);
-  mkdirSync(graphDir, { recursive: true });
-  const hashCache = join(graphDir, 'source-hashes.json');
   const { dir, manifest, reused } = await convertCheckpoint(
     {
       dir: checkpoint.dir,
       config: checkpoint.config,
       weights: checkpoint.weights,
-      hashSourceFiles: async () => Object.fromEntries((await hashSourceFiles(checkpoint, hashCache)).map((h) => [h.file, h.sha256])),
+      hashSourceFiles: () => checkpoint.hashSourceFiles(),
     },
     { outDir: graphDir, dtype, boundaries, force: opts.force, onProgress: opts.onProgress },
   );

@@ -1,0 +1,153 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { prepareModel } from '../engine/prepare-model.js';
+import { createSession, tensor, type RuntimeOptions } from '../engine/ort-session.js';
+import { VlmRunner } from '../engine/vlm-runner.js';
+import { writeRandomCheckpoint } from '../model/random-checkpoint.js';
+import type { TextConfig } from '../model/vlm-config.js';
+import { GraphBuilder } from '../onnx/graph-builder.js';
+import { writeModel } from '../onnx/model-writer.js';
+import { formatBytes, parseInteger } from './cli-output.js';
+
+/** Qwen2-0.5B's language model shape (the vocabulary is configurable to keep the files small). */
+const QWEN2_05B = { hiddenSize: 896, numLayers: 24, numHeads: 14, numKvHeads: 2, intermediateSize: 4864 };
+
+interface LlmBenchOptions {
+  promptTokens: number;
+  contexts: number[];
+  decodeSteps: number;
+  vocab: number;
+  threads: number;
+  keep?: boolean;
+}
+
+/** Multiply–accumulate FLOPs of a prefill of `s` tokens (projections, MLP, causal attention, last-row LM head). */
+export function prefillFlops(t: TextConfig, s: number): number {
+  const d = t.hiddenSize;
+  const qkvo = 2 * d * (t.numHeads * t.headDim) + 2 * d * (t.numKvHeads * t.headDim);
+  const mlp = 3 * d * t.intermediateSize;
+  const attention = 2 * t.numHeads * t.headDim * ((s * (s + 1)) / 2);
+  return t.numLayers * (2 * s * (qkvo + mlp) + attention) + 2 * d * t.vocabSize;
+}
+
+async function matmulRate(dir: string, runtime: RuntimeOptions, m: number, k: number, n: number): Promise<number> {
+  const g = new GraphBuilder('matmul');
+  const a = g.input('a', 'float32', [m, k]);
+  const w = new Float32Array(k * n).map((_, i) => ((i * 2654435761) % 1000) / 1000 - 0.5);
+  g.output(g.op('MatMul', [a, g.weight('b', 'float32', [k, n], () => w)]), 'c', 'float32', [m, n]);
+  const path = join(dir, 'matmul.onnx');
+  writeModel(g, path);
+  const session = await createSession(path, runtime);
+  const input = { a: tensor.f32(new Float32Array(m * k).fill(0.01), [m, k]) };
+  await session.run(input);
+  const times: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const t0 = performance.now();
+    await session.run(input);
+    times.push(performance.now() - t0);
+  }
+  await session.release();
+  return (2 * m * k * n) / (Math.min(...times) / 1000) / 1e9;
+}
+
+async function benchLlm(opts: LlmBenchOptions): Promise<void> {
+  const work = mkdtempSync(join(tmpdir(), 'sieve-bench-'));
+  const runtime: RuntimeOptions = { ep: 'cpu', threads: opts.threads };
+  const log = (s: string) => process.stderr.write(`${s}\n`);
+  try {
+    log(`writing a random checkpoint of Qwen2-0.5B's shape (vocab ${opts.vocab}) to ${work}`);
+    const ckptDir = join(work, 'checkpoint');
+    writeRandomCheckpoint(ckptDir, {
+      vision: { family: 'siglip', hiddenSize: 64, intermediateSize: 128, numLayers: 2, numHeads: 4, imageSize: 32, patchSize: 8 },
+      text: { family: 'qwen2', ...QWEN2_05B, vocabSize: opts.vocab },
+      seed: 7,
+    });
+    log('building graphs');
+    const prepared = await prepareModel(ckptDir, { graphDir: join(work, 'graphs') });
+    prepared.checkpoint.weights.close();
+    const text = prepared.manifest.config.text;
+    const runner = await VlmRunner.open(prepared.graphDir, prepared.manifest, runtime);
+    const d = text.hiddenSize;
+    const randomHidden = (rows: number) => new Float32Array(rows * d).map(() => Math.random() * 0.2 - 0.1);
+    const positions = (rows: number) => Array.from({ length: rows }, (_, i) => i);
+
+    const maxContext = Math.max(...opts.contexts);
+    log(`matmul reference (${opts.promptTokens}×${d} · ${d}×${text.intermediateSize})`);
+    const matmulGflops = await matmulRate(work, runtime, opts.promptTokens, d, text.intermediateSize);
+
+    log(`prefill of ${opts.promptTokens} tokens`);
+    const prefillMs: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const h = randomHidden(opts.promptTokens);
+      const t0 = performance.now();
+      await runner.prefill(h, positions(opts.promptTokens), 1);
+      prefillMs.push(performance.now() - t0);
+    }
+    const bestPrefill = Math.min(...prefillMs);
+    const prefillGflops = prefillFlops(text, opts.promptTokens) / (bestPrefill / 1000) / 1e9;
+
+    const decode: { context: number; msPerToken: number }[] = [];
+    for (const context of opts.contexts) {
+      log(`decode at ${context} tokens of context`);
+      await runner.prefill(randomHidden(context), positions(context), opts.decodeSteps + 1);
+      await runner.decode(1, context);
+      const t0 = performance.now();
+      for (let s = 1; s <= opts.decodeSteps; s++) await runner.decode(1 + s, context + s);
+      decode.push({ context, msPerToken: (performance.now() - t0) / opts.decodeSteps });
+    }
+    await runner.release();
+    const flat = decode[decode.length - 1].msPerToken / decode[0].msPerToken;
+    const peakRss = process.resourceUsage().maxRSS * 1024;
+
+    const result = {
+      model: { shape: 'Qwen2-0.5B', ...QWEN2_05B, vocab: opts.vocab },
+      threads: opts.threads || 'auto',
+      matmulGflops,
+      prefill: { tokens: opts.promptTokens, ms: bestPrefill, tokensPerS: opts.promptTokens / (bestPrefill / 1000), gflops: prefillGflops, ofMatmul: prefillGflops / matmulGflops },
+      decode: decode.map((x) => ({ ...x, tokensPerS: 1000 / x.msPerToken })),
+      decodeRatioLongestToShortest: flat,
+      peakRssBytes: peakRss,
+      maxContext,
+    };
+    const out = join('bench', 'results');
+    mkdirSync(out, { recursive: true });
+    const file = join(out, `llm-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+    writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+
+    console.log(`MatMul ${opts.promptTokens}×${d}·${d}×${text.intermediateSize}: ${matmulGflops.toFixed(1)} GFLOP/s`);
+    console.log(
+      `prefill ${opts.promptTokens} tokens: ${bestPrefill.toFixed(0)} ms, ${result.prefill.tokensPerS.toFixed(1)} tokens/s, ` +
+        `${prefillGflops.toFixed(1)} GFLOP/s = ${(100 * result.prefill.ofMatmul).toFixed(0)}% of the MatMul rate`,
+    );
+    for (const x of result.decode) console.log(`decode at ${x.context} tokens: ${x.msPerToken.toFixed(1)} ms/token (${x.tokensPerS.toFixed(1)} tokens/s)`);
+    console.log(`decode time ${decode[decode.length - 1].context} vs ${decode[0].context} tokens of context: ×${flat.toFixed(2)}`);
+    console.log(`peak RSS ${formatBytes(peakRss)}; results in ${file}`);
+  } finally {
+    if (!opts.keep) rmSync(work, { recursive: true, force: true });
+  }
+}
+
+export function registerBenchCommand(program: Command): void {
+  const bench = program.command('bench').description('measure speed and memory (benchmarks, not tests)');
+  bench
+    .command('llm')
+    .description("prefill and decode speed of a random LLM of Qwen2-0.5B's shape, next to a large MatMul's GFLOP/s")
+    .option('--prompt-tokens <n>', 'prefill length', '1500')
+    .option('--contexts <list>', 'contexts for decode timing', '500,1000,2000')
+    .option('--decode-steps <n>', 'decode steps timed per context', '16')
+    .option('--vocab <n>', 'vocabulary size (Qwen2 has 151936)', '151936')
+    .option('--threads <n>', 'intra-op threads (0 = ONNX Runtime default)', '0')
+    .option('--keep', 'keep the generated checkpoint and graphs')
+    .action(async (o: Record<string, string | boolean>) => {
+      await benchLlm({
+        promptTokens: parseInteger(String(o.promptTokens), '--prompt-tokens', 1),
+        contexts: String(o.contexts).split(',').map((c) => parseInteger(c, '--contexts', 1)),
+        decodeSteps: parseInteger(String(o.decodeSteps), '--decode-steps', 1),
+        vocab: parseInteger(String(o.vocab), '--vocab', 8),
+        threads: parseInteger(String(o.threads), '--threads', 0),
+        keep: Boolean(o.keep),
+      });
+    });
+}
