@@ -40,7 +40,7 @@ export interface RandomCheckpointSpec {
 }
 
 /** Tokens of the generated tokenizer: ids 0..4 are special, then a small word vocabulary. */
-export const RANDOM_SPECIAL_TOKENS = ['<pad>', '<s>', '</s>', '<unk>', '<image>'] as const;
+const RANDOM_SPECIAL_TOKENS = ['<pad>', '<s>', '</s>', '<unk>', '<image>'] as const;
 const IMAGE_TOKEN_ID = 4;
 const WORDS = [
   'system', 'user', 'assistant', 'frame', ':', '?', '.', ',', '!', "'", '-',
