@@ -1,3 +1,4 @@
+import { ModelError } from '../errors.js';
 import type { TextConfig } from '../model/vlm-config.js';
 import { float, GraphBuilder, MS_DOMAIN } from './graph-builder.js';
 import { activation, linear, rmsNorm, WeightLoader, type WeightDtype, type WeightReader } from './layers.js';
@@ -57,6 +58,9 @@ export function buildDecoderSegment(
   dtype: WeightDtype,
   maxPositions: number,
 ): GraphBuilder {
+  if (cfg.headDim % 8 !== 0) {
+    throw new ModelError(`head_dim ${cfg.headDim} is not a multiple of 8`, "ONNX Runtime's GroupQueryAttention kernel requires it; this checkpoint cannot run on it");
+  }
   const g = new GraphBuilder(`decoder_${spec.start}_${spec.end}`);
   const w = new WeightLoader(g, reader, dtype);
   const keys = llavaKeys(reader);
@@ -93,7 +97,7 @@ export function buildDecoderSegment(
     );
     g.output(presentKey, SEGMENT_IO.presentKey(layer), 'float32', [1, kvh, 'max_seq', hd]);
     g.output(presentValue, SEGMENT_IO.presentValue(layer), 'float32', [1, kvh, 'max_seq', hd]);
-    x = g.op('Add', [x, linear(w, attn, `${p}.self_attn.o_proj`, false)]);
+    x = g.op('Add', [x, linear(w, attn, `${p}.self_attn.o_proj`, cfg.oProjBias)]);
 
     const h2 = rmsNorm(w, x, `${p}.post_attention_layernorm.weight`, cfg.rmsNormEps);
     const gate = activation(g, linear(w, h2, `${p}.mlp.gate_proj`, cfg.mlpBias), cfg.act);
