@@ -3,6 +3,7 @@ import { registerAskCommand } from './ask-command.js';
 import { registerBenchCommand } from './bench-command.js';
 import { reportError } from './cli-output.js';
 import { registerConvertCommand } from './convert-command.js';
+import { registerDoctorCommand } from './doctor-command.js';
 import { registerSynthCommand } from './synth-command.js';
 
 export function buildProgram(): Command {
@@ -16,6 +17,7 @@ export function buildProgram(): Command {
   registerConvertCommand(program);
   registerSynthCommand(program);
   registerBenchCommand(program);
+  registerDoctorCommand(program);
   for (const cmd of program.commands) cmd.exitOverride().showHelpAfterError('(run with --help for usage)');
   return program;
 }
