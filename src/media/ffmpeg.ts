@@ -237,12 +237,13 @@ async function checkReadable(file: string): Promise<void> {
 }
 
 function describeVideo(file: string, data: FfprobeData): Probed {
+  if (data.streams.length === 0) throw new MediaError(`cannot read video ${file}: ffprobe finds no streams in it`, CORRUPT_HINT);
   const video = data.streams.find((s) => s.codec_type === 'video' && !Number(s.disposition?.attached_pic));
   if (!video) {
-    const found = data.streams.map((s) => `${s.codec_type ?? 'unknown'} (${s.codec_name ?? '?'})`).join(', ');
+    const found = data.streams.map((s) => `${s.codec_type ?? 'unknown'} (${s.codec_name ?? 'unknown'})`).join(', ');
     throw new MediaError(
-      `${file} has no video stream (it contains ${found || 'no streams at all'})`,
-      'give a video file; still images go in as images',
+      `${file} has no video stream (it contains ${found})`,
+      'give a video file (still images go in as images); if this one should have video, it is damaged or truncated',
     );
   }
   const formatStart = finite(data.format.start_time) ?? 0;
@@ -304,7 +305,8 @@ function ffmpegReason(lines: readonly string[], file: string): string {
       .replace(/^\[[^\]]* @ 0x[0-9a-f]+\]\s*/i, '')
       .replace(/^\[(?:error|fatal|panic|warning)\]\s*/, '')
       .replace(`${file}: `, '')
-      .trim();
+      .trim()
+      .replace(/\.$/, '');
     if (text) seen.add(text);
     if (seen.size === 3) break;
   }
@@ -337,7 +339,8 @@ interface Selection {
   filter?: string;
   /** Input seek in microseconds (0: none); the filters see time minus this. */
   seekUs: number;
-  /** Timestamps mode: where each requested frame's search starts, in filter time, ascending. */
+  /** Timestamps mode: the requested timestamps, ascending, and where each one's search starts in filter time. */
+  requested?: number[];
   starts?: number[];
 }
 
@@ -423,6 +426,7 @@ export async function* decodeFrames(file: string, options: DecodeOptions = {}): 
     for await (const chunk of command.pipe() as AsyncIterable<Buffer>) {
       let off = 0;
       while (off < chunk.length) {
+        options.signal?.throwIfAborted();
         const info = await shownFrame(decoded);
         if (!info) throw new MediaError(`ffmpeg sent pixels for an unannounced frame while decoding ${file}`);
         buf ??= new Uint8Array(info.width * info.height * 3);
@@ -460,13 +464,16 @@ export async function* decodeFrames(file: string, options: DecodeOptions = {}): 
     if (options.signal?.aborted) throw options.signal.reason;
     const err = await exit;
     const reason = ffmpegReason(problems, file);
-    if (err) throw new MediaError(`ffmpeg cannot decode ${file}: ${reason || err.message}`, CORRUPT_HINT);
+    if (err) {
+      const where = lastT === undefined ? '' : ` after ${lastT.toFixed(3)} s`;
+      throw new MediaError(`ffmpeg cannot decode ${file}${where}: ${reason || err.message}`, CORRUPT_HINT);
+    }
     if (filled > 0) throw new MediaError(`ffmpeg stopped in the middle of a frame of ${file}${reason ? `: ${reason}` : ''}`, CORRUPT_HINT);
     if (decoded === 0) throw new MediaError(`no frame of ${file} could be decoded${reason ? `: ${reason}` : ''}`, CORRUPT_HINT);
     const end = probed.info.startS + probed.info.durationS;
-    if (starts && next < starts.length) {
+    if (sel.requested && next < sel.requested.length) {
       throw new MediaError(
-        `${file} ends at ${lastT?.toFixed(3)} s although it claims ${end.toFixed(3)} s: no frame for the requested timestamp(s) after that${reason ? ` (ffmpeg: ${reason})` : ''}`,
+        `no frame of ${file} at ${sel.requested[next]!.toFixed(3)} s, although it claims to run ${end.toFixed(3)} s${reason ? ` (ffmpeg: ${reason})` : ''}`,
         CORRUPT_HINT,
       );
     }
@@ -513,7 +520,8 @@ function selection(file: string, probed: Probed, o: DecodeOptions): Selection {
     }
   }
   // The first frame at or after t − frameS/2 is the nearest to t; never past the last frame.
-  const starts = [...requested].sort((a, b) => a - b).map((t) => Math.min(t - frameS / 2, end - 1.5 * frameS));
+  const sorted = [...requested].sort((a, b) => a - b);
+  const starts = sorted.map((t) => Math.min(t - frameS / 2, end - 1.5 * frameS));
   let seekUs = 0;
   const first = starts[0];
   if (first !== undefined && probed.seekable && probed.timeBase && first - frameS > 1) {
@@ -523,7 +531,7 @@ function selection(file: string, probed: Probed, o: DecodeOptions): Selection {
   }
   const shifted = starts.map((s) => s - seekUs / 1e6);
   const terms = [...new Set(shifted)].map((s) => `gte(t,${s})*not(gte(prev_t,${s}))`);
-  return { filter: `select='gt(${terms.join('+')},0)'`, seekUs, starts: shifted };
+  return { filter: `select='gt(${terms.join('+')},0)'`, seekUs, requested: sorted, starts: shifted };
 }
 
 // ---------------------------------------------------------------------------------------------
