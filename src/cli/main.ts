@@ -4,6 +4,7 @@ import { registerBenchCommand } from './bench-command.js';
 import { reportError } from './cli-output.js';
 import { registerConvertCommand } from './convert-command.js';
 import { registerDoctorCommand } from './doctor-command.js';
+import { registerEvalCommand } from './eval-command.js';
 import { registerSynthCommand } from './synth-command.js';
 
 export function buildProgram(): Command {
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
   registerSynthCommand(program);
   registerBenchCommand(program);
   registerDoctorCommand(program);
+  registerEvalCommand(program);
   for (const cmd of program.commands) cmd.exitOverride().showHelpAfterError('(run with --help for usage)');
   return program;
 }
