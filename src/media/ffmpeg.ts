@@ -203,12 +203,21 @@ export async function probe(file: string): Promise<VideoInfo> {
 
 async function inspect(file: string): Promise<Probed> {
   await checkReadable(file);
-  await useBinaries();
+  const { ffprobe: prober } = await useBinaries();
   const data = await new Promise<FfprobeData>((resolve, reject) => {
     ffmpeg.ffprobe(file, ['-v', 'error'], (err: unknown, d: FfprobeData) => (err ? reject(err) : resolve(d)));
   }).catch((err: unknown) => {
     // fluent-ffmpeg appends ffprobe's stderr after its own first line.
     const lines = (err instanceof Error ? err.message : String(err)).split('\n');
+    const signal = /killed with signal (\w+)/.exec(lines[0]!)?.[1];
+    if (signal) {
+      throw new MediaError(
+        `ffprobe (${prober.path}) crashed with ${signal} reading ${file}`,
+        prober.source === 'bundled'
+          ? 'the bundled static ffprobe crashes on some inputs (MPEG-TS among them) with newer system libraries: install ffmpeg (it brings ffprobe) or set FFPROBE_PATH, or remux to MP4 (ffmpeg -i in.ts -c copy out.mp4)'
+          : CORRUPT_HINT,
+      );
+    }
     throw new MediaError(`cannot read video ${file}: ${ffmpegReason(lines.slice(1), file) || lines[0]}`, CORRUPT_HINT);
   });
   return describeVideo(file, data);
@@ -245,6 +254,10 @@ function describeVideo(file: string, data: FfprobeData): Probed {
       `${file} has no video stream (it contains ${found})`,
       'give a video file (still images go in as images); if this one should have video, it is damaged or truncated',
     );
+  }
+  if (finite(video.start_time) === undefined && rate(video.avg_frame_rate) === undefined) {
+    // The header names a video stream but no packet of it was found (a file cut inside its index).
+    throw new MediaError(`cannot read video ${file}: ffprobe finds no frames in its video stream`, CORRUPT_HINT);
   }
   const formatStart = finite(data.format.start_time) ?? 0;
   const startS = Math.max(0, (finite(video.start_time) ?? formatStart) - formatStart);
@@ -370,50 +383,8 @@ export async function* decodeFrames(file: string, options: DecodeOptions = {}): 
     .videoFilters(filters.filter((f): f is string => !!f).join(','))
     .format('rawvideo');
 
-  // showinfo prints each output frame's size and timestamp; the frame's bytes follow on stdout.
-  const shown: { t: number; width: number; height: number }[] = [];
-  const problems: string[] = [];
-  let timeBase: number | undefined;
-  let finished = false;
-  let wake: (() => void) | undefined;
-  command.on('stderr', (line: string) => {
-    if (line.includes('Parsed_showinfo_')) {
-      const tb = /config in time_base:\s*(\d+)\/(\d+)/.exec(line);
-      if (tb && Number(tb[2]) > 0) timeBase = Number(tb[1]) / Number(tb[2]);
-      const m = /\bpts:\s*(-?\d+|NOPTS)\s+pts_time:(\S+).*?\bs:(\d+)x(\d+)/.exec(line);
-      if (m) {
-        // Same arithmetic as the select filter's t, so the comparisons below agree with ffmpeg's.
-        const t = m[1] !== 'NOPTS' && timeBase !== undefined ? Number(m[1]) * timeBase : Number(m[2]);
-        shown.push({ t, width: Number(m[3]), height: Number(m[4]) });
-        wake?.();
-      }
-    } else if (/\[(?:error|fatal|panic)\]/.test(line)) {
-      problems.push(line);
-    }
-  });
-  let cancelled = false;
-  const exit = new Promise<Error | undefined>((resolve) => {
-    command.on('end', () => resolve(undefined));
-    // fluent-ffmpeg reports a consumed output stream as an error; the byte count below decides.
-    command.on('error', (err: Error) => resolve(err.message === 'Output stream closed' ? undefined : err));
-  }).then((err) => {
-    finished = true;
-    wake?.();
-    return err;
-  });
-  command.on('start', () => {
-    if (cancelled) command.kill('SIGKILL');
-  });
-  const stop = () => {
-    cancelled = true;
-    if (!finished) command.kill('SIGKILL');
-  };
-  options.signal?.addEventListener('abort', stop, { once: true });
-
-  const shownFrame = async (k: number) => {
-    while (shown.length <= k && !finished) await new Promise<void>((r) => (wake = r));
-    return shown[k];
-  };
+  const run = watchDecode(command);
+  options.signal?.addEventListener('abort', run.stop, { once: true });
 
   const offsetS = sel.seekUs / 1e6;
   const starts = sel.starts;
@@ -427,7 +398,7 @@ export async function* decodeFrames(file: string, options: DecodeOptions = {}): 
       let off = 0;
       while (off < chunk.length) {
         options.signal?.throwIfAborted();
-        const info = await shownFrame(decoded);
+        const info = await run.shown(decoded);
         if (!info) throw new MediaError(`ffmpeg sent pixels for an unannounced frame while decoding ${file}`);
         buf ??= new Uint8Array(info.width * info.height * 3);
         const n = Math.min(buf.length - filled, chunk.length - off);
@@ -462,8 +433,8 @@ export async function* decodeFrames(file: string, options: DecodeOptions = {}): 
       }
     }
     if (options.signal?.aborted) throw options.signal.reason;
-    const err = await exit;
-    const reason = ffmpegReason(problems, file);
+    const err = await run.exit;
+    const reason = ffmpegReason(run.problems, file);
     if (err) {
       const where = lastT === undefined ? '' : ` after ${lastT.toFixed(3)} s`;
       throw new MediaError(`ffmpeg cannot decode ${file}${where}: ${reason || err.message}`, CORRUPT_HINT);
@@ -481,9 +452,70 @@ export async function* decodeFrames(file: string, options: DecodeOptions = {}): 
       throw new MediaError(`${file} is damaged: decoding stopped at ${lastT.toFixed(3)} s of ${end.toFixed(3)} s (ffmpeg: ${reason})`, CORRUPT_HINT);
     }
   } finally {
-    options.signal?.removeEventListener('abort', stop);
-    stop();
+    options.signal?.removeEventListener('abort', run.stop);
+    run.stop();
   }
+}
+
+interface ShownFrame {
+  /** Seconds in the filters' time (the file's, less any input seek). */
+  t: number;
+  width: number;
+  height: number;
+}
+
+/**
+ * Follows a decode: the showinfo filter prints each output frame's size and timestamp on stderr
+ * before its bytes go to stdout; error lines are kept for messages.
+ */
+function watchDecode(command: ffmpeg.FfmpegCommand) {
+  const shownFrames: ShownFrame[] = [];
+  const problems: string[] = [];
+  let timeBase: number | undefined;
+  let finished = false;
+  let cancelled = false;
+  let wake: (() => void) | undefined;
+  command.on('stderr', (line: string) => {
+    if (line.includes('Parsed_showinfo_')) {
+      const tb = /config in time_base:\s*(\d+)\/(\d+)/.exec(line);
+      if (tb && Number(tb[2]) > 0) timeBase = Number(tb[1]) / Number(tb[2]);
+      const m = /\bpts:\s*(-?\d+|NOPTS)\s+pts_time:(\S+).*?\bs:(\d+)x(\d+)/.exec(line);
+      if (m) {
+        // Same arithmetic as the select filter's t, so comparisons with its thresholds agree.
+        const t = m[1] !== 'NOPTS' && timeBase !== undefined ? Number(m[1]) * timeBase : Number(m[2]);
+        shownFrames.push({ t, width: Number(m[3]), height: Number(m[4]) });
+        wake?.();
+      }
+    } else if (/\[(?:error|fatal|panic)\]/.test(line)) {
+      problems.push(line);
+    }
+  });
+  const exit = new Promise<Error | undefined>((resolve) => {
+    command.on('end', () => resolve(undefined));
+    // fluent-ffmpeg reports a consumed output stream as an error; the byte count decides instead.
+    command.on('error', (err: Error) => resolve(err.message === 'Output stream closed' ? undefined : err));
+  }).then((err) => {
+    finished = true;
+    wake?.();
+    return err;
+  });
+  // A kill before the process exists is a no-op in fluent-ffmpeg: repeat it once it starts.
+  command.on('start', () => {
+    if (cancelled) command.kill('SIGKILL');
+  });
+  return {
+    problems,
+    exit,
+    /** Frame k's description, or undefined if ffmpeg ended first. */
+    async shown(k: number): Promise<ShownFrame | undefined> {
+      while (shownFrames.length <= k && !finished) await new Promise<void>((r) => (wake = r));
+      return shownFrames[k];
+    },
+    stop(): void {
+      cancelled = true;
+      if (!finished) command.kill('SIGKILL');
+    },
+  };
 }
 
 function checkDecodeOptions(o: DecodeOptions): void {
