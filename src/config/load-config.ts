@@ -1,0 +1,44 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { UsageError } from '../errors.js';
+import { configSchema, type SieveConfig } from './schema.js';
+
+/** Replaces ${NAME} and ${NAME:-default} with environment values; an unset name without a default is an error. */
+export function substituteEnv(text: string, env: NodeJS.ProcessEnv, file: string): string {
+  return text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (_, name: string, fallback: string | undefined) => {
+    const value = env[name] ?? fallback;
+    if (value === undefined) throw new UsageError(`${file}: environment variable ${name} is not set`, `set it, or write \${${name}:-default}`);
+    return value;
+  });
+}
+
+/** Parses and validates a config document (YAML or JSON). */
+export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): SieveConfig {
+  let raw: unknown;
+  try {
+    raw = parseYaml(substituteEnv(text, env, file)) ?? {};
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new UsageError(`${file} is not valid YAML: ${(err as Error).message.split('\n')[0]}`, 'fix the syntax (YAML or JSON)');
+  }
+  const result = configSchema.safeParse(raw);
+  if (!result.success) {
+    const problems = result.error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`).join('; ');
+    throw new UsageError(`${file}: ${problems}`, 'see the configuration section of the README for the keys and their ranges');
+  }
+  const config = result.data;
+  if (config.model && !isAbsolute(config.model)) config.model = join(dirname(resolve(file)), config.model);
+  return config;
+}
+
+/**
+ * The config in force: the file given (--config or $SIEVE_CONFIG), else ./sieve.yaml when present,
+ * else the defaults. Command-line flags override what it says.
+ */
+export function loadConfig(explicit?: string, env: NodeJS.ProcessEnv = process.env): { config: SieveConfig; file?: string } {
+  const file = explicit ?? env.SIEVE_CONFIG ?? (existsSync('sieve.yaml') ? 'sieve.yaml' : undefined);
+  if (!file) return { config: configSchema.parse({}) };
+  if (!existsSync(file)) throw new UsageError(`config file ${file} does not exist`, 'check the path given to --config or $SIEVE_CONFIG');
+  return { config: parseConfig(readFileSync(file, 'utf8'), file, env), file };
+}
