@@ -671,7 +671,7 @@ export async function encodeVideo(
     throw new MediaError(
       `cannot encode ${out}: ${(err as Error).message}`,
       /not available|Unknown encoder/i.test((err as Error).message)
-        ? `this ffmpeg has no ${codec} encoder: use one that has (the bundled build does: configure the ffmpeg path as "bundled")`
+        ? `this ffmpeg has no ${codec} encoder: use an ffmpeg built with it (the bundled one has libx264: set the ffmpeg path to "bundled")`
         : 'check that the output folder exists and is writable',
     );
   }

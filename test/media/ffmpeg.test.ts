@@ -192,6 +192,7 @@ describe('ffmpeg adapter', () => {
     await assert.rejects(encodeVideo([a, b], { fps: 1, out }), (err: unknown) => err instanceof UsageError && /frame 1 is 6×4/.test(err.message));
     await assert.rejects(encodeVideo([], { fps: 1, out }), UsageError);
     await assert.rejects(encodeVideo([{ width: 3, height: 3, rgb: new Uint8Array(27) }], { fps: 1, out, pixelFormat: 'yuv420p' }), UsageError);
+    await assert.rejects(encodeVideo([a], { fps: 1, out: path.join(dir, 'no-such-folder', 'x.mp4') }), mediaError(/cannot encode .*x\.mp4/));
   });
 
   describe('bad input', () => {
