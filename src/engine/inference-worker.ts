@@ -22,7 +22,7 @@ port.on('message', async (msg: { type: 'open'; dir: string; manifest: GraphManif
       reply({ type: 'opened' });
     } else if (msg.type === 'query') {
       if (!runner) throw new Error('query before open');
-      const answer = await runVisualQuery(runner, msg.query, (token) => reply({ type: 'token', id: msg.id, token }));
+      const answer = await runVisualQuery(runner, msg.query, undefined, undefined, (token) => reply({ type: 'token', id: msg.id, token }));
       reply({ type: 'answer', id: msg.id, answer });
     } else {
       await runner?.release();

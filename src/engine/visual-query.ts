@@ -1,6 +1,16 @@
+import type { Pairwise, PruneMethod, StageResult } from '../prune/types.js';
 import { generateTokens, type Generated, type GenerationOptions } from './generate.js';
 import type { ImageSpan } from './prompt.js';
+import { applySlots, assemblePrompt, pruneVisualRows, type IdRows, type PromptRows } from './token-sequence.js';
 import type { VlmRunner } from './vlm-runner.js';
+
+/** Which pruning method a query uses and at what budget (layer-averaged fraction of F·N). */
+export interface PruneRequest {
+  method: string;
+  budget: number;
+  options: Record<string, unknown>;
+  seed: number;
+}
 
 /** Everything the inference side needs for one answer; plain data, so it crosses to a worker thread. */
 export interface VisualQuery {
@@ -10,6 +20,7 @@ export interface VisualQuery {
   promptIds: number[];
   imageSpans: ImageSpan[];
   generation: GenerationOptions;
+  prune?: PruneRequest;
 }
 
 export interface StageTimings {
@@ -19,43 +30,128 @@ export interface StageTimings {
   generateMs: number;
   /** Time to first token, from the start of the vision encoder. */
   firstTokenMs: number;
+  /** Host time inside pruning methods and applying their slots (included in the stages above). */
+  pruneMs: number;
+}
+
+export interface VisualTokenReport {
+  perFrame: number;
+  /** Visual tokens entering the LLM (budget (a), methods.md §0). */
+  input: number;
+  /** Σ over decoder layers of visual tokens in the layer / L (budget (b)). */
+  layerAveraged: number;
+  /** Visual tokens after each stage that ran, in order. */
+  stages: { stage: string; tokens: number }[];
+  /** Original patch indices (within the frame) of the visual tokens that reached the last layer, per frame. */
+  keptPerFrame: number[][];
 }
 
 export interface VisualAnswer extends Generated {
   timings: StageTimings;
-  visualTokens: { perFrame: number; input: number; layerAveraged: number };
+  visualTokens: VisualTokenReport;
   segmentRows: number[];
   kvBytes: { reserved: number; used: number };
 }
 
-/** Vision encoder → projector → prompt embeddings with image rows → prefill → decode loop. */
-export async function runVisualQuery(runner: VlmRunner, q: VisualQuery, onToken?: (token: number) => void): Promise<VisualAnswer> {
-  const d = runner.config.text.hiddenSize;
+async function timed<T>(acc: { ms: number }, f: () => Promise<T>): Promise<T> {
+  const t0 = performance.now();
+  try {
+    return await f();
+  } finally {
+    acc.ms += performance.now() - t0;
+  }
+}
+
+/**
+ * Vision encoder → [encoder-side pruning] → projector → [input pruning] → prompt with keep-original
+ * positions → decoder segments with [in-LLM pruning] between them → decode loop.
+ */
+export async function runVisualQuery(
+  runner: VlmRunner,
+  q: VisualQuery,
+  method?: PruneMethod,
+  pairwise?: Pairwise,
+  onToken?: (token: number) => void,
+): Promise<VisualAnswer> {
+  const cfg = runner.config;
+  const d = cfg.text.hiddenSize;
+  const L = cfg.text.numLayers;
+  const grid = { gridRows: cfg.vision.gridSize, gridCols: cfg.vision.gridSize };
+  const prune = { ms: 0 };
+  const stages: { stage: string; tokens: number }[] = [];
+  const stage = async (name: string, run: () => Promise<StageResult>, input: IdRows): Promise<IdRows> => {
+    const result = await timed(prune, run);
+    const out = await timed(prune, async () => applySlots(input, result.slots));
+    stages.push({ stage: name, tokens: out.ids.length });
+    return out;
+  };
+
   const t0 = performance.now();
   const vision = await runner.encodeImages(q.pixels, q.frames);
-  const t1 = performance.now();
-  const imageTokens = await runner.project(vision.features, vision.frames * vision.tokens);
-  const hidden = await runner.embed(q.promptIds);
-  for (const span of q.imageSpans) {
-    const src = span.frame * vision.tokens * d;
-    hidden.set(imageTokens.subarray(src, src + span.length * d), span.start * d);
+  const N = vision.tokens;
+  const base = { frames: q.frames, tokensPerFrame: N, ...grid };
+  let features: IdRows = { ids: Array.from({ length: q.frames * N }, (_, i) => i), rows: vision.features, width: cfg.vision.hiddenSize };
+  stages.push({ stage: 'vision', tokens: features.ids.length });
+  if (method?.encoder) {
+    features = await stage(
+      'encoder',
+      () =>
+        method.encoder!(
+          { ...base, ids: features.ids, features: features.rows, saliency: vision.saliency, keys: vision.keys, visionHidden: cfg.vision.hiddenSize, visionHeads: cfg.vision.numHeads },
+          pairwise!,
+        ),
+      features,
+    );
   }
+  const t1 = performance.now();
+
+  let visual: IdRows = { ids: features.ids, rows: await runner.project(features.rows, features.ids.length), width: d };
+  const text = await runner.embed(q.promptIds);
+  if (method?.input) {
+    const tail = q.promptIds.length - (q.imageSpans.at(-1)!.start + q.imageSpans.at(-1)!.length);
+    const textTail = text.slice((q.promptIds.length - tail) * d);
+    const current = visual;
+    visual = await stage('input', () => method.input!({ ...base, ids: current.ids, tokens: current.rows, hidden: d, textTail }, pairwise!), current);
+  }
+  let prompt = assemblePrompt(text, q.promptIds.length, q.imageSpans, N, visual);
   const t2 = performance.now();
-  const positions = q.promptIds.map((_, i) => i);
-  const prefill = await runner.prefill(hidden, positions, q.generation.maxNewTokens);
+
+  const layers = new Set(method?.layer ? method.layers(L) : []);
+  const prefill = await runner.prefill(prompt.hidden, prompt.positions, q.generation.maxNewTokens, async (state) => {
+    prompt = { ...prompt, hidden: state.hidden };
+    if (!layers.has(state.segment.end)) return prompt;
+    const rows = prompt.visualIds.flatMap((id, i) => (id >= 0 ? [i] : []));
+    const pick = (a: Float32Array | undefined) => (a ? Float32Array.from(rows, (i) => a[i]) : undefined);
+    const result = await timed(prune, () =>
+      method!.layer!({ ...base, ids: rows.map((i) => prompt.visualIds[i]), layer: state.segment.end, kappa: pick(state.kappa)!, lastTokenAttention: pick(state.lastTokenAttention) }, pairwise!),
+    );
+    prompt = await timed(prune, async () => pruneVisualRows(prompt, result.slots, q.imageSpans, N, d));
+    stages.push({ stage: `layer ${state.segment.end}`, tokens: prompt.visualIds.filter((id) => id >= 0).length });
+    return prompt;
+  });
   const t3 = performance.now();
+
   let firstTokenMs = 0;
   const generated = await generateTokens(runner, prefill.logits, q.promptIds.length, q.generation, (token) => {
-    if (!firstTokenMs) firstTokenMs = performance.now() - t0;
+    firstTokenMs ||= performance.now() - t0;
     onToken?.(token);
   });
   const t4 = performance.now();
-  const input = q.imageSpans.reduce((a, s) => a + s.length, 0);
+
   return {
     ...generated,
-    timings: { visionMs: t1 - t0, projectMs: t2 - t1, prefillMs: t3 - t2, generateMs: t4 - t3, firstTokenMs: firstTokenMs || t4 - t0 },
-    visualTokens: { perFrame: vision.tokens, input, layerAveraged: input },
+    timings: { visionMs: t1 - t0, projectMs: t2 - t1, prefillMs: t3 - t2, generateMs: t4 - t3, firstTokenMs: firstTokenMs || t4 - t0, pruneMs: prune.ms },
+    visualTokens: report(prefill.segmentRows, runner, q, visual.ids.length, stages, prompt, N, L),
     segmentRows: prefill.segmentRows,
     kvBytes: runner.kvBytes(),
   };
+}
+
+/** Layer-averaged and input budgets from the rows each segment actually processed. */
+function report(segmentRows: number[], runner: VlmRunner, q: VisualQuery, input: number, stages: VisualTokenReport['stages'], last: PromptRows, N: number, L: number): VisualTokenReport {
+  const textRows = q.promptIds.length - q.imageSpans.reduce((a, s) => a + s.length, 0);
+  const perLayer = runner.manifest.segments.reduce((acc, s, i) => acc + (s.end - s.start) * (segmentRows[i] - textRows), 0);
+  const keptPerFrame: number[][] = Array.from({ length: q.frames }, () => []);
+  for (const id of last.visualIds) if (id >= 0) keptPerFrame[Math.floor(id / N)].push(id % N);
+  return { perFrame: N, input, layerAveraged: perLayer / L, stages, keptPerFrame };
 }
