@@ -13,16 +13,19 @@ export type SlotMode =
   | 'keep'
   /** Mean of the members' rows. */
   | 'mean'
-  /** The anchor's row plus the mean of all members' rows (ViTCoP released code, VisionZip contextual). */
+  /**
+   * The anchor's row plus the mean of the members' rows (ViTCoP released code: the anchor is a member;
+   * VisionZip contextual: the anchor is the target and the members are the tokens assigned to it).
+   */
   | 'anchor_plus_mean';
 
 export interface Slot {
   /** Original token ids whose current rows form this slot (one for 'keep'). */
   members: number[];
   mode: SlotMode;
-  /** For 'anchor_plus_mean': the member whose row is the anchor. */
+  /** For 'anchor_plus_mean': the token whose row is the anchor; it enters the mean only if it is also a member. */
   anchor?: number;
-  /** Original token id whose RoPE position the slot takes (keep-original positions; merged: upper median). */
+  /** Original token id whose RoPE position the slot takes (keep-original positions; merged: upper median of members and anchor). */
   positionOf: number;
 }
 
@@ -89,6 +92,11 @@ export interface BudgetRequest {
 /** A stage's answer: the slots that become the next stage's rows, in prompt order of positionOf. */
 export interface StageResult {
   slots: Slot[];
+  /**
+   * Provenance only (ViTCoP Stage 0): a kept token that also stands for the static copies of its patch
+   * dropped from later frames, up to and including `lastFrame`.
+   */
+  timeSpans?: { id: number; lastFrame: number }[];
 }
 
 /**
