@@ -7,11 +7,12 @@ import type { RuntimeOptions } from './ort-session.js';
 import { prepareModel, type PrepareOptions, type PreparedModel } from './prepare-model.js';
 import { buildPrompt } from './prompt.js';
 import { GREEDY, type SamplingOptions } from './sampling.js';
-import type { StageTimings, VisualAnswer } from './visual-query.js';
+import type { PruneRequest, StageTimings, VisualAnswer } from './visual-query.js';
 
 export interface AnswerOptions {
   maxNewTokens: number;
   sampling?: SamplingOptions;
+  prune?: PruneRequest;
 }
 
 export interface Answer {
@@ -72,6 +73,7 @@ export class VlmPipeline {
         promptIds: prompt.ids,
         imageSpans: prompt.imageSpans,
         generation: { maxNewTokens: opts.maxNewTokens, sampling: opts.sampling ?? GREEDY, eosTokenIds },
+        prune: opts.prune,
       },
       (token) => {
         generated.push(token);

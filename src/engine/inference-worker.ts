@@ -1,4 +1,5 @@
 import { parentPort } from 'node:worker_threads';
+import { UsageError } from '../errors.js';
 import type { GraphManifest } from '../onnx/convert.js';
 import type { RuntimeOptions } from './ort-session.js';
 import { runVisualQuery, type VisualQuery } from './visual-query.js';
@@ -22,6 +23,7 @@ port.on('message', async (msg: { type: 'open'; dir: string; manifest: GraphManif
       reply({ type: 'opened' });
     } else if (msg.type === 'query') {
       if (!runner) throw new Error('query before open');
+      if (msg.query.prune && msg.query.prune.method !== 'none') throw new UsageError(`pruning method ${msg.query.prune.method} is not available in this build`, 'use --method none');
       const answer = await runVisualQuery(runner, msg.query, undefined, undefined, (token) => reply({ type: 'token', id: msg.id, token }));
       reply({ type: 'answer', id: msg.id, answer });
     } else {

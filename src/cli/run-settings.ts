@@ -1,0 +1,92 @@
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { loadConfig } from '../config/load-config.js';
+import type { SieveConfig } from '../config/schema.js';
+import type { RuntimeOptions } from '../engine/ort-session.js';
+import type { SamplingOptions } from '../engine/sampling.js';
+import type { PruneRequest } from '../engine/visual-query.js';
+import { UsageError } from '../errors.js';
+import { configureFfmpeg } from '../media/ffmpeg.js';
+import type { Sampling } from '../media/sampler.js';
+import type { WeightDtype } from '../onnx/layers.js';
+import { parseChoice, parseInteger, parseNumber } from './cli-output.js';
+import { defaultModelDir } from './default-model.js';
+
+/** Flags shared by the commands that run the model; every one overrides the config file. */
+export interface RunFlags {
+  config?: string;
+  model?: string;
+  frames?: string;
+  fps?: string;
+  maxNewTokens?: string;
+  temperature?: string;
+  topP?: string;
+  seed?: string;
+  method?: string;
+  budget?: string;
+  dtype?: string;
+  ep?: string;
+  threads?: string;
+}
+
+export interface RunSettings {
+  modelDir: string;
+  sampling: Sampling;
+  maxNewTokens: number;
+  sampler: SamplingOptions;
+  prune: PruneRequest;
+  dtype: WeightDtype;
+  runtime: RuntimeOptions;
+}
+
+export function addRunOptions(cmd: Command): Command {
+  return cmd
+    .option('--config <file>', 'YAML config (default: $SIEVE_CONFIG, else ./sieve.yaml when present)')
+    .option('--model <dir>', 'Hugging Face llava checkpoint folder (default: the shipped demo model)')
+    .option('--frames <n>', 'frames sampled uniformly over the video (default 8)')
+    .option('--fps <rate>', 'sample frames at this rate instead')
+    .option('--max-new-tokens <n>', 'longest answer in tokens (default 32)')
+    .option('--temperature <t>', '0 = greedy (default); above 0 samples')
+    .option('--top-p <p>', 'nucleus sampling mass (default 1)')
+    .option('--seed <s>', 'sampling and random-pruning seed (default 0)')
+    .option('--method <name>', 'visual-token pruning method (default none; see the README for the list)')
+    .option('--budget <fraction>', 'layer-averaged fraction of visual tokens kept, in (0, 1] (default 1)')
+    .option('--dtype <dtype>', 'graph weights: fp32 (default) or fp16')
+    .option('--ep <provider>', 'execution provider: cpu (default), cuda, tensorrt')
+    .option('--threads <n>', 'inference threads (default 0 = one per core)');
+}
+
+/** The config file's values with the command line's on top. */
+export function resolveRunSettings(flags: RunFlags): RunSettings & { config: SieveConfig } {
+  const { config } = loadConfig(flags.config);
+  configureFfmpeg({ ffmpegPath: config.ffmpeg.ffmpeg_path, ffprobePath: config.ffmpeg.ffprobe_path });
+  const frames = flags.frames ?? (flags.fps === undefined ? config.sampling.frames?.toString() : undefined);
+  const fps = flags.fps ?? (flags.frames === undefined ? config.sampling.fps?.toString() : undefined);
+  if (flags.frames !== undefined && flags.fps !== undefined) throw new UsageError('give --frames or --fps, not both');
+  const sampling: Sampling =
+    fps !== undefined ? { fps: parseNumber(fps, '--fps', 0, 1000, { exclusiveMin: true }) } : { frames: parseInteger(frames ?? '8', '--frames', 1, 1024) };
+  const g = config.generation;
+  const seed = flags.seed === undefined ? g.seed : parseInteger(flags.seed, '--seed', 0, 0xffffffff);
+  return {
+    config,
+    modelDir: resolve(flags.model ?? config.model ?? defaultModelDir()),
+    sampling,
+    maxNewTokens: flags.maxNewTokens === undefined ? g.max_new_tokens : parseInteger(flags.maxNewTokens, '--max-new-tokens', 1, 4096),
+    sampler: {
+      temperature: flags.temperature === undefined ? g.temperature : parseNumber(flags.temperature, '--temperature', 0, 10),
+      topP: flags.topP === undefined ? g.top_p : parseNumber(flags.topP, '--top-p', 0, 1, { exclusiveMin: true }),
+      seed,
+    },
+    prune: {
+      method: flags.method ?? config.pruning.method,
+      budget: flags.budget === undefined ? config.pruning.budget : parseNumber(flags.budget, '--budget', 0, 1, { exclusiveMin: true }),
+      options: config.pruning.options[flags.method ?? config.pruning.method] ?? {},
+      seed,
+    },
+    dtype: flags.dtype === undefined ? config.runtime.dtype : parseChoice(flags.dtype, '--dtype', ['fp32', 'fp16'] as const),
+    runtime: {
+      ep: flags.ep === undefined ? config.runtime.ep : parseChoice(flags.ep, '--ep', ['cpu', 'cuda', 'tensorrt'] as const),
+      threads: flags.threads === undefined ? config.runtime.threads : parseInteger(flags.threads, '--threads', 0, 1024),
+    },
+  };
+}
