@@ -1,0 +1,72 @@
+import { topK } from './slots.js';
+
+export interface VicOptions {
+  /** d_c as this quantile of the off-diagonal distances (used when `dc` is not given). */
+  dcQuantile: number;
+  /** An absolute d_c (the paper's 8 for CLIP-L layer-22 keys). */
+  dc?: number;
+  /** Neighbours must lie within this distance in grid-normalised coordinates. */
+  radius: number;
+  /** Number of cluster centres c. */
+  centres: number;
+}
+
+/** numpy's default ("linear") quantile of the off-diagonal entries of a distance matrix [n, n]. */
+export function offDiagonalQuantile(dist: Float32Array, n: number, q: number): number {
+  const values = new Float32Array(n * (n - 1));
+  let k = 0;
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) if (i !== j) values[k++] = dist[i * n + j];
+  if (k === 0) return 0;
+  values.sort();
+  const h = (k - 1) * q;
+  const lo = Math.floor(h);
+  return lo + 1 < k ? values[lo] + (h - lo) * (values[lo + 1] - values[lo]) : values[lo];
+}
+
+/**
+ * VIC: density-peak clustering with a spatial limit (methods.md §1), on one frame's tokens.
+ * `dist` [n, n] holds feature distances, `coords` each token's (row, col) in grid-normalised units.
+ * Returns each token's cluster, numbered by the centres' row order; every token gets a cluster.
+ */
+export function densityPeakClusters(dist: Float32Array, n: number, coords: readonly (readonly [number, number])[], opts: VicOptions): Int32Array {
+  const labels = new Int32Array(n);
+  if (n <= 1) return labels;
+  const dc = opts.dc ?? offDiagonalQuantile(dist, n, opts.dcQuantile);
+  const rho = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < n; j++) {
+      if (j === i) continue;
+      const d = dist[i * n + j];
+      // d_c = 0 (duplicate features): identical tokens count fully, all others not at all.
+      const u = d === 0 ? 0 : d / dc;
+      rho[i] += Math.exp(-u * u);
+    }
+  }
+  const denser = (j: number, i: number) => rho[j] > rho[i] || (rho[j] === rho[i] && j < i);
+  const delta = new Float64Array(n);
+  const nearestDenser = new Int32Array(n).fill(-1);
+  for (let i = 0; i < n; i++) {
+    let best = Infinity;
+    let farthest = 0;
+    for (let j = 0; j < n; j++) {
+      if (j === i) continue;
+      const d = dist[i * n + j];
+      farthest = Math.max(farthest, d);
+      const near = Math.hypot(coords[i][0] - coords[j][0], coords[i][1] - coords[j][1]) <= opts.radius;
+      if (near && denser(j, i) && d < best) [best, nearestDenser[i]] = [d, j];
+    }
+    delta[i] = nearestDenser[i] < 0 ? farthest : best;
+  }
+  const gamma = rho.map((r, i) => r * delta[i]);
+  const centres = topK(gamma, Math.max(1, Math.min(n, opts.centres)), 'largest');
+  const centreLabel = new Map(centres.map((row, c) => [row, c]));
+  // Densest first, so a token's nearest denser neighbour is labelled before the token.
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => (a === b ? 0 : denser(a, b) ? -1 : 1));
+  for (const i of order) {
+    const own = centreLabel.get(i);
+    if (own !== undefined) labels[i] = own;
+    else if (nearestDenser[i] >= 0) labels[i] = labels[nearestDenser[i]];
+    else labels[i] = centreLabel.get(centres.reduce((a, c) => (dist[i * n + c] < dist[i * n + a] ? c : a)))!;
+  }
+  return labels;
+}

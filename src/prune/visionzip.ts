@@ -1,0 +1,70 @@
+import { constantPlan, inputFrameQuotas, inputTokenTotal, roundHalfEven } from './budget.js';
+import { num, readOptions } from './options.js';
+import { keepSlot, mergeSlot, rowsByFrame, stageResult, topK } from './slots.js';
+import type { EncoderSignals, MethodFactory, Slot } from './types.js';
+
+/** Head-averaged keys of the given rows, each scaled to unit length (zero rows stay zero). */
+function unitHeadMeanKeys(signals: EncoderSignals, rows: readonly number[]): Float32Array[] {
+  const dv = signals.visionHidden;
+  const heads = signals.visionHeads;
+  const dh = dv / heads;
+  return rows.map((r) => {
+    const k = new Float32Array(dh);
+    for (let h = 0; h < heads; h++) for (let j = 0; j < dh; j++) k[j] += signals.keys[r * dv + h * dh + j];
+    const norm = Math.sqrt(dot(k, k));
+    if (norm > 0) for (let j = 0; j < dh; j++) k[j] /= norm;
+    return k;
+  });
+}
+
+function dot(a: Float32Array, b: Float32Array): number {
+  let s = 0;
+  for (let j = 0; j < a.length; j++) s += a[j] * b[j];
+  return s;
+}
+
+/**
+ * VisionZip at the encoder feature layer, per frame: the `dominant` share of the frame's quota goes to
+ * the patches with the most CLS attention; the rest become `contextual` tokens: targets picked at a
+ * uniform stride among the remaining patches, every other remaining patch assigned to its most similar
+ * target (cosine of head-averaged keys, ties to the earlier target), value = target + mean(assigned).
+ */
+export const createVisionzip: MethodFactory = (request, options) => {
+  const opts = readOptions('visionzip', options, { dominant: num(54, { min: 0 }), contextual: num(10, { min: 0 }) });
+  const share = opts.dominant / (opts.dominant + opts.contextual || 1);
+  const quotas = inputFrameQuotas(request);
+  return {
+    name: 'visionzip',
+    layers: () => [],
+    async encoder(signals) {
+      const slots: Slot[] = [];
+      rowsByFrame(signals).forEach((rows, f) => {
+        const k = Math.min(quotas[f], rows.length);
+        const dominant = topK(signals.saliency, roundHalfEven(k * share), 'largest', rows);
+        slots.push(...dominant.map((r) => keepSlot(signals.ids[r])));
+        const taken = new Set(dominant);
+        const remaining = rows.filter((r) => !taken.has(r));
+        const contextual = k - dominant.length;
+        if (contextual === 0) return;
+        const step = Math.max(1, Math.floor(remaining.length / contextual));
+        const targets = Array.from({ length: contextual }, (_, t) => remaining[t * step]);
+        const isTarget = new Set(targets);
+        const others = remaining.filter((r) => !isTarget.has(r));
+        const targetKeys = unitHeadMeanKeys(signals, targets);
+        const assigned: number[][] = targets.map(() => []);
+        unitHeadMeanKeys(signals, others).forEach((key, i) => {
+          let best = 0;
+          let bestSim = -Infinity;
+          targetKeys.forEach((target, t) => {
+            const sim = dot(key, target);
+            if (sim > bestSim) [best, bestSim] = [t, sim];
+          });
+          assigned[best].push(signals.ids[others[i]]);
+        });
+        targets.forEach((r, t) => slots.push(assigned[t].length ? mergeSlot(assigned[t], 'anchor_plus_mean', signals.ids[r]) : keepSlot(signals.ids[r])));
+      });
+      return stageResult(slots);
+    },
+    plannedTokensPerLayer: () => constantPlan(inputTokenTotal(request), request.numLayers),
+  };
+};

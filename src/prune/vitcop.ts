@@ -1,0 +1,211 @@
+import { roundHalfEven, vitcopBudget, vitcopPlan, type VitcopBudget } from './budget.js';
+import { bool, choice, num, optionalNum, readOptions, type OptionValues } from './options.js';
+import { gatherRows, keepRows, keepSlot, mergeSlot, rowsByFrame, stageResult, topK } from './slots.js';
+import type { EncoderSignals, LayerSignals, MethodFactory, Pairwise, PruneMethod, Slot, StageResult } from './types.js';
+import { densityPeakClusters } from './vic.js';
+
+const OPTIONS = {
+  stage0: bool(true),
+  tau_static: num(0.9, { min: -1, max: 1 }),
+  min_per_frame: num(1, { min: 0, integer: true }),
+  merge: choice(['mean', 'anchor_plus_mean'], 'mean'),
+  dc_quantile: num(0.02, { min: 0, max: 1 }),
+  dc: optionalNum({ min: 0 }),
+  radius: num(0.6, { min: 0 }),
+  S: num(2, { min: 1, integer: true }),
+  D: optionalNum({ min: 1, integer: true }),
+  D_fraction: num(0.69, { min: 0, max: 1 }),
+  r_v: optionalNum({ min: Number.MIN_VALUE, max: 1 }),
+  p: optionalNum({ min: 0, max: 1 }),
+};
+type Options = OptionValues<typeof OPTIONS>;
+
+/** A VIC cluster: original ids (ascending) of one frame's Stage I tokens. */
+interface Cluster {
+  frame: number;
+  members: number[];
+}
+
+function cosine(x: Float32Array, width: number, a: number, b: number): number {
+  let ab = 0;
+  let aa = 0;
+  let bb = 0;
+  for (let j = 0; j < width; j++) {
+    const u = x[a * width + j];
+    const v = x[b * width + j];
+    ab += u * v;
+    aa += u * u;
+    bb += v * v;
+  }
+  return aa > 0 && bb > 0 ? ab / Math.sqrt(aa * bb) : 0;
+}
+
+/**
+ * Stage 0: a patch whose feature-layer state has cosine ≥ tau_static with the latest kept patch at the
+ * same grid position (from an earlier frame) is a static copy and is dropped; the kept patch's time span
+ * grows to cover it. The first frame is kept whole; every frame keeps at least `minPerFrame` patches
+ * (its least static ones), so no frame disappears.
+ */
+function staticFilter(signals: EncoderSignals, frames: number[][], tau: number, minPerFrame: number) {
+  const { ids, features, visionHidden: dv, tokensPerFrame: N } = signals;
+  const latest = new Map<number, number>();
+  const lastFrame = new Map<number, number>();
+  const survivors = frames.map((rows, f) => {
+    const similarity = new Float64Array(ids.length).fill(-Infinity);
+    for (const r of rows) {
+      const ref = latest.get(ids[r] % N);
+      if (f > 0 && ref !== undefined) similarity[r] = cosine(features, dv, r, ref);
+    }
+    const moving = rows.filter((r) => similarity[r] < tau);
+    const rescued = moving.length < minPerFrame ? topK(similarity, minPerFrame - moving.length, 'smallest', rows.filter((r) => similarity[r] >= tau)) : [];
+    const kept = [...moving, ...rescued].sort((a, b) => a - b);
+    const keptSet = new Set(kept);
+    for (const r of rows) {
+      if (keptSet.has(r)) latest.set(ids[r] % N, r);
+      else lastFrame.set(ids[latest.get(ids[r] % N)!], f);
+    }
+    return kept;
+  });
+  return { survivors, lastFrame };
+}
+
+/**
+ * ViTCoP (methods.md §1): Stage 0 (video), Stage I and VIC at the encoder's feature layer; Stage II
+ * co-pruning of the VIC clusters at layer S; Stage III K-norm pruning at layer D. The clusters found by
+ * the encoder stage are kept on the instance for Stage II of the same query.
+ */
+class Vitcop implements PruneMethod {
+  readonly name = 'vitcop';
+  private clusters: Cluster[] = [];
+
+  constructor(
+    private readonly frames: number,
+    private readonly numLayers: number,
+    private readonly opts: Options,
+    readonly budget: VitcopBudget,
+  ) {}
+
+  layers(): number[] {
+    return [this.budget.S, this.budget.D];
+  }
+
+  plannedTokensPerLayer(): number[] {
+    return vitcopPlan(this.budget, this.frames, this.numLayers);
+  }
+
+  async encoder(signals: EncoderSignals, pairwise: Pairwise): Promise<StageResult> {
+    const frames = rowsByFrame(signals);
+    const { survivors, lastFrame } = this.opts.stage0
+      ? staticFilter(signals, frames, this.opts.tau_static, this.opts.min_per_frame)
+      : { survivors: frames, lastFrame: new Map<number, number>() };
+    const kept = survivors.map((rows) => topK(signals.saliency, this.budget.n1, 'largest', rows));
+    this.clusters = [];
+    const { ids, gridRows, gridCols, tokensPerFrame: N, visionHidden: dv } = signals;
+    for (const [f, rows] of kept.entries()) {
+      const dist = await pairwise.euclidean(gatherRows(signals.keys, dv, rows), rows.length, dv);
+      const coords = rows.map((r) => [Math.floor((ids[r] % N) / gridCols) / gridRows, ((ids[r] % N) % gridCols) / gridCols] as const);
+      const labels = densityPeakClusters(dist, rows.length, coords, {
+        dcQuantile: this.opts.dc_quantile,
+        dc: this.opts.dc,
+        radius: this.opts.radius,
+        centres: Math.max(1, Math.floor(this.budget.p * rows.length)),
+      });
+      const groups = new Map<number, number[]>();
+      rows.forEach((r, i) => groups.set(labels[i], [...(groups.get(labels[i]) ?? []), ids[r]]));
+      for (const members of groups.values()) this.clusters.push({ frame: f, members });
+    }
+    const keptRows = kept.flat().sort((a, b) => a - b);
+    const result = keepRows(signals, keptRows);
+    const keptIds = new Set(keptRows.map((r) => ids[r]));
+    result.timeSpans = [...lastFrame].filter(([id]) => keptIds.has(id)).map(([id, last]) => ({ id, lastFrame: last })).sort((a, b) => a.id - b.id);
+    return result;
+  }
+
+  async layer(signals: LayerSignals): Promise<StageResult> {
+    if (signals.layer === this.budget.S) return this.coPrune(signals);
+    if (signals.layer === this.budget.D) return keepRows(signals, topK(signals.kappa, this.budget.n3, 'smallest'));
+    throw new Error(`vitcop prunes at layers ${this.budget.S} and ${this.budget.D}, not ${signals.layer}`);
+  }
+
+  /** Stage II: exactly R tokens from the VIC clusters, by their κ. */
+  private coPrune(signals: LayerSignals): StageResult {
+    const rowOf = new Map(signals.ids.map((id, r) => [id, r]));
+    const clusters = this.clusters.map((c) => {
+      const kappa = c.members.map((id) => {
+        const r = rowOf.get(id);
+        if (r === undefined) throw new Error(`vitcop Stage II: token ${id} of a VIC cluster is not alive (did the encoder stage run?)`);
+        return signals.kappa[r];
+      });
+      return { ...c, kappa, sum: kappa.reduce((a, b) => a + b, 0) };
+    });
+    if (!clusters.length) throw new Error('vitcop Stage II has no VIC clusters: the encoder stage must run first');
+    // Rank = ascending Σκ (ties: earlier first member): the more important clusters come first.
+    const rank = clusters.map((_, c) => c).sort((a, b) => clusters[a].sum - clusters[b].sum || clusters[a].members[0] - clusters[b].members[0]);
+    const R = Math.min(this.budget.R, signals.ids.length);
+    const K = clusters.length;
+    const merge = this.opts.merge;
+    const mpf = this.opts.min_per_frame;
+
+    if (K >= R) {
+      const chosen = new Set<number>();
+      const perFrame = new Map<number, number>();
+      for (const c of rank) {
+        const f = clusters[c].frame;
+        if ((perFrame.get(f) ?? 0) < mpf && chosen.size < R - 1) {
+          chosen.add(c);
+          perFrame.set(f, (perFrame.get(f) ?? 0) + 1);
+        }
+      }
+      for (const c of rank) if (chosen.size < R - 1) chosen.add(c);
+      const rest = rank.filter((c) => !chosen.has(c)).flatMap((c) => clusters[c].members);
+      return stageResult([...[...chosen].map((c) => mergeSlot(clusters[c].members, merge)), mergeSlot(rest, merge)]);
+    }
+
+    const quota = new Array<number>(K).fill(0);
+    const capacity = clusters.map((c) => c.members.length - 1);
+    let left = R - K;
+    // A frame with fewer clusters than min_per_frame first gets individual slots from its best clusters.
+    const clustersOfFrame = new Map<number, number[]>();
+    for (const c of rank) clustersOfFrame.set(clusters[c].frame, [...(clustersOfFrame.get(clusters[c].frame) ?? []), c]);
+    for (const own of clustersOfFrame.values()) {
+      let need = mpf - own.length;
+      for (const c of own) {
+        const give = Math.max(0, Math.min(need, capacity[c] - quota[c], left));
+        quota[c] += give;
+        need -= give;
+        left -= give;
+      }
+    }
+    // Largest remainder in proportion to the remaining capacity (|G_c| − 1 less what is given), in
+    // exact integer arithmetic; equal remainders go to the lower Σκ.
+    const weight = capacity.map((cap, c) => cap - quota[c]);
+    const total = weight.reduce((a, b) => a + b, 0);
+    if (left > 0 && total > 0) {
+      const remainder = weight.map((w) => (left * w) % total);
+      weight.forEach((w, c) => (quota[c] += Math.floor((left * w) / total)));
+      const extra = left - weight.reduce((a, w) => a + Math.floor((left * w) / total), 0);
+      const byRemainder = [...rank].sort((a, b) => remainder[b] - remainder[a]);
+      for (const c of byRemainder.slice(0, extra)) quota[c]++;
+    }
+
+    const slots: Slot[] = [];
+    clusters.forEach((c, k) => {
+      const keep = new Set(topK(c.kappa, quota[k], 'smallest'));
+      c.members.forEach((id, i) => keep.has(i) && slots.push(keepSlot(id)));
+      slots.push(mergeSlot(c.members.filter((_, i) => !keep.has(i)), merge));
+    });
+    return stageResult(slots);
+  }
+}
+
+export const createVitcop: MethodFactory = (request, options) => {
+  const opts = readOptions('vitcop', options, OPTIONS);
+  const budget = vitcopBudget(request, {
+    S: opts.S,
+    D: opts.D ?? roundHalfEven(opts.D_fraction * request.numLayers),
+    minPerFrame: opts.min_per_frame,
+    r_v: opts.r_v,
+    p: opts.p,
+  });
+  return new Vitcop(request.frames, request.numLayers, opts, budget);
+};
