@@ -1,24 +1,11 @@
 /** `sieve synth`: writes a split of the synthetic video QA task (design §4). */
 import type { Command } from 'commander';
-import { SieveError, UsageError } from '../errors.js';
+import { UsageError } from '../errors.js';
+import { encodeVideo } from '../media/ffmpeg.js';
 import { SPLITS, isSplit, writeSplit } from '../synth/dataset.js';
 import type { EncodeVideo } from '../synth/dataset.js';
 import { QUESTION_TYPES } from '../synth/vocabulary.js';
 import type { QuestionType } from '../synth/vocabulary.js';
-
-/** The product's video encoder (src/media/ffmpeg.ts, the one module that calls ffmpeg). */
-async function productEncoder(): Promise<EncodeVideo> {
-  // Resolved at run time so this module builds while src/media/ffmpeg.ts is being written.
-  const specifier = '../media/ffmpeg.js';
-  let mod: { encodeVideo?: EncodeVideo };
-  try {
-    mod = (await import(specifier)) as { encodeVideo?: EncodeVideo };
-  } catch (err) {
-    throw new SieveError(`the video encoder (src/media/ffmpeg.ts) could not be loaded: ${(err as Error).message}`);
-  }
-  if (typeof mod.encodeVideo !== 'function') throw new SieveError('src/media/ffmpeg.ts does not export encodeVideo');
-  return mod.encodeVideo;
-}
 
 function parseCount(value: string, name: string): number {
   if (!/^\d+$/.test(value)) throw new UsageError(`${name} must be a non-negative integer, got "${value}"`);
@@ -54,7 +41,7 @@ export async function runSynth(opts: SynthOptions, encode?: EncodeVideo, log: (s
     labels: opts.labels ?? false,
     ...(types ? { types } : {}),
     concurrency,
-    encode: encode ?? (await productEncoder()),
+    encode: encode ?? ((frames, o) => encodeVideo(frames, o)),
   });
   log(`wrote ${result.clips} clips and ${result.questions} questions: ${result.jsonl}`);
 }

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { SieveError, UsageError } from '../errors.js';
 import { questionsFor } from './questions.js';
 import { renderScene } from './render.js';
-import type { Frame } from './render.js';
+import type { Frame } from '../media/frame.js';
 import { makeScene } from './scene.js';
 import type { Scene } from './scene.js';
 import type { QuestionType } from './vocabulary.js';

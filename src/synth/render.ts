@@ -4,17 +4,8 @@
  */
 import { Prng } from './prng.js';
 import { isVisible, positionAt } from './scene.js';
+import type { Frame } from '../media/frame.js';
 import type { Background, Scene, SceneObject } from './scene.js';
-
-/** The frame shape of src/media/ffmpeg.ts (structurally identical). */
-export interface Frame {
-  index: number;
-  timestampS: number;
-  width: number;
-  height: number;
-  /** HWC, 3 bytes per pixel. */
-  rgb: Uint8Array;
-}
 
 export interface RenderedClip {
   frames: Frame[];

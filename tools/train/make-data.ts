@@ -11,7 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeSplit } from '../../src/synth/dataset.js';
 import type { EncodeVideo } from '../../src/synth/dataset.js';
-import type { Frame } from '../../src/synth/render.js';
+import type { Frame } from '../../src/media/frame.js';
 
 function fallbackEncode(frames: Frame[], opts: { fps: number; out: string }): Promise<void> {
   const { width, height } = frames[0]!;

@@ -1,0 +1,152 @@
+"""Training data: the generator's MP4s decoded with ffmpeg (what the engine sees), the object-id maps
+it wrote with --labels, its scenes and questions; the prompt exactly as the engine builds it."""
+import json
+import os
+import re
+import subprocess
+
+import numpy as np
+import torch
+
+COLOURS = ['red', 'green', 'blue', 'yellow', 'white', 'purple']
+SHAPES = ['square', 'circle', 'triangle', 'dot']
+QUESTION_TYPES = ['colour', 'shape', 'position', 'count', 'order', 'direction', 'exists', 'small']
+
+SPECIAL_RE = r'<pad>|<s>|</s>|<unk>|<image>'
+# Hugging Face's Whitespace pre-tokenizer splits on \w+|[^\w\s]+ (added tokens are split out first).
+TOKEN_RE = re.compile(SPECIAL_RE + r'|\w+|[^\w\s]+')
+
+
+class Vocab:
+    def __init__(self, tokenizer_json):
+        tok = json.load(open(tokenizer_json))
+        self.ids = tok['model']['vocab']
+        self.words = {i: w for w, i in self.ids.items()}
+        self.unk = self.ids['<unk>']
+        self.image = self.ids['<image>']
+        self.bos = self.ids['<s>']
+        self.eos = self.ids['</s>']
+        self.pad = self.ids['<pad>']
+
+    def __len__(self):
+        return len(self.ids)
+
+    def encode(self, text):
+        return [self.ids.get(t, self.unk) for t in TOKEN_RE.findall(text)]
+
+
+def prompt_prefix_text(n_frames):
+    """The chat template's rendering up to the question (see tools/train/write-tokenizer.ts)."""
+    return '<s>user :' + ''.join(f' frame {i + 1} <image>' for i in range(n_frames))
+
+
+def prompt_text(question, n_frames):
+    return prompt_prefix_text(n_frames) + f' {question}' + ' assistant :'
+
+
+def prompt_ids(vocab, question, n_frames, tokens_per_image):
+    ids = vocab.encode(prompt_text(question, n_frames))
+    out = []
+    for i in ids:
+        out.extend([i] * tokens_per_image if i == vocab.image else [i])
+    return out
+
+
+def decode_video(path, width=64, height=64):
+    raw = subprocess.run(['ffmpeg', '-v', 'error', '-i', path, '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-'],
+                         check=True, capture_output=True).stdout
+    return np.frombuffer(raw, dtype=np.uint8).reshape(-1, height, width, 3)
+
+
+def decode_many(paths, n_frames, width, height, chunk=500):
+    """Decodes many clips with few ffmpeg processes (concat demuxer, every frame passed through);
+    byte-identical to decoding each file on its own."""
+    out = []
+    for s in range(0, len(paths), chunk):
+        lst = os.path.join(os.path.dirname(paths[0]), f'.concat-{os.getpid()}.txt')
+        with open(lst, 'w') as f:
+            f.writelines(f"file '{os.path.abspath(p)}'\n" for p in paths[s:s + chunk])
+        raw = subprocess.run(['ffmpeg', '-v', 'error', '-f', 'concat', '-safe', '0', '-i', lst, '-fps_mode', 'passthrough',
+                              '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-'], check=True, capture_output=True).stdout
+        os.remove(lst)
+        a = np.frombuffer(raw, dtype=np.uint8)
+        n = len(paths[s:s + chunk])
+        if a.size != n * n_frames * height * width * 3:
+            raise RuntimeError(f'decoded {a.size} bytes for {n} clips, expected {n * n_frames} frames each of {width}x{height}')
+        out.append(a.reshape(n, n_frames, height, width, 3))
+    return np.concatenate(out)
+
+
+def load_split(split_dir, split, cache_dir):
+    """Returns dict(frames uint8 [N,F,H,W,3], ids uint8 [N,F,H,W], obj_colour/obj_shape int [N,8]
+    (index = object id; 0 = background), questions: list of (clip, question, answer, type))."""
+    os.makedirs(cache_dir, exist_ok=True)
+    cache = os.path.join(cache_dir, os.path.basename(os.path.normpath(split_dir)) + '.npz')
+    scenes = [json.loads(l) for l in open(os.path.join(split_dir, f'{split}.scenes.jsonl'))]
+    seed_to_clip = {s['seed']: i for i, s in enumerate(scenes)}
+    qs = [json.loads(l) for l in open(os.path.join(split_dir, f'{split}.jsonl'))]
+    questions = [(seed_to_clip[q['seed']], q['question'], q['answer'], q['type']) for q in qs]
+    if os.path.exists(cache):
+        z = np.load(cache)
+        frames, ids = z['frames'], z['ids']
+    else:
+        frames = decode_many([os.path.join(split_dir, 'videos', f"{split}-{s['seed']}.mp4") for s in scenes],
+                             scenes[0]['frames'], scenes[0]['width'], scenes[0]['height'])
+        ids = np.stack([np.fromfile(os.path.join(split_dir, 'labels', f"{split}-{s['seed']}.ids"), dtype=np.uint8)
+                        .reshape(-1, s['height'], s['width']) for s in scenes])
+        np.savez(cache, frames=frames, ids=ids)
+    obj_colour = np.zeros((len(scenes), 8), np.int64)
+    obj_shape = np.zeros((len(scenes), 8), np.int64)
+    for i, s in enumerate(scenes):
+        for o in s['objects']:
+            obj_colour[i, o['id']] = COLOURS.index(o['colour']) + 1
+            obj_shape[i, o['id']] = SHAPES.index(o['shape']) + 1
+    return dict(frames=frames, ids=ids, obj_colour=obj_colour, obj_shape=obj_shape, questions=questions,
+                scenes=scenes)
+
+
+def concat_splits(parts):
+    out = dict(frames=np.concatenate([p['frames'] for p in parts]), ids=np.concatenate([p['ids'] for p in parts]),
+               obj_colour=np.concatenate([p['obj_colour'] for p in parts]),
+               obj_shape=np.concatenate([p['obj_shape'] for p in parts]), questions=[], scenes=[])
+    base = 0
+    for p in parts:
+        out['questions'] += [(c + base, q, a, t) for c, q, a, t in p['questions']]
+        out['scenes'] += p['scenes']
+        base += len(p['frames'])
+    return out
+
+
+def patch_targets(ids, obj_colour, obj_shape, patch):
+    """Dense per-patch targets from object-id maps.
+    ids [B,H,W] uint8 tensor; obj_colour/obj_shape [B,8] long (per frame's clip).
+    Returns dict of tensors over the patch grid [B, g, g, ...]."""
+    b, h, w = ids.shape
+    g = h // patch
+    idl = ids.long()
+    onehot_id = torch.nn.functional.one_hot(idl, 8).float()  # [B,H,W,8]
+    frac_id = onehot_id.view(b, g, patch, g, patch, 8).mean(dim=(2, 4))  # [B,g,g,8]
+    col = torch.gather(obj_colour, 1, idl.view(b, -1)).view(b, h, w)
+    shp = torch.gather(obj_shape, 1, idl.view(b, -1)).view(b, h, w)
+    frac_col = torch.nn.functional.one_hot(col, 7).float().view(b, g, patch, g, patch, 7).mean(dim=(2, 4))
+    frac_shp = torch.nn.functional.one_hot(shp, 5).float().view(b, g, patch, g, patch, 5).mean(dim=(2, 4))
+    # Centroid of every object in the frame.
+    ys = torch.arange(h, dtype=torch.float32).view(1, h, 1, 1) + 0.5
+    xs = torch.arange(w, dtype=torch.float32).view(1, 1, w, 1) + 0.5
+    area = onehot_id.sum(dim=(1, 2)).clamp(min=1)  # [B,8]
+    cy = (onehot_id * ys).sum(dim=(1, 2)) / area
+    cx = (onehot_id * xs).sum(dim=(1, 2)) / area
+    obj_frac, major = frac_id[..., 1:].max(dim=-1)
+    major = major + 1  # [B,g,g]
+    has_obj = obj_frac >= 4 / (patch * patch)
+    pcy = (torch.arange(g, dtype=torch.float32) + 0.5).view(1, g, 1) * patch
+    pcx = (torch.arange(g, dtype=torch.float32) + 0.5).view(1, 1, g) * patch
+    oy = (torch.gather(cy, 1, major.view(b, -1)).view(b, g, g) - pcy) / patch
+    ox = (torch.gather(cx, 1, major.view(b, -1)).view(b, g, g) - pcx) / patch
+    # Size of the majority object (area in patches) and whether it is the small dot.
+    obj_area = torch.gather(area, 1, major.view(b, -1)).view(b, g, g) / (patch * patch)
+    rows = (torch.arange(g, dtype=torch.float32) / (g - 1)).view(1, g, 1).expand(b, g, g)
+    cols = (torch.arange(g, dtype=torch.float32) / (g - 1)).view(1, 1, g).expand(b, g, g)
+    return dict(frac_col=frac_col, frac_shp=frac_shp, present_col=(frac_col[..., 1:] >= 2 / patch ** 2).float(),
+                present_shp=(frac_shp[..., 1:] >= 2 / patch ** 2).float(), has_obj=has_obj,
+                offset=torch.stack([oy, ox], -1), obj_area=obj_area, pos=torch.stack([rows, cols], -1))

@@ -1,0 +1,410 @@
+"""Staged training of the demo video VLM (see docs/demo-model.md).
+
+  stage vision : CLIP tower + projector on dense per-patch targets (colour, shape, coverage, object
+                 centre offset, patch position) from the generator's object-id maps.
+  stage decoder: Llama decoder on frozen vision features, answer tokens only; several questions of a
+                 clip share one visual prefix (block attention mask, positions as in the real prompt).
+  stage joint  : everything, low learning rate on the vision side, vision loss kept alongside.
+  export       : Hugging Face llava checkpoint + golden outputs into models/demo.
+
+Every stage is time-budgeted and resumable: state lives in --state (outside the repo), checkpointed
+every few minutes; rerunning the same command continues where it stopped.
+"""
+import argparse
+import json
+import math
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import data as D  # noqa: E402
+from vlm import Llava, causal_mask, save_safetensors  # noqa: E402
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
+MEAN = [0.5, 0.5, 0.5]
+STD = [0.5, 0.5, 0.5]
+N_FRAMES = 8
+BF16 = [True]
+
+
+def amp():
+    return torch.autocast('cpu', dtype=torch.bfloat16, enabled=BF16[0])
+
+
+def model_config(vocab_size, image_token_index, args):
+    vision = dict(hidden_size=args.v_hidden, intermediate_size=args.v_hidden * 4, num_hidden_layers=args.v_layers,
+                  num_attention_heads=args.v_heads, image_size=64, patch_size=8, num_channels=3,
+                  hidden_act='gelu', layer_norm_eps=1e-5)
+    text = dict(hidden_size=args.t_hidden, intermediate_size=args.t_inter, num_hidden_layers=args.t_layers,
+                num_attention_heads=args.t_heads, num_key_value_heads=args.t_kv,
+                head_dim=args.t_hidden // args.t_heads, rms_norm_eps=1e-6, rope_theta=10000.0,
+                vocab_size=vocab_size, max_position_embeddings=2048)
+    return dict(vision_config=vision, text_config=text, projector_hidden_act='gelu',
+                image_token_index=image_token_index, vision_feature_layer=-2,
+                vision_feature_select_strategy='default')
+
+
+class VisionHead(nn.Module):
+    """Dense per-patch readout used only for training (not exported)."""
+    SIZES = dict(col=7, shp=5, pcol=6, pshp=4, off=2, pos=2, area=1)
+
+    def __init__(self, d):
+        super().__init__()
+        self.proj = nn.Linear(d, sum(self.SIZES.values()))
+
+    def forward(self, x):
+        out, i = {}, 0
+        y = self.proj(x)
+        for k, n in self.SIZES.items():
+            out[k] = y[..., i:i + n]
+            i += n
+        return out
+
+
+def to_pixels(frames):
+    """uint8 [..., H, W, 3] → normalised float [N, 3, H, W] (CLIPImageProcessor: rescale, normalise)."""
+    x = torch.as_tensor(frames).reshape(-1, *frames.shape[-3:]).permute(0, 3, 1, 2).float() / 255.0
+    mean = torch.tensor(MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(STD).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def vision_loss(pred, tgt, g):
+    b = pred['col'].shape[0]
+    p = {k: v.float().view(b, g, g, -1) for k, v in pred.items()}
+    l_col = -(tgt['frac_col'] * F.log_softmax(p['col'], -1)).sum(-1).mean()
+    l_shp = -(tgt['frac_shp'] * F.log_softmax(p['shp'], -1)).sum(-1).mean()
+    l_pcol = F.binary_cross_entropy_with_logits(p['pcol'], tgt['present_col'])
+    l_pshp = F.binary_cross_entropy_with_logits(p['pshp'], tgt['present_shp'])
+    m = tgt['has_obj'].float()[..., None]
+    l_off = (((p['off'] - tgt['offset'].clamp(-3, 3)) ** 2) * m).sum() / m.sum().clamp(min=1) / 2
+    l_area = (((p['area'][..., 0] - tgt['obj_area']) ** 2) * m[..., 0]).sum() / m.sum().clamp(min=1)
+    l_pos = ((p['pos'] - tgt['pos']) ** 2).mean()
+    return l_col + l_shp + l_pcol + l_pshp + l_off + l_area + l_pos
+
+
+def vision_batch(ds, idx, frame_idx):
+    frames = ds['frames'][idx, frame_idx]
+    ids = torch.from_numpy(ds['ids'][idx, frame_idx])
+    tgt = D.patch_targets(ids, torch.from_numpy(ds['obj_colour'][idx]), torch.from_numpy(ds['obj_shape'][idx]), 8)
+    return to_pixels(frames), tgt
+
+
+@torch.no_grad()
+def vision_eval(model, head, ds, n=400, seed=0):
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(ds['frames']), n)
+    fidx = rng.integers(0, N_FRAMES, n)
+    correct_c = correct_s = total = 0
+    for s in range(0, n, 100):
+        px, tgt = vision_batch(ds, idx[s:s + 100], fidx[s:s + 100])
+        with amp():
+            pred = head(model.image_features(px))
+        b = px.shape[0]
+        col = pred['col'].float().view(b, 8, 8, -1).argmax(-1)
+        shp = pred['shp'].float().view(b, 8, 8, -1).argmax(-1)
+        tc = tgt['frac_col'].argmax(-1)
+        ts = tgt['frac_shp'].argmax(-1)
+        m = tgt['frac_col'][..., 0] < 0.75  # patches with a real object share
+        correct_c += (col == tc)[m].sum().item()
+        correct_s += (shp == ts)[m].sum().item()
+        total += m.sum().item()
+    return dict(patch_colour_acc=correct_c / max(total, 1), patch_shape_acc=correct_s / max(total, 1))
+
+
+# ---------------------------------------------------------------- packed QA batches
+class Packer:
+    def __init__(self, vocab, tokens_per_image):
+        self.vocab = vocab
+        self.tpi = tokens_per_image
+        self.prefix = []
+        for i in vocab.encode(D.prompt_prefix_text(N_FRAMES)):
+            self.prefix.extend([i] * tokens_per_image if i == vocab.image else [i])
+        self.cache = {}
+
+    def block(self, question, answer):
+        key = (question, answer)
+        if key not in self.cache:
+            q = self.vocab.encode(f' {question} assistant :')
+            a = self.vocab.encode(answer) + [self.vocab.eos]
+            self.cache[key] = (q + a[:-1], [-100] * (len(q) - 1) + a)
+        return self.cache[key]
+
+    def build(self, qa_lists):
+        """qa_lists: per clip, a list of (question, answer, type). Returns tensors + question index."""
+        P = len(self.prefix)
+        seqs, labs, poss, blocks_all = [], [], [], []
+        for qas in qa_lists:
+            ids, lab, pos, blocks = list(self.prefix), [-100] * P, list(range(P)), []
+            for q, a, t in qas:
+                bi, bl = self.block(q, a)
+                blocks.append((len(ids), len(bi), t))
+                ids += bi
+                lab += bl
+                pos += list(range(P, P + len(bi)))
+            seqs.append(ids)
+            labs.append(lab)
+            poss.append(pos)
+            blocks_all.append(blocks)
+        T = max(len(s) for s in seqs)
+        B = len(seqs)
+        input_ids = torch.full((B, T), self.vocab.pad, dtype=torch.long)
+        labels = torch.full((B, T), -100, dtype=torch.long)
+        position_ids = torch.zeros((B, T), dtype=torch.long)
+        mask = torch.zeros((B, T, T), dtype=torch.bool)
+        mask[:, :P, :P] = causal_mask(P)[0]
+        qid = torch.full((B, T), -1, dtype=torch.long)  # question number per label position
+        types = []
+        for b in range(B):
+            n = len(seqs[b])
+            input_ids[b, :n] = torch.tensor(seqs[b])
+            labels[b, :n] = torch.tensor(labs[b])
+            position_ids[b, :n] = torch.tensor(poss[b])
+            for (s, L, t) in blocks_all[b]:
+                mask[b, s:s + L, :P] = True
+                mask[b, s:s + L, s:s + L] = causal_mask(L)[0]
+                qid[b, s:s + L] = len(types)
+                types.append(t)
+            mask[b, n:, 0] = True  # padding rows attend somewhere (ignored)
+        return input_ids, labels, position_ids, mask, qid, types
+
+
+def qa_forward(model, packer, ds, clips, qas, grad_vision):
+    input_ids, labels, position_ids, mask, qid, types = packer.build(qas)
+    px = to_pixels(ds['frames'][clips])
+    with amp():
+        if grad_vision:
+            feats = model.image_features(px)
+        else:
+            with torch.no_grad():
+                feats = model.image_features(px)
+        feats = feats.reshape(len(clips), -1, feats.shape[-1])
+        hidden = model.forward_embeds(input_ids, feats, position_ids, mask)
+        sel = labels != -100
+        logits = model.logits(hidden[sel]).float()
+    tgt = labels[sel]
+    loss = F.cross_entropy(logits, tgt)
+    return loss, logits, tgt, qid[sel], types
+
+
+def clip_questions(ds):
+    by = {}
+    for c, q, a, t in ds['questions']:
+        by.setdefault(c, []).append((q, a, t))
+    return by
+
+
+@torch.no_grad()
+def qa_eval(model, packer, ds, max_clips=60, batch=6):
+    by = clip_questions(ds)
+    clips = sorted(by)[:max_clips]
+    per_type = {}
+    for s in range(0, len(clips), batch):
+        cs = clips[s:s + batch]
+        _, logits, tgt, qid, types = qa_forward(model, packer, ds, np.array(cs), [by[c] for c in cs], False)
+        ok = (logits.argmax(-1) == tgt)
+        for k, t in enumerate(types):
+            r = per_type.setdefault(t, [0, 0])
+            r[0] += int(ok[qid == k].all())
+            r[1] += 1
+    acc = {t: round(c / n, 4) for t, (c, n) in sorted(per_type.items())}
+    total = sum(n for _, n in per_type.values())
+    acc['overall'] = round(sum(c for c, _ in per_type.values()) / total, 4)
+    acc['n'] = total
+    return acc
+
+
+# ---------------------------------------------------------------- training loop
+def log(args, rec):
+    rec = dict(rec, time=time.strftime('%Y-%m-%d %H:%M:%S'))
+    print(json.dumps(rec), flush=True)
+    with open(os.path.join(args.state, 'log.jsonl'), 'a') as f:
+        f.write(json.dumps(rec) + '\n')
+
+
+def lr_at(base, step, frac, warm=100):
+    w = min(1.0, (step + 1) / warm)
+    if frac < 0.6:
+        return base * w
+    return base * w * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, (frac - 0.6) / 0.4))))
+
+
+def run_stage(args, stage, model, head, train, val, packer):
+    ck = os.path.join(args.state, f'{stage}.pt')
+    budget = {'vision': args.vision_min, 'decoder': args.decoder_min, 'joint': args.joint_min}[stage] * 60
+    if stage == 'vision':
+        params = list(model.vision_tower.parameters()) + list(model.multi_modal_projector.parameters()) + list(head.parameters())
+        groups = [dict(params=params, lr=args.vision_lr)]
+    elif stage == 'decoder':
+        groups = [dict(params=list(model.language_model.parameters()), lr=args.decoder_lr)]
+    else:
+        vis = list(model.vision_tower.parameters()) + list(model.multi_modal_projector.parameters()) + list(head.parameters())
+        groups = [dict(params=vis, lr=args.joint_vision_lr), dict(params=list(model.language_model.parameters()), lr=args.joint_lr)]
+    for g in groups:
+        g['base'] = g['lr']
+    opt = torch.optim.AdamW(groups, weight_decay=0.01, betas=(0.9, 0.98))
+    step, elapsed = 0, 0.0
+    if os.path.exists(ck):
+        st = torch.load(ck)
+        model.load_state_dict(st['model'])
+        head.load_state_dict(st['head'])
+        opt.load_state_dict(st['opt'])
+        step, elapsed = st['step'], st['elapsed']
+        if st.get('done'):
+            print(f'stage {stage} already done', flush=True)
+            return
+        print(f'resuming {stage} at step {step}, {elapsed / 60:.1f} min', flush=True)
+    rng = np.random.default_rng(args.seed + step + hash(stage) % 1000)
+    by = clip_questions(train)
+    n_clips = len(train['frames'])
+    t_last_ck = t_last_eval = time.time()
+    t0 = time.time() - elapsed
+    run_loss = None
+
+    def save(done=False):
+        tmp = ck + '.tmp'
+        torch.save(dict(model=model.state_dict(), head=head.state_dict(), opt=opt.state_dict(), step=step,
+                        elapsed=time.time() - t0, done=done), tmp)
+        os.replace(tmp, ck)
+        shutil.copy(os.path.join(args.state, 'log.jsonl'), os.path.join(REPO, 'models', 'demo', 'training_log.jsonl'))
+
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for g in groups:
+        for p in g['params']:
+            p.requires_grad_(True)
+    model.train()
+    while time.time() - t0 < budget:
+        frac = (time.time() - t0) / budget
+        for g in groups:
+            g['lr'] = lr_at(g['base'], step, frac)
+        if stage == 'vision':
+            idx = rng.integers(0, n_clips, args.vision_batch)
+            fidx = rng.integers(0, N_FRAMES, args.vision_batch)
+            px, tgt = vision_batch(train, idx, fidx)
+            with amp():
+                pred = head(model.image_features(px))
+            loss = vision_loss(pred, tgt, 8)
+        else:
+            clips = rng.integers(0, n_clips, args.qa_batch)
+            qas = [by[c] for c in clips]
+            loss, *_ = qa_forward(model, packer, train, clips, qas, stage == 'joint')
+            if stage == 'joint' and args.joint_vision_weight > 0:
+                vi = rng.integers(0, n_clips, 16)
+                vf = rng.integers(0, N_FRAMES, 16)
+                px, tgt = vision_batch(train, vi, vf)
+                with amp():
+                    pred = head(model.image_features(px))
+                loss = loss + args.joint_vision_weight * vision_loss(pred, tgt, 8)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for g in groups for p in g['params']], 1.0)
+        opt.step()
+        step += 1
+        run_loss = loss.item() if run_loss is None else 0.98 * run_loss + 0.02 * loss.item()
+        if step % 50 == 0:
+            log(args, dict(stage=stage, step=step, minutes=round((time.time() - t0) / 60, 2), loss=round(run_loss, 4),
+                           lr=groups[-1]['lr']))
+        if time.time() - t_last_eval > args.eval_every * 60:
+            model.eval()
+            ev = vision_eval(model, head, val) if stage == 'vision' else qa_eval(model, packer, val)
+            model.train()
+            log(args, dict(stage=stage, step=step, minutes=round((time.time() - t0) / 60, 2), val=ev))
+            t_last_eval = time.time()
+        if time.time() - t_last_ck > args.ckpt_every * 60:
+            save()
+            t_last_ck = time.time()
+    model.eval()
+    ev = vision_eval(model, head, val) if stage == 'vision' else qa_eval(model, packer, val, max_clips=300)
+    log(args, dict(stage=stage, step=step, minutes=round((time.time() - t0) / 60, 2), val=ev, final=True))
+    save(done=True)
+
+
+def load_model(args, vocab):
+    cfg = model_config(len(vocab), vocab.image, args)
+    torch.manual_seed(args.seed)
+    model = Llava(cfg)
+    head = VisionHead(cfg['text_config']['hidden_size'])
+    return cfg, model, head
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--data', default='/root/vlm-sieve-train/data')
+    ap.add_argument('--train-dirs', default='train0,train2')
+    ap.add_argument('--state', default='/root/vlm-sieve-train/state')
+    ap.add_argument('--stages', default='vision,decoder,joint,export')
+    ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--bf16', choices=['on', 'off'], default='on')
+    ap.add_argument('--v-hidden', type=int, default=128)
+    ap.add_argument('--v-layers', type=int, default=4)
+    ap.add_argument('--v-heads', type=int, default=4)
+    ap.add_argument('--t-hidden', type=int, default=96)
+    ap.add_argument('--t-inter', type=int, default=256)
+    ap.add_argument('--t-layers', type=int, default=8)
+    ap.add_argument('--t-heads', type=int, default=4)
+    ap.add_argument('--t-kv', type=int, default=2)
+    ap.add_argument('--vision-min', type=float, default=15)
+    ap.add_argument('--decoder-min', type=float, default=60)
+    ap.add_argument('--joint-min', type=float, default=40)
+    ap.add_argument('--vision-lr', type=float, default=1e-3)
+    ap.add_argument('--decoder-lr', type=float, default=1e-3)
+    ap.add_argument('--joint-lr', type=float, default=2e-4)
+    ap.add_argument('--joint-vision-lr', type=float, default=5e-5)
+    ap.add_argument('--joint-vision-weight', type=float, default=0.3)
+    ap.add_argument('--vision-batch', type=int, default=64)
+    ap.add_argument('--qa-batch', type=int, default=4)
+    ap.add_argument('--eval-every', type=float, default=5)
+    ap.add_argument('--ckpt-every', type=float, default=3)
+    ap.add_argument('--out', default=os.path.join(REPO, 'models', 'demo'))
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    BF16[0] = args.bf16 == 'on'
+    os.makedirs(args.state, exist_ok=True)
+    tok_dir = os.path.join(args.state, 'tokenizer')
+    if not os.path.exists(os.path.join(tok_dir, 'tokenizer.json')):
+        subprocess.run(['node', os.environ.get('SIEVE_TOOLS_DIST', os.path.join(REPO, 'dist')) + '/tools/train/write-tokenizer.js', tok_dir], check=True)
+    vocab = D.Vocab(os.path.join(tok_dir, 'tokenizer.json'))
+    cfg, model, head = load_model(args, vocab)
+    tpi = (64 // 8) ** 2
+    packer = Packer(vocab, tpi)
+    stages = args.stages.split(',')
+    cache = os.path.join(args.state, 'cache')
+    val = D.load_split(os.path.join(args.data, 'val'), 'val', cache)
+    train = None
+    if any(s in stages for s in ('vision', 'decoder', 'joint')):
+        parts = [D.load_split(os.path.join(args.data, d), 'train', cache) for d in args.train_dirs.split(',')]
+        train = D.concat_splits(parts)
+        print(f'train: {len(train["frames"])} clips, {len(train["questions"])} questions', flush=True)
+    prev = None
+    for stage in ('vision', 'decoder', 'joint'):
+        if prev and os.path.exists(os.path.join(args.state, f'{prev}.pt')) and not os.path.exists(os.path.join(args.state, f'{stage}.pt')):
+            st = torch.load(os.path.join(args.state, f'{prev}.pt'))
+            model.load_state_dict(st['model'])
+            head.load_state_dict(st['head'])
+        if stage in stages:
+            run_stage(args, stage, model, head, train, val, packer)
+        prev = stage
+    if 'export' in stages:
+        import export
+        for s in ('joint', 'decoder', 'vision'):
+            p = os.path.join(args.state, f'{s}.pt')
+            if os.path.exists(p):
+                model.load_state_dict(torch.load(p)['model'])
+                print(f'exporting from {s}.pt', flush=True)
+                break
+        export.export(model, cfg, vocab, tok_dir, args.out, val, packer, lambda m: qa_eval(m, packer, val, max_clips=300))
+
+
+if __name__ == '__main__':
+    main()
