@@ -126,9 +126,10 @@ export function vitcopBudget(request: BudgetRequest, opts: VitcopBudgetOptions):
   const rvHigh = (L * pi - ((minPerFrame + 1 / F) * c) / N) / S;
   const r_v = opts.r_v ?? Math.min(1, Math.max(rvLow, Math.min(row.r_v, rvHigh)));
   const n1 = Math.floor(r_v * N);
-  const R = Math.min(F * n1, roundHalfEven(((L * pi) / r_v - S) / c * F * n1));
+  const exactR = (((L * pi) / r_v - S) / c) * F * n1;
+  const R = Math.min(F * n1, roundHalfEven(exactR));
   const n3 = roundHalfEven(R / 5);
-  if (n1 < minPerFrame || R < F * minPerFrame + 1 || n3 < 1 || R > F * n1 || r_v > 1) {
+  if (n1 < minPerFrame || R < F * minPerFrame + 1 || n3 < 1 || exactR > F * n1 * (1 + 1e-9)) {
     const lo = ((minPerFrame + 1 / F) * (D + (L - D) / 5)) / (L * N);
     const hi = (D + (L - D) / 5) / L;
     throw new UsageError(
