@@ -1,63 +1,103 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { cpus } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { VlmPipeline } from '../engine/answer-pipeline.js';
+import type { PruneRequest } from '../engine/visual-query.js';
+import { UsageError } from '../errors.js';
 import { evaluate, readSplit, summarise, type EvalSummary } from '../eval/evaluate.js';
-import { parseInteger, progressReporter } from './cli-output.js';
-import { defaultModelDir } from './default-model.js';
+import { resultsMarkdown } from '../eval/results-table.js';
+import { METHOD_NAMES } from '../prune/registry.js';
+import { parseInteger, parseNumber, progressReporter } from './cli-output.js';
+import { addRunOptions, resolveRunSettings, type RunFlags } from './run-settings.js';
 
-interface EvalFlags {
+interface EvalFlags extends RunFlags {
   data: string;
   split: string;
   n?: string;
-  model?: string;
   json?: string;
-  maxNewTokens: string;
-  threads: string;
+  methods?: string;
+  budgets?: string;
+  table?: string;
+}
+
+/** Every requested method at every requested budget; `none` only runs unpruned (budget 1). */
+export function evaluationRuns(methods: readonly string[], budgets: readonly number[], base: PruneRequest, options: Record<string, Record<string, unknown>>): PruneRequest[] {
+  const runs: PruneRequest[] = [];
+  for (const method of methods) {
+    if (!(METHOD_NAMES as readonly string[]).includes(method)) throw new UsageError(`unknown method "${method}"`, `valid methods: ${METHOD_NAMES.join(', ')}, or all`);
+    for (const budget of method === 'none' ? [1] : budgets.filter((b) => b < 1)) runs.push({ ...base, method, budget, options: options[method] ?? {} });
+  }
+  return runs;
 }
 
 function printSummary(s: EvalSummary): void {
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-  console.log(`accuracy ${pct(s.accuracy)} (${s.correct}/${s.n})${s.errors ? `, ${s.errors} item(s) failed` : ''}`);
+  console.log(`${s.method} @ ${s.budget}: accuracy ${pct(s.accuracy)} (${s.correct}/${s.n})${s.errors ? `, ${s.errors} item(s) failed` : ''}`);
   for (const [type, t] of Object.entries(s.byType)) console.log(`  ${type.padEnd(10)} ${pct(t.accuracy).padStart(6)}  (${t.correct}/${t.n})`);
-  console.log(`mean ms: ${Object.entries(s.meanMs).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(' · ')}`);
+  console.log(
+    `  mean ms: ${Object.entries(s.meanMs).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(' · ')}; ` +
+      `visual tokens: ${s.meanTokens.input.toFixed(0)} in, ${s.meanTokens.layerAveraged.toFixed(1)} layer-averaged`,
+  );
 }
 
 export function registerEvalCommand(program: Command): void {
-  program
-    .command('eval')
-    .description('accuracy of the full pipeline (MP4 decode → answer) on a synthetic split, overall and per question type')
+  addRunOptions(
+    program
+      .command('eval')
+      .description('accuracy of the full pipeline (MP4 decode → answer) on a synthetic split, per question type, per method and budget'),
+  )
     .option('--data <dir>', 'folder with <split>.jsonl and videos/ (from sieve synth)', 'data/synth')
     .option('--split <split>', 'train, val or test', 'test')
     .option('--n <n>', 'first N questions (default: all)')
-    .option('--model <dir>', 'checkpoint folder (default: the shipped demo model)')
-    .option('--json <file>', 'write every item and the summary as JSON')
-    .option('--max-new-tokens <n>', 'longest answer', '6')
-    .option('--threads <n>', 'inference threads (0 = one per core)', '0')
+    .option('--methods <list>', 'comma-separated pruning methods, or "all" (default: --method, else none)')
+    .option('--budgets <list>', 'comma-separated layer-averaged budgets (default: --budget)')
+    .option('--table <dir>', 'write the methods table there as methods.md and methods.json')
+    .option('--json <file>', 'write every item and the summaries as JSON')
     .action(async (flags: EvalFlags) => {
+      const settings = resolveRunSettings({ ...flags, maxNewTokens: flags.maxNewTokens ?? '6' });
       const { records, root } = readSplit(flags.data, flags.split);
       const n = flags.n === undefined ? records.length : Math.min(records.length, parseInteger(flags.n, '--n', 1));
-      const maxNewTokens = parseInteger(flags.maxNewTokens, '--max-new-tokens', 1, 256);
-      const pipeline = await VlmPipeline.open(resolve(flags.model ?? defaultModelDir()), {
-        runtime: { ep: 'cpu', threads: parseInteger(flags.threads, '--threads', 0, 1024) },
-      });
+      const methods = flags.methods === undefined ? [settings.prune.method] : flags.methods === 'all' ? [...METHOD_NAMES] : flags.methods.split(',').map((m) => m.trim());
+      const budgets = flags.budgets === undefined ? [settings.prune.budget] : flags.budgets.split(',').map((b) => parseNumber(b, '--budgets', 0, 1, { exclusiveMin: true }));
+      const runs = evaluationRuns(methods, budgets, settings.prune, settings.config.pruning.options);
+      if (runs.length === 0) throw new UsageError('no run left: pruning methods need a budget below 1', 'add e.g. --budgets 0.111');
+
+      const pipeline = await VlmPipeline.open(settings.modelDir, { dtype: settings.dtype, runtime: settings.runtime });
       const progress = progressReporter('eval');
-      let correct = 0;
+      const correct = runs.map(() => 0);
+      const seen = runs.map(() => 0);
       try {
-        const items = await evaluate(pipeline, records.slice(0, n), root, {
-          maxNewTokens,
-          onItem: (item, done, total) => {
-            if (item.correct) correct++;
-            if (item.error) process.stderr.write(`item ${item.index} (${item.video}): ${item.error}\n`);
-            progress.update(done, total, `accuracy ${((100 * correct) / done).toFixed(1)}%`);
+        const questions = records.slice(0, n);
+        const results = await evaluate(pipeline, questions, root, runs, {
+          maxNewTokens: settings.maxNewTokens,
+          onItem: (k, item, done, total) => {
+            seen[k]++;
+            if (item.correct) correct[k]++;
+            if (item.error) process.stderr.write(`item ${item.index} (${item.video}, ${runs[k].method} @ ${runs[k].budget}): ${item.error}\n`);
+            progress.update(done, total, `${runs[k].method} @ ${runs[k].budget}: ${((100 * correct[k]) / seen[k]).toFixed(1)}%`);
           },
         });
         progress.stop();
-        const summary = summarise(items);
-        printSummary(summary);
+        const summaries = runs.map((run, k) => summarise(run, results[k]));
+        summaries.forEach(printSummary);
+        if (flags.table) {
+          mkdirSync(flags.table, { recursive: true });
+          const meta = {
+            model: pipeline.checkpoint.dir,
+            split: flags.split,
+            questions: questions.length,
+            command: `sieve ${process.argv.slice(2).join(' ')}`,
+            date: new Date().toISOString().slice(0, 10),
+            machine: `${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}`,
+          };
+          writeFileSync(join(flags.table, 'methods.md'), resultsMarkdown(summaries, meta));
+          writeFileSync(join(flags.table, 'methods.json'), `${JSON.stringify({ ...meta, summaries }, null, 1)}\n`);
+          process.stderr.write(`table written to ${join(flags.table, 'methods.md')}\n`);
+        }
         if (flags.json) {
           mkdirSync(dirname(resolve(flags.json)), { recursive: true });
-          writeFileSync(flags.json, `${JSON.stringify({ model: pipeline.checkpoint.dir, split: flags.split, summary, items }, null, 1)}\n`);
+          writeFileSync(flags.json, `${JSON.stringify({ model: pipeline.checkpoint.dir, split: flags.split, summaries, items: results }, null, 1)}\n`);
         }
       } finally {
         progress.stop();

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { lastValueFrom, toArray } from 'rxjs';
 import type { Answer, VlmPipeline } from '../engine/answer-pipeline.js';
+import type { PruneRequest } from '../engine/visual-query.js';
 import { SieveError, UsageError } from '../errors.js';
 import type { Frame } from '../media/frame.js';
 import { videoFrames } from '../media/sampler.js';
@@ -17,7 +18,7 @@ export interface EvalItemResult {
   correct: boolean;
   error?: string;
   decodeMs?: number;
-  answerResult?: Pick<Answer, 'timings' | 'visualTokens' | 'promptTokens' | 'memory'>;
+  result?: Pick<Answer, 'timings' | 'visualTokens' | 'promptTokens' | 'memory'>;
 }
 
 export interface TypeAccuracy {
@@ -27,13 +28,19 @@ export interface TypeAccuracy {
 }
 
 export interface EvalSummary {
+  method: string;
+  budget: number;
   n: number;
   correct: number;
   errors: number;
   accuracy: number;
   byType: Record<string, TypeAccuracy>;
   /** Mean milliseconds per stage over the answered items. */
-  meanMs: Record<string, number>;
+  meanMs: { decode: number; preprocess: number; vision: number; prefill: number; generate: number; firstToken: number; pruneHost: number };
+  /** Mean visual tokens entering the LLM, and averaged over its layers. */
+  meanTokens: { input: number; layerAveraged: number; inputFraction: number; layerAveragedFraction: number };
+  /** Largest KV cache bytes in use after prefill + generation. */
+  peakKvBytes: number;
 }
 
 /** Reads `<dir>/<split>.jsonl` as `sieve synth` writes it. */
@@ -65,7 +72,7 @@ export function normaliseAnswer(s: string): string {
   return s.toLowerCase().replace(/[.!?,]/g, ' ').replace(/\s+/g, ' ').trim();
 }
 
-export function summarise(items: readonly EvalItemResult[]): EvalSummary {
+export function summarise(run: PruneRequest, items: readonly EvalItemResult[]): EvalSummary {
   const byType: Record<string, TypeAccuracy> = {};
   for (const it of items) {
     const t = (byType[it.type] ??= { n: 0, correct: 0, accuracy: 0 });
@@ -73,65 +80,85 @@ export function summarise(items: readonly EvalItemResult[]): EvalSummary {
     if (it.correct) t.correct++;
   }
   for (const t of Object.values(byType)) t.accuracy = t.correct / t.n;
-  const answered = items.filter((it) => it.answerResult);
-  const mean = (f: (it: EvalItemResult) => number) => (answered.length ? answered.reduce((a, it) => a + f(it), 0) / answered.length : 0);
+  const answered = items.filter((it) => it.result).map((it) => ({ ...it.result!, decodeMs: it.decodeMs ?? 0 }));
+  const mean = (f: (r: (typeof answered)[number]) => number) => (answered.length ? answered.reduce((a, r) => a + f(r), 0) / answered.length : 0);
   const correct = items.filter((it) => it.correct).length;
+  const all = (r: (typeof answered)[number]) => r.visualTokens.perFrame * r.visualTokens.keptPerFrame.length;
   return {
+    method: run.method,
+    budget: run.budget,
     n: items.length,
     correct,
     errors: items.filter((it) => it.error).length,
     accuracy: items.length ? correct / items.length : 0,
     byType,
     meanMs: {
-      decode: mean((it) => it.decodeMs ?? 0),
-      preprocess: mean((it) => it.answerResult!.timings.preprocessMs),
-      vision: mean((it) => it.answerResult!.timings.visionMs),
-      prefill: mean((it) => it.answerResult!.timings.projectMs + it.answerResult!.timings.prefillMs),
-      generate: mean((it) => it.answerResult!.timings.generateMs),
-      firstToken: mean((it) => it.answerResult!.timings.firstTokenMs),
+      decode: mean((r) => r.decodeMs),
+      preprocess: mean((r) => r.timings.preprocessMs),
+      vision: mean((r) => r.timings.visionMs),
+      prefill: mean((r) => r.timings.projectMs + r.timings.prefillMs),
+      generate: mean((r) => r.timings.generateMs),
+      firstToken: mean((r) => r.timings.firstTokenMs),
+      pruneHost: mean((r) => r.timings.pruneMs),
     },
+    meanTokens: {
+      input: mean((r) => r.visualTokens.input),
+      layerAveraged: mean((r) => r.visualTokens.layerAveraged),
+      inputFraction: mean((r) => r.visualTokens.input / all(r)),
+      layerAveragedFraction: mean((r) => r.visualTokens.layerAveraged / all(r)),
+    },
+    peakKvBytes: answered.reduce((a, r) => Math.max(a, r.memory.kvUsedBytes), 0),
   };
 }
 
 /**
- * Answers every record through the full pipeline (MP4 decode → answer). A clip is decoded once for
- * all its questions; a clip that fails gives an error line for each of its questions and the run
- * goes on.
+ * Answers every record once per run (method × budget) through the full pipeline (MP4 decode →
+ * answer). Each clip is decoded once for all its questions and runs; a clip or answer that fails
+ * gives an error line for that item and the evaluation goes on.
  */
 export async function evaluate(
   pipeline: VlmPipeline,
   records: readonly QaRecord[],
   root: string,
-  opts: { maxNewTokens: number; onItem?: (item: EvalItemResult, done: number, total: number) => void },
-): Promise<EvalItemResult[]> {
-  const results: EvalItemResult[] = [];
-  let clip: { video: string; frames?: Frame[]; error?: string; decodeMs: number } | undefined;
-  for (const [index, r] of records.entries()) {
-    if (clip?.video !== r.video) {
-      const t0 = performance.now();
-      try {
-        const frames = await lastValueFrom(videoFrames(join(root, r.video), { frames: r.frames }).pipe(toArray()));
-        clip = { video: r.video, frames, decodeMs: performance.now() - t0 };
-      } catch (err) {
-        clip = { video: r.video, error: (err as Error).message, decodeMs: 0 };
+  runs: readonly PruneRequest[],
+  opts: { maxNewTokens: number; onItem?: (run: number, item: EvalItemResult, done: number, total: number) => void },
+): Promise<EvalItemResult[][]> {
+  const results: EvalItemResult[][] = runs.map(() => []);
+  const total = records.length * runs.length;
+  let done = 0;
+  const byVideo = new Map<string, number[]>();
+  records.forEach((r, i) => byVideo.set(r.video, [...(byVideo.get(r.video) ?? []), i]));
+  for (const [video, indices] of byVideo) {
+    const t0 = performance.now();
+    let frames: Frame[] | undefined;
+    let clipError: string | undefined;
+    try {
+      frames = await lastValueFrom(videoFrames(join(root, video), { frames: records[indices[0]].frames }).pipe(toArray()));
+    } catch (err) {
+      clipError = (err as Error).message;
+    }
+    const decodeMs = performance.now() - t0;
+    for (const [k, run] of runs.entries()) {
+      for (const index of indices) {
+        const r = records[index];
+        const item: EvalItemResult = { index, video, question: r.question, type: r.type, expected: r.answer, correct: false };
+        if (clipError) item.error = clipError;
+        else {
+          try {
+            const a = await pipeline.answer(frames!, r.question, { maxNewTokens: opts.maxNewTokens, prune: run });
+            item.answer = a.answer;
+            item.correct = normaliseAnswer(a.answer) === normaliseAnswer(r.answer);
+            item.decodeMs = decodeMs;
+            item.result = { timings: a.timings, visualTokens: a.visualTokens, promptTokens: a.promptTokens, memory: a.memory };
+          } catch (err) {
+            item.error = (err as Error).message;
+          }
+        }
+        results[k].push(item);
+        opts.onItem?.(k, item, ++done, total);
       }
     }
-    const item: EvalItemResult = { index, video: r.video, question: r.question, type: r.type, expected: r.answer, correct: false };
-    if (clip.error) {
-      item.error = clip.error;
-    } else {
-      try {
-        const a = await pipeline.answer(clip.frames!, r.question, { maxNewTokens: opts.maxNewTokens });
-        item.answer = a.answer;
-        item.correct = normaliseAnswer(a.answer) === normaliseAnswer(r.answer);
-        item.decodeMs = clip.decodeMs;
-        item.answerResult = { timings: a.timings, visualTokens: a.visualTokens, promptTokens: a.promptTokens, memory: a.memory };
-      } catch (err) {
-        item.error = (err as Error).message;
-      }
-    }
-    results.push(item);
-    opts.onItem?.(item, results.length, records.length);
   }
+  for (const list of results) list.sort((a, b) => a.index - b.index);
   return results;
 }
