@@ -70,6 +70,41 @@ function staticFilter(signals: EncoderSignals, frames: number[][], tau: number, 
 }
 
 /**
+ * Stage II with fewer clusters than R: how many members of each cluster stay as they are, `slots` in
+ * all. `rank` lists the clusters by ascending Σκ. A frame with fewer clusters than `minPerFrame` is
+ * served first from its best clusters; the rest are shared by largest remainder in proportion to
+ * |G_c| − 1 (less what the cluster already got), capped there, in exact integer arithmetic; equal
+ * remainders go to the lower Σκ. The shares then sum to `slots` exactly whenever the clusters hold that
+ * many spare members.
+ */
+export function individualSlotQuotas(clusters: readonly { frame: number; size: number }[], rank: readonly number[], slots: number, minPerFrame: number): number[] {
+  const quota = new Array<number>(clusters.length).fill(0);
+  const capacity = clusters.map((c) => c.size - 1);
+  let left = slots;
+  const clustersOfFrame = new Map<number, number[]>();
+  for (const c of rank) clustersOfFrame.set(clusters[c].frame, [...(clustersOfFrame.get(clusters[c].frame) ?? []), c]);
+  for (const own of clustersOfFrame.values()) {
+    let need = minPerFrame - own.length;
+    for (const c of own) {
+      const give = Math.max(0, Math.min(need, capacity[c] - quota[c], left));
+      quota[c] += give;
+      need -= give;
+      left -= give;
+    }
+  }
+  const weight = capacity.map((cap, c) => cap - quota[c]);
+  const total = weight.reduce((a, b) => a + b, 0);
+  if (left > 0 && total > 0) {
+    const share = weight.map((w) => Math.floor((left * w) / total));
+    const remainder = weight.map((w) => (left * w) % total);
+    share.forEach((q, c) => (quota[c] += q));
+    const extra = left - share.reduce((a, b) => a + b, 0);
+    for (const c of [...rank].sort((a, b) => remainder[b] - remainder[a]).slice(0, extra)) quota[c]++;
+  }
+  return quota;
+}
+
+/**
  * ViTCoP (methods.md §1): Stage 0 (video), Stage I and VIC at the encoder's feature layer; Stage II
  * co-pruning of the VIC clusters at layer S; Stage III K-norm pruning at layer D. The clusters found by
  * the encoder stage are kept on the instance for Stage II of the same query.
@@ -147,6 +182,8 @@ class Vitcop implements PruneMethod {
     const mpf = this.opts.min_per_frame;
 
     if (K >= R) {
+      // R − 1 clusters stay (each merged to one token): first every frame's best min_per_frame, then the
+      // best of the rest; all other clusters merge into the R-th token.
       const chosen = new Set<number>();
       const perFrame = new Map<number, number>();
       for (const c of rank) {
@@ -161,33 +198,7 @@ class Vitcop implements PruneMethod {
       return stageResult([...[...chosen].map((c) => mergeSlot(clusters[c].members, merge)), mergeSlot(rest, merge)]);
     }
 
-    const quota = new Array<number>(K).fill(0);
-    const capacity = clusters.map((c) => c.members.length - 1);
-    let left = R - K;
-    // A frame with fewer clusters than min_per_frame first gets individual slots from its best clusters.
-    const clustersOfFrame = new Map<number, number[]>();
-    for (const c of rank) clustersOfFrame.set(clusters[c].frame, [...(clustersOfFrame.get(clusters[c].frame) ?? []), c]);
-    for (const own of clustersOfFrame.values()) {
-      let need = mpf - own.length;
-      for (const c of own) {
-        const give = Math.max(0, Math.min(need, capacity[c] - quota[c], left));
-        quota[c] += give;
-        need -= give;
-        left -= give;
-      }
-    }
-    // Largest remainder in proportion to the remaining capacity (|G_c| − 1 less what is given), in
-    // exact integer arithmetic; equal remainders go to the lower Σκ.
-    const weight = capacity.map((cap, c) => cap - quota[c]);
-    const total = weight.reduce((a, b) => a + b, 0);
-    if (left > 0 && total > 0) {
-      const remainder = weight.map((w) => (left * w) % total);
-      weight.forEach((w, c) => (quota[c] += Math.floor((left * w) / total)));
-      const extra = left - weight.reduce((a, w) => a + Math.floor((left * w) / total), 0);
-      const byRemainder = [...rank].sort((a, b) => remainder[b] - remainder[a]);
-      for (const c of byRemainder.slice(0, extra)) quota[c]++;
-    }
-
+    const quota = individualSlotQuotas(clusters.map((c) => ({ frame: c.frame, size: c.members.length })), rank, R - K, mpf);
     const slots: Slot[] = [];
     clusters.forEach((c, k) => {
       const keep = new Set(topK(c.kappa, quota[k], 'smallest'));

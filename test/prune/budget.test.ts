@@ -1,0 +1,58 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { UsageError } from '../../src/errors.js';
+import { budgetReport, frameQuotas, inputTokenTotal, roundHalfEven, vitcopBudget, vitcopPlan } from '../../src/prune/budget.js';
+import { request } from './signals.js';
+
+describe('budget arithmetic', () => {
+  it('rounds halves to even, like Python', () => {
+    assert.deepEqual([0.5, 1.5, 2.5, 3.5, -0.5, -1.5, 2.4999, 2.5001].map(roundHalfEven), [0, 2, 2, 4, 0, -2, 2, 3]);
+  });
+
+  it('spreads a total over frames evenly, the extras along the clip', () => {
+    assert.deepEqual(frameQuotas(57, 8), [7, 7, 7, 7, 7, 7, 7, 8]);
+    assert.deepEqual(frameQuotas(12, 8), [1, 2, 1, 2, 1, 2, 1, 2]);
+    assert.deepEqual(frameQuotas(16, 8), [2, 2, 2, 2, 2, 2, 2, 2]);
+    assert.equal(inputTokenTotal(request(8, 64, 1 / 9)), 57);
+  });
+
+  it('reports input and layer-averaged budgets from a per-layer plan', () => {
+    assert.deepEqual(budgetReport([100, 100, 50, 10], 2, 100), { input: 100, layerAveraged: 65, inputFraction: 0.5, layerAveragedFraction: 0.325 });
+  });
+
+  it('ViTCoP at the published budgets on a 32-layer model with 576 patches: the table, D = 22, and the ≈π identity', () => {
+    for (const [budget, rv, p] of [[1 / 3, 0.5, 0.18], [2 / 9, 0.4, 0.15], [1 / 9, 0.3, 0.12]]) {
+      for (const F of [1, 8, 16]) {
+        const req = request(F, 576, budget, 32);
+        const b = vitcopBudget(req, { S: 2, D: roundHalfEven(0.69 * 32), minPerFrame: 1 });
+        assert.equal(b.D, 22);
+        assert.equal(b.r_v, rv);
+        assert.equal(b.p, p);
+        assert.equal(b.n1, Math.floor(rv * 576));
+        assert.equal(b.R, roundHalfEven(((32 * budget) / rv - 2) / (20 + 10 / 5) * F * b.n1));
+        assert.equal(b.n3, roundHalfEven(b.R / 5));
+        // Σ tokens / L = π·F·n1/r_v exactly before rounding R and n3; n1's floor is the only other gap to π·F·N.
+        const averaged = budgetReport(vitcopPlan(b, F, 32), F, 576).layerAveraged;
+        assert.ok(Math.abs(averaged - (budget * F * b.n1) / rv) <= (20 * 0.5 + 10 * 0.6) / 32, `${averaged}`);
+        assert.ok(Math.abs(averaged / (budget * F * 576) - 1) < 0.01);
+      }
+    }
+  });
+
+  it('ViTCoP: budgets between the published ones take the nearest row; r_v rises when Stage II would need more than Stage I kept', () => {
+    const b = (budget: number, L = 32) => vitcopBudget(request(8, 576, budget, L), { S: 2, D: roundHalfEven(0.69 * L), minPerFrame: 1 });
+    assert.equal(b(0.15).r_v, 0.3);
+    assert.equal(b(0.2).r_v, 0.4);
+    assert.equal(b(0.3).r_v, 0.5);
+    const high = b(0.5);
+    assert.ok(high.r_v > 0.5 && high.R === 8 * high.n1);
+    assert.equal(b(1 / 9, 8).D, 6);
+  });
+
+  it('ViTCoP: a budget below one Stage II token per frame, or above its reach, is a UsageError with its range', () => {
+    const build = (budget: number) => () => vitcopBudget(request(8, 64, budget, 8), { S: 2, D: 6, minPerFrame: 1 });
+    assert.throws(build(0.01), (e) => e instanceof UsageError && /vitcop cannot reach/.test(e.message) && /about \[0\.014, 0\.800\]/.test(e.hint ?? ''));
+    assert.throws(build(0.9), UsageError);
+    assert.throws(() => vitcopBudget(request(8, 64, 0.2, 8), { S: 6, D: 6, minPerFrame: 1 }), /1 ≤ S < D < L/);
+  });
+});
