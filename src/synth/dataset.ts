@@ -4,7 +4,7 @@
  * and optionally per-frame object-id maps for training. Splits draw seeds from disjoint ranges.
  */
 import { constants as fsConstants } from 'node:fs';
-import { access, mkdir, writeFile } from 'node:fs/promises';
+import { access, mkdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SieveError, UsageError } from '../errors.js';
 import { questionsFor } from './questions.js';
@@ -95,9 +95,37 @@ export function clipRecords(split: Split, seed: number, types?: readonly Questio
   return { scene, records };
 }
 
+/**
+ * mkdir -p one level at a time (Node's recursive mkdir never settles on some pseudo file systems,
+ * e.g. a path under /proc, so a bad --out would hang instead of failing).
+ */
+async function mkdirs(dir: string): Promise<void> {
+  const missing: string[] = [];
+  let d = path.resolve(dir);
+  for (;;) {
+    try {
+      await stat(d);
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      missing.push(d);
+      const parent = path.dirname(d);
+      if (parent === d) break;
+      d = parent;
+    }
+  }
+  for (const m of missing.reverse()) {
+    try {
+      await mkdir(m);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+}
+
 async function ensureWritableDir(dir: string): Promise<void> {
   try {
-    await mkdir(dir, { recursive: true });
+    await mkdirs(dir);
     await access(dir, fsConstants.W_OK);
   } catch (err) {
     const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;

@@ -124,6 +124,14 @@ describe('sieve synth: bad input', () => {
     });
   });
 
+  it('fails (does not hang) on an output folder on a pseudo file system', async () => {
+    await assert.rejects(runSynth({ ...base, split: 'val', out: '/proc/sieve-synth-test/out' }, noEncode), (err: unknown) => {
+      assert.ok(err instanceof SieveError);
+      assert.match(err.message, /cannot write to output directory \/proc\/sieve-synth-test\/out \(ENOENT\)/);
+      return true;
+    });
+  });
+
   it('rejects bad counts and question types', async () => {
     await assert.rejects(runSynth({ ...base, n: 'ten', split: 'val', out: dir }, noEncode), /--n must be a non-negative integer/);
     await assert.rejects(runSynth({ ...base, n: '0', split: 'val', out: dir }, noEncode), /--n must be a positive integer/);

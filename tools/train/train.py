@@ -403,7 +403,8 @@ def main():
                 model.load_state_dict(torch.load(p)['model'])
                 print(f'exporting from {s}.pt', flush=True)
                 break
-        export.export(model, cfg, vocab, tok_dir, args.out, val, packer, lambda m: qa_eval(m, packer, val, max_clips=300))
+        export.export(model, cfg, vocab, tok_dir, args.out, val, packer, lambda m: qa_eval(m, packer, val, max_clips=300),
+                      mean=MEAN, std=STD, examples_dir=os.path.join(args.out, 'examples'))
 
 
 if __name__ == '__main__':
