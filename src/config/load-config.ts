@@ -13,16 +13,23 @@ export function substituteEnv(text: string, env: NodeJS.ProcessEnv, file: string
   });
 }
 
+/** Substitutes inside every string value (not in comments or keys); an empty key (`ffmpeg:`) counts as absent. */
+function substituteValues(value: unknown, env: NodeJS.ProcessEnv, file: string): unknown {
+  if (typeof value === 'string') return substituteEnv(value, env, file);
+  if (Array.isArray(value)) return value.map((v) => substituteValues(v, env, file));
+  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== null).map(([k, v]) => [k, substituteValues(v, env, file)]));
+  return value;
+}
+
 /** Parses and validates a config document (YAML or JSON). */
 export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): SieveConfig {
   let raw: unknown;
   try {
-    raw = parseYaml(substituteEnv(text, env, file)) ?? {};
+    raw = parseYaml(text) ?? {};
   } catch (err) {
-    if (err instanceof UsageError) throw err;
     throw new UsageError(`${file} is not valid YAML: ${(err as Error).message.split('\n')[0]}`, 'fix the syntax (YAML or JSON)');
   }
-  const result = configSchema.safeParse(raw);
+  const result = configSchema.safeParse(substituteValues(raw, env, file));
   if (!result.success) {
     const problems = result.error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`).join('; ');
     throw new UsageError(`${file}: ${problems}`, 'see the configuration section of the README for the keys and their ranges');
