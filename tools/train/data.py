@@ -10,6 +10,7 @@ import torch
 
 COLOURS = ['red', 'green', 'blue', 'yellow', 'white', 'purple']
 SHAPES = ['square', 'circle', 'triangle', 'dot']
+MOTIONS = ['static', 'left', 'right', 'up', 'down']
 QUESTION_TYPES = ['colour', 'shape', 'position', 'count', 'order', 'direction', 'exists', 'small']
 
 SPECIAL_RE = r'<pad>|<s>|</s>|<unk>|<image>'
@@ -97,18 +98,24 @@ def load_split(split_dir, split, cache_dir):
         np.savez(cache, frames=frames, ids=ids)
     obj_colour = np.zeros((len(scenes), 8), np.int64)
     obj_shape = np.zeros((len(scenes), 8), np.int64)
+    obj_motion = np.zeros((len(scenes), 8), np.int64)  # 0 background, 1 static, 2..5 left right up down
+    obj_start = np.zeros((len(scenes), 8), np.int64)
     for i, s in enumerate(scenes):
         for o in s['objects']:
             obj_colour[i, o['id']] = COLOURS.index(o['colour']) + 1
             obj_shape[i, o['id']] = SHAPES.index(o['shape']) + 1
-    return dict(frames=frames, ids=ids, obj_colour=obj_colour, obj_shape=obj_shape, questions=questions,
+            obj_motion[i, o['id']] = MOTIONS.index(o['motion']) + 1
+            obj_start[i, o['id']] = o['start']
+    return dict(frames=frames, ids=ids, obj_colour=obj_colour, obj_shape=obj_shape, obj_motion=obj_motion, obj_start=obj_start, questions=questions,
                 scenes=scenes)
 
 
 def concat_splits(parts):
     out = dict(frames=np.concatenate([p['frames'] for p in parts]), ids=np.concatenate([p['ids'] for p in parts]),
                obj_colour=np.concatenate([p['obj_colour'] for p in parts]),
-               obj_shape=np.concatenate([p['obj_shape'] for p in parts]), questions=[], scenes=[])
+               obj_shape=np.concatenate([p['obj_shape'] for p in parts]),
+               obj_motion=np.concatenate([p['obj_motion'] for p in parts]),
+               obj_start=np.concatenate([p['obj_start'] for p in parts]), questions=[], scenes=[])
     base = 0
     for p in parts:
         out['questions'] += [(c + base, q, a, t) for c, q, a, t in p['questions']]
@@ -150,3 +157,22 @@ def patch_targets(ids, obj_colour, obj_shape, patch):
     return dict(frac_col=frac_col, frac_shp=frac_shp, present_col=(frac_col[..., 1:] >= 2 / patch ** 2).float(),
                 present_shp=(frac_shp[..., 1:] >= 2 / patch ** 2).float(), has_obj=has_obj,
                 offset=torch.stack([oy, ox], -1), obj_area=obj_area, pos=torch.stack([rows, cols], -1))
+
+
+def motion_targets(ids, obj_motion, obj_start, patch):
+    """Per visual token (clip-major, frame-major, patch row-major): the motion of the object on the
+    patch as far as the frames up to this one show it: 0 background, 1 static, 2..5 left/right/up/down,
+    -100 (ignored) on background and on a moving object's first visible frame. ids [B,F,H,W]; obj_* [B,8]."""
+    b, f, h, w = ids.shape
+    g = h // patch
+    idl = torch.as_tensor(ids).long().view(b * f, h, w)
+    frac = torch.nn.functional.one_hot(idl, 8).float().view(b * f, g, patch, g, patch, 8).mean(dim=(2, 4))
+    obj_frac, major = frac[..., 1:].max(dim=-1)
+    major = (major + 1).view(b, f, g * g)
+    has = (obj_frac >= 4 / patch ** 2).view(b, f, g * g)
+    mot = torch.gather(torch.as_tensor(obj_motion), 1, major.view(b, -1)).view(b, f, g * g)
+    start = torch.gather(torch.as_tensor(obj_start), 1, major.view(b, -1)).view(b, f, g * g)
+    frame = torch.arange(f).view(1, f, 1)
+    lab = torch.where(has, mot, torch.full_like(mot, -100))
+    lab = torch.where(has & (mot >= 2) & (frame <= start), torch.full_like(lab, -100), lab)
+    return lab.view(b, f * g * g)

@@ -34,6 +34,7 @@ MEAN = [0.5, 0.5, 0.5]
 STD = [0.5, 0.5, 0.5]
 N_FRAMES = 8
 BF16 = [True]
+MOTION_WEIGHT = [0.5]
 
 
 def amp():
@@ -68,6 +69,18 @@ class VisionHead(nn.Module):
             out[k] = y[..., i:i + n]
             i += n
         return out
+
+
+class MotionHead(nn.Module):
+    """Training-only readout of a middle decoder layer at visual tokens: the motion of the object on
+    that patch, which needs earlier frames (teaches the decoder to compare frames; not exported)."""
+
+    def __init__(self, d):
+        super().__init__()
+        self.proj = nn.Linear(d, 6)
+
+    def forward(self, x):
+        return self.proj(x)
 
 
 def to_pixels(frames):
@@ -178,8 +191,9 @@ class Packer:
         return input_ids, labels, position_ids, mask, qid, types
 
 
-def qa_forward(model, packer, ds, clips, qas, grad_vision):
+def qa_forward(model, packer, ds, clips, qas, grad_vision, motion_head=None):
     input_ids, labels, position_ids, mask, qid, types = packer.build(qas)
+    capture = {'layer': model.cfg['text_config']['num_hidden_layers'] // 2 - 1} if motion_head is not None else None
     px = to_pixels(ds['frames'][clips])
     with amp():
         if grad_vision:
@@ -188,11 +202,17 @@ def qa_forward(model, packer, ds, clips, qas, grad_vision):
             with torch.no_grad():
                 feats = model.image_features(px)
         feats = feats.reshape(len(clips), -1, feats.shape[-1])
-        hidden = model.forward_embeds(input_ids, feats, position_ids, mask)
+        hidden = model.forward_embeds(input_ids, feats, position_ids, mask, capture)
         sel = labels != -100
         logits = model.logits(hidden[sel]).float()
+        if capture is not None:
+            vis = capture['hidden'][input_ids == model.image_token_index]
+            mlog = motion_head(vis).float()
     tgt = labels[sel]
     loss = F.cross_entropy(logits, tgt)
+    if capture is not None:
+        mt = D.motion_targets(ds['ids'][clips], ds['obj_motion'][clips], ds['obj_start'][clips], 8).reshape(-1)
+        loss = loss + MOTION_WEIGHT[0] * F.cross_entropy(mlog, mt, ignore_index=-100)
     return loss, logits, tgt, qid[sel], types
 
 
@@ -238,26 +258,34 @@ def lr_at(base, step, frac, warm=100):
     return base * w * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, (frac - 0.6) / 0.4))))
 
 
-def run_stage(args, stage, model, head, train, val, packer):
+def run_stage(args, stage, model, head, motion_head, train, val, packer):
     ck = os.path.join(args.state, f'{stage}.pt')
     budget = {'vision': args.vision_min, 'decoder': args.decoder_min, 'joint': args.joint_min}[stage] * 60
     if stage == 'vision':
         params = list(model.vision_tower.parameters()) + list(model.multi_modal_projector.parameters()) + list(head.parameters())
         groups = [dict(params=params, lr=args.vision_lr)]
     elif stage == 'decoder':
-        groups = [dict(params=list(model.language_model.parameters()), lr=args.decoder_lr)]
+        groups = [dict(params=list(model.language_model.parameters()), lr=args.decoder_lr),
+                  dict(params=list(motion_head.parameters()), lr=args.decoder_lr)]
     else:
         vis = list(model.vision_tower.parameters()) + list(model.multi_modal_projector.parameters()) + list(head.parameters())
-        groups = [dict(params=vis, lr=args.joint_vision_lr), dict(params=list(model.language_model.parameters()), lr=args.joint_lr)]
+        groups = [dict(params=vis, lr=args.joint_vision_lr), dict(params=list(motion_head.parameters()), lr=args.joint_lr),
+                  dict(params=list(model.language_model.parameters()), lr=args.joint_lr)]
     for g in groups:
         g['base'] = g['lr']
     opt = torch.optim.AdamW(groups, weight_decay=0.01, betas=(0.9, 0.98))
-    step, elapsed = 0, 0.0
+    step, elapsed, warm_from = 0, 0.0, 0
     if os.path.exists(ck):
         st = torch.load(ck)
         model.load_state_dict(st['model'])
         head.load_state_dict(st['head'])
-        opt.load_state_dict(st['opt'])
+        if 'motion_head' in st:
+            motion_head.load_state_dict(st['motion_head'])
+        try:
+            opt.load_state_dict(st['opt'])
+        except ValueError as e:  # parameter groups changed (e.g. a new head): fresh optimizer state
+            print(f'optimizer state not restored: {e}', flush=True)
+            warm_from = step
         step, elapsed = st['step'], st['elapsed']
         if st.get('done'):
             print(f'stage {stage} already done', flush=True)
@@ -272,7 +300,8 @@ def run_stage(args, stage, model, head, train, val, packer):
 
     def save(done=False):
         tmp = ck + '.tmp'
-        torch.save(dict(model=model.state_dict(), head=head.state_dict(), opt=opt.state_dict(), step=step,
+        torch.save(dict(model=model.state_dict(), head=head.state_dict(), motion_head=motion_head.state_dict(),
+                        opt=opt.state_dict(), step=step,
                         elapsed=time.time() - t0, done=done), tmp)
         os.replace(tmp, ck)
         shutil.copy(os.path.join(args.state, 'log.jsonl'), os.path.join(REPO, 'models', 'demo', 'training_log.jsonl'))
@@ -286,7 +315,7 @@ def run_stage(args, stage, model, head, train, val, packer):
     while time.time() - t0 < budget:
         frac = (time.time() - t0) / budget
         for g in groups:
-            g['lr'] = lr_at(g['base'], step, frac)
+            g['lr'] = lr_at(g['base'], step - warm_from, frac)
         if stage == 'vision':
             idx = rng.integers(0, n_clips, args.vision_batch)
             fidx = rng.integers(0, N_FRAMES, args.vision_batch)
@@ -297,7 +326,8 @@ def run_stage(args, stage, model, head, train, val, packer):
         else:
             clips = rng.integers(0, n_clips, args.qa_batch)
             qas = [by[c] for c in clips]
-            loss, *_ = qa_forward(model, packer, train, clips, qas, stage == 'joint')
+            loss, *_ = qa_forward(model, packer, train, clips, qas, stage == 'joint',
+                                  motion_head if MOTION_WEIGHT[0] > 0 else None)
             if stage == 'joint' and args.joint_vision_weight > 0:
                 vi = rng.integers(0, n_clips, 16)
                 vf = rng.integers(0, N_FRAMES, 16)
@@ -362,6 +392,7 @@ def main():
     ap.add_argument('--joint-lr', type=float, default=2e-4)
     ap.add_argument('--joint-vision-lr', type=float, default=5e-5)
     ap.add_argument('--joint-vision-weight', type=float, default=0.3)
+    ap.add_argument('--motion-weight', type=float, default=0.5)
     ap.add_argument('--vision-batch', type=int, default=64)
     ap.add_argument('--qa-batch', type=int, default=4)
     ap.add_argument('--eval-every', type=float, default=5)
@@ -376,6 +407,8 @@ def main():
         subprocess.run(['node', os.environ.get('SIEVE_TOOLS_DIST', os.path.join(REPO, 'dist')) + '/tools/train/write-tokenizer.js', tok_dir], check=True)
     vocab = D.Vocab(os.path.join(tok_dir, 'tokenizer.json'))
     cfg, model, head = load_model(args, vocab)
+    motion_head = MotionHead(cfg['text_config']['hidden_size'])
+    MOTION_WEIGHT[0] = args.motion_weight
     tpi = (64 // 8) ** 2
     packer = Packer(vocab, tpi)
     stages = args.stages.split(',')
@@ -392,8 +425,10 @@ def main():
             st = torch.load(os.path.join(args.state, f'{prev}.pt'))
             model.load_state_dict(st['model'])
             head.load_state_dict(st['head'])
+            if 'motion_head' in st:
+                motion_head.load_state_dict(st['motion_head'])
         if stage in stages:
-            run_stage(args, stage, model, head, train, val, packer)
+            run_stage(args, stage, model, head, motion_head, train, val, packer)
         prev = stage
     if 'export' in stages:
         import export

@@ -216,13 +216,16 @@ class LlamaModel(nn.Module):
         inv = 1.0 / (c['rope_theta'] ** (torch.arange(0, hd, 2, dtype=torch.int64).float() / hd))
         self.register_buffer('inv_freq', inv, persistent=False)
 
-    def forward(self, embeds, position_ids, mask):
+    def forward(self, embeds, position_ids, mask, capture=None):
+        """capture: optional dict {'layer': k}; receives 'hidden' = output of decoder layer k (training only)."""
         freqs = position_ids[..., None].float() * self.inv_freq[None, None]
         emb = torch.cat([freqs, freqs], dim=-1)
         cos, sin = emb.cos(), emb.sin()
         x = embeds
-        for blk in self.layers:
+        for i, blk in enumerate(self.layers):
             x = blk(x, cos, sin, mask)
+            if capture is not None and i == capture['layer']:
+                capture['hidden'] = x
         return self.norm(x)
 
 
@@ -249,12 +252,12 @@ class Llava(nn.Module):
         h = self.vision_tower.vision_model.hidden_state(pixel_values, self.cfg['vision_feature_layer'])
         return self.multi_modal_projector(h[:, 1:])
 
-    def forward_embeds(self, input_ids, image_feats, position_ids, mask):
+    def forward_embeds(self, input_ids, image_feats, position_ids, mask, capture=None):
         """input_ids [B, T]; image_feats [B, n_img_tokens, d] in prompt order. Returns final hidden [B, T, d]."""
         emb = self.language_model.model.embed_tokens(input_ids)
         sel = input_ids == self.image_token_index
         emb = emb.masked_scatter(sel[..., None], image_feats.to(emb.dtype).reshape(-1, emb.shape[-1]))
-        return self.language_model.model(emb, position_ids, mask)
+        return self.language_model.model(emb, position_ids, mask, capture)
 
     def logits(self, hidden):
         return self.language_model.lm_head(hidden)
