@@ -3,13 +3,18 @@ import { num, readOptions } from './options.js';
 import { keepRows, rowsByFrame, topK } from './slots.js';
 import type { MethodFactory } from './types.js';
 
+/** Row r of a [·, width] matrix scaled to unit length (a zero row stays zero). */
 function unitRow(data: Float32Array, width: number, row: number): Float32Array {
   const v = data.slice(row * width, (row + 1) * width);
-  let s = 0;
-  for (const x of v) s += x * x;
-  const norm = Math.sqrt(s);
+  const norm = Math.sqrt(dot(v, 0, v, 0, width));
   if (norm > 0) for (let j = 0; j < width; j++) v[j] /= norm;
   return v;
+}
+
+function dot(a: Float32Array, aOffset: number, b: Float32Array, bOffset: number, width: number): number {
+  let s = 0;
+  for (let j = 0; j < width; j++) s += a[aOffset + j] * b[bOffset + j];
+  return s;
 }
 
 /**
@@ -31,7 +36,8 @@ export const createDart: MethodFactory = (request, options) => {
     async input(signals) {
       const d = signals.hidden;
       const n = signals.ids.length;
-      const l1 = Float64Array.from({ length: n }, (_, r) => signals.tokens.subarray(r * d, (r + 1) * d).reduce((a, x) => a + Math.abs(x), 0));
+      const l1 = new Float64Array(n);
+      for (let i = 0; i < n * d; i++) l1[Math.floor(i / d)] += Math.abs(signals.tokens[i]);
       const visualPivots = topK(l1, opts.pivots_visual, 'largest');
       const textRows = signals.textTail.length / d;
       const pivots = [
@@ -42,14 +48,8 @@ export const createDart: MethodFactory = (request, options) => {
       const similarity = new Float64Array(n);
       for (let r = 0; r < n; r++) {
         if (isPivot.has(r)) continue;
-        const u = unitRow(signals.tokens, d, r);
-        let best = -Infinity;
-        for (const p of pivots) {
-          let s = 0;
-          for (let j = 0; j < d; j++) s += u[j] * p[j];
-          best = Math.max(best, s);
-        }
-        similarity[r] = best;
+        const norm = Math.sqrt(dot(signals.tokens, r * d, signals.tokens, r * d, d)) || 1;
+        similarity[r] = Math.max(...pivots.map((p) => dot(signals.tokens, r * d, p, 0, d))) / norm;
       }
       const kept = [...visualPivots];
       rowsByFrame(signals).forEach((rows, f) => {

@@ -3,23 +3,24 @@ import { num, readOptions } from './options.js';
 import { keepSlot, mergeSlot, rowsByFrame, stageResult, topK } from './slots.js';
 import type { EncoderSignals, MethodFactory, Slot } from './types.js';
 
-/** Head-averaged keys of the given rows, each scaled to unit length (zero rows stay zero). */
-function unitHeadMeanKeys(signals: EncoderSignals, rows: readonly number[]): Float32Array[] {
+/** Head-averaged keys of the given rows, each scaled to unit length (zero rows stay zero): [rows, dh]. */
+function unitHeadMeanKeys(signals: EncoderSignals, rows: readonly number[]): Float32Array {
   const dv = signals.visionHidden;
   const heads = signals.visionHeads;
   const dh = dv / heads;
-  return rows.map((r) => {
-    const k = new Float32Array(dh);
+  const out = new Float32Array(rows.length * dh);
+  rows.forEach((r, i) => {
+    const k = out.subarray(i * dh, (i + 1) * dh);
     for (let h = 0; h < heads; h++) for (let j = 0; j < dh; j++) k[j] += signals.keys[r * dv + h * dh + j];
-    const norm = Math.sqrt(dot(k, k));
+    const norm = Math.sqrt(dot(k, 0, k, 0, dh));
     if (norm > 0) for (let j = 0; j < dh; j++) k[j] /= norm;
-    return k;
   });
+  return out;
 }
 
-function dot(a: Float32Array, b: Float32Array): number {
+function dot(a: Float32Array, aOffset: number, b: Float32Array, bOffset: number, width: number): number {
   let s = 0;
-  for (let j = 0; j < a.length; j++) s += a[j] * b[j];
+  for (let j = 0; j < width; j++) s += a[aOffset + j] * b[bOffset + j];
   return s;
 }
 
@@ -50,16 +51,18 @@ export const createVisionzip: MethodFactory = (request, options) => {
         const targets = Array.from({ length: contextual }, (_, t) => remaining[t * step]);
         const isTarget = new Set(targets);
         const others = remaining.filter((r) => !isTarget.has(r));
+        const dh = signals.visionHidden / signals.visionHeads;
         const targetKeys = unitHeadMeanKeys(signals, targets);
+        const otherKeys = unitHeadMeanKeys(signals, others);
         const assigned: number[][] = targets.map(() => []);
-        unitHeadMeanKeys(signals, others).forEach((key, i) => {
+        others.forEach((r, i) => {
           let best = 0;
           let bestSim = -Infinity;
-          targetKeys.forEach((target, t) => {
-            const sim = dot(key, target);
+          for (let t = 0; t < targets.length; t++) {
+            const sim = dot(otherKeys, i * dh, targetKeys, t * dh, dh);
             if (sim > bestSim) [best, bestSim] = [t, sim];
-          });
-          assigned[best].push(signals.ids[others[i]]);
+          }
+          assigned[best].push(signals.ids[r]);
         });
         targets.forEach((r, t) => slots.push(assigned[t].length ? mergeSlot(assigned[t], 'anchor_plus_mean', signals.ids[r]) : keepSlot(signals.ids[r])));
       });
