@@ -202,7 +202,9 @@ class Vitcop implements PruneMethod {
     const slots: Slot[] = [];
     clusters.forEach((c, k) => {
       const keep = new Set(topK(c.kappa, quota[k], 'smallest'));
-      c.members.forEach((id, i) => keep.has(i) && slots.push(keepSlot(id)));
+      c.members.forEach((id, i) => {
+        if (keep.has(i)) slots.push(keepSlot(id));
+      });
       slots.push(mergeSlot(c.members.filter((_, i) => !keep.has(i)), merge));
     });
     return stageResult(slots);
