@@ -7,7 +7,7 @@ import type { Frame } from '../media/frame.js';
 import { imageFrames } from '../media/image-source.js';
 import { videoFrames, type Sampling } from '../media/sampler.js';
 import { formatBytes } from './cli-output.js';
-import { addRunOptions, resolveRunSettings, type RunFlags } from './run-settings.js';
+import { addRunOptions, pruningLayers, resolveRunSettings, type RunFlags } from './run-settings.js';
 import { writeKeptOverlays } from '../vision/kept-overlay.js';
 
 const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.webp', '.bmp', '.gif', '.tif', '.tiff', '.avif']);
@@ -57,6 +57,7 @@ export function registerAskCommand(program: Command): void {
       const pipeline = await VlmPipeline.open(settings.modelDir, {
         dtype: settings.dtype,
         runtime: settings.runtime,
+        pruningLayers: pruningLayers([settings.prune], frames.length),
         onProgress: (e) => e.done === e.total && process.stderr.write(`converting the checkpoint: ${e.graph} built (${e.graphIndex + 1}/${e.graphCount})\n`),
       });
       try {

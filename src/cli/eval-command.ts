@@ -7,9 +7,11 @@ import type { PruneRequest } from '../engine/visual-query.js';
 import { UsageError } from '../errors.js';
 import { evaluate, readSplit, summarise, type EvalSummary } from '../eval/evaluate.js';
 import { resultsMarkdown } from '../eval/results-table.js';
+import { readVlmConfig } from '../model/config.js';
+import type { VlmConfig } from '../model/vlm-config.js';
 import { METHOD_NAMES } from '../prune/registry.js';
 import { parseInteger, parseNumber, progressReporter } from './cli-output.js';
-import { addRunOptions, resolveRunSettings, type RunFlags } from './run-settings.js';
+import { addRunOptions, pruningLayers, resolveRunSettings, type RunFlags } from './run-settings.js';
 
 interface EvalFlags extends RunFlags {
   data: string;
@@ -29,6 +31,22 @@ export function evaluationRuns(methods: readonly string[], budgets: readonly num
     for (const budget of method === 'none' ? [1] : budgets.filter((b) => b < 1)) runs.push({ ...base, method, budget, options: options[method] ?? {} });
   }
   return runs;
+}
+
+/** Splits runs into those the method can plan for this model and clip length, and the rest with the reason. */
+function feasibleRuns(runs: readonly PruneRequest[], frames: number, config: VlmConfig) {
+  const ok: PruneRequest[] = [];
+  const unreachable: { run: PruneRequest; reason: string }[] = [];
+  for (const run of runs) {
+    try {
+      pruningLayers([run], frames)(config);
+      ok.push(run);
+    } catch (err) {
+      if (!(err instanceof UsageError)) throw err;
+      unreachable.push({ run, reason: err.message });
+    }
+  }
+  return { runs: ok, unreachable };
 }
 
 function printSummary(s: EvalSummary): void {
@@ -60,10 +78,13 @@ export function registerEvalCommand(program: Command): void {
       const n = flags.n === undefined ? records.length : Math.min(records.length, parseInteger(flags.n, '--n', 1));
       const methods = flags.methods === undefined ? [settings.prune.method] : flags.methods === 'all' ? [...METHOD_NAMES] : flags.methods.split(',').map((m) => m.trim());
       const budgets = flags.budgets === undefined ? [settings.prune.budget] : flags.budgets.split(',').map((b) => parseNumber(b, '--budgets', 0, 1, { exclusiveMin: true }));
-      const runs = evaluationRuns(methods, budgets, settings.prune, settings.config.pruning.options);
-      if (runs.length === 0) throw new UsageError('no run left: pruning methods need a budget below 1', 'add e.g. --budgets 0.111');
+      const requested = evaluationRuns(methods, budgets, settings.prune, settings.config.pruning.options);
+      const frames = records[0]?.frames ?? 8;
+      const { runs, unreachable } = feasibleRuns(requested, frames, readVlmConfig(settings.modelDir));
+      for (const u of unreachable) process.stderr.write(`skipping ${u.run.method} @ ${u.run.budget}: ${u.reason}\n`);
+      if (runs.length === 0) throw new UsageError('no method and budget left to evaluate', 'pruning methods need a budget below 1 that they can reach, e.g. --budgets 0.111');
 
-      const pipeline = await VlmPipeline.open(settings.modelDir, { dtype: settings.dtype, runtime: settings.runtime });
+      const pipeline = await VlmPipeline.open(settings.modelDir, { dtype: settings.dtype, runtime: settings.runtime, pruningLayers: pruningLayers(runs, frames) });
       const progress = progressReporter('eval');
       const correct = runs.map(() => 0);
       const seen = runs.map(() => 0);
@@ -91,8 +112,9 @@ export function registerEvalCommand(program: Command): void {
             date: new Date().toISOString().slice(0, 10),
             machine: `${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}`,
           };
-          writeFileSync(join(flags.table, 'methods.md'), resultsMarkdown(summaries, meta));
-          writeFileSync(join(flags.table, 'methods.json'), `${JSON.stringify({ ...meta, summaries }, null, 1)}\n`);
+          const notes = unreachable.map((u) => `- ${u.run.method} at ${u.run.budget}: not run — ${u.reason}`);
+          writeFileSync(join(flags.table, 'methods.md'), resultsMarkdown(summaries, meta) + (notes.length ? `\n${notes.join('\n')}\n` : ''));
+          writeFileSync(join(flags.table, 'methods.json'), `${JSON.stringify({ ...meta, summaries, unreachable: unreachable.map((u) => ({ ...u.run, reason: u.reason })) }, null, 1)}\n`);
           process.stderr.write(`table written to ${join(flags.table, 'methods.md')}\n`);
         }
         if (flags.json) {

@@ -9,6 +9,8 @@ import { UsageError } from '../errors.js';
 import { configureFfmpeg } from '../media/ffmpeg.js';
 import type { Sampling } from '../media/sampler.js';
 import type { WeightDtype } from '../onnx/layers.js';
+import type { VlmConfig } from '../model/vlm-config.js';
+import { createMethod } from '../prune/registry.js';
 import { parseChoice, parseInteger, parseNumber } from './cli-output.js';
 import { defaultModelDir } from './default-model.js';
 
@@ -89,4 +91,18 @@ export function resolveRunSettings(flags: RunFlags): RunSettings & { config: Sie
       threads: flags.threads === undefined ? config.runtime.threads : parseInteger(flags.threads, '--threads', 0, 1024),
     },
   };
+}
+
+/**
+ * The decoder layers the given pruning runs act at, so the graphs get segment boundaries there. Building
+ * each method once also checks its name, budget and options before any work starts.
+ */
+export function pruningLayers(runs: readonly PruneRequest[], frames: number): (config: VlmConfig) => number[] {
+  return (config) =>
+    runs.flatMap((run) => {
+      if (run.method === 'none') return [];
+      const numLayers = config.text.numLayers;
+      const method = createMethod(run.method, { budget: run.budget, frames, tokensPerFrame: config.tokensPerImage, numLayers, seed: run.seed }, run.options);
+      return method.layer ? method.layers(numLayers) : [];
+    });
 }

@@ -1,10 +1,13 @@
 import { loadCheckpoint, type Checkpoint } from '../model/checkpoint.js';
 import { convertCheckpoint, defaultBoundaries, defaultGraphDir, normaliseBoundaries, type ConvertOptions, type GraphManifest } from '../onnx/convert.js';
 import type { WeightDtype } from '../onnx/layers.js';
+import type { VlmConfig } from '../model/vlm-config.js';
 
 export interface PrepareOptions {
   dtype?: WeightDtype;
   boundaries?: number[];
+  /** Layers the configured pruning methods act at in this model; added to the boundaries. */
+  pruningLayers?: (config: VlmConfig) => number[];
   /** Where graphs go; default: beside the checkpoint (or the user cache when it is read-only). */
   graphDir?: string;
   force?: boolean;
@@ -24,7 +27,7 @@ export async function prepareModel(modelDir: string, opts: PrepareOptions = {}):
   const checkpoint = loadCheckpoint(modelDir);
   const dtype = opts.dtype ?? 'fp32';
   const L = checkpoint.config.text.numLayers;
-  const boundaries = opts.boundaries ? normaliseBoundaries(opts.boundaries, L) : defaultBoundaries(L);
+  const boundaries = normaliseBoundaries([...(opts.boundaries ?? defaultBoundaries(L)), ...(opts.pruningLayers?.(checkpoint.config) ?? [])], L);
   const graphDir = opts.graphDir ?? defaultGraphDir(checkpoint.dir, dtype, boundaries);
   const { dir, manifest, reused } = await convertCheckpoint(
     {
