@@ -55,12 +55,14 @@ export function progressReporter(label: string): { update(done: number, total: n
       stop: () => started && bar.stop(),
     };
   }
-  let lastDetail = '';
+  // Without a terminal (logs, pipes): a line at each tenth of the work, and at the end.
+  let lastTenth = -1;
   return {
     update(done, total, detail) {
-      if (detail !== lastDetail || done === total) {
+      const tenth = Math.floor((10 * done) / Math.max(1, total));
+      if (tenth !== lastTenth || done === total) {
         process.stderr.write(`${label}: ${detail} (${done}/${total})\n`);
-        lastDetail = detail;
+        lastTenth = tenth;
       }
     },
     stop() {},
