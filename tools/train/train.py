@@ -397,6 +397,7 @@ def main():
     ap.add_argument('--qa-batch', type=int, default=4)
     ap.add_argument('--eval-every', type=float, default=5)
     ap.add_argument('--ckpt-every', type=float, default=3)
+    ap.add_argument('--export-from', choices=['vision', 'decoder', 'joint'], help='checkpoint to export (default: latest stage)')
     ap.add_argument('--out', default=os.path.join(REPO, 'models', 'demo'))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -432,7 +433,7 @@ def main():
         prev = stage
     if 'export' in stages:
         import export
-        for s in ('joint', 'decoder', 'vision'):
+        for s in ([args.export_from] if args.export_from else ['joint', 'decoder', 'vision']):
             p = os.path.join(args.state, f'{s}.pt')
             if os.path.exists(p):
                 model.load_state_dict(torch.load(p)['model'])
