@@ -25,8 +25,7 @@ export function serializeError(err: unknown): SerializedError {
 /** Rebuilds a worker's error on the main thread: user errors stay user errors. */
 export function deserializeError(e: SerializedError): Error {
   if (e.hint !== undefined || e.exitCode !== undefined) {
-    const err = e.name === 'ModelError' ? new ModelError(e.message, e.hint) : new SieveError(e.message, e.hint, e.exitCode ?? 1);
-    return err;
+    return e.name === 'ModelError' ? new ModelError(e.message, e.hint) : new SieveError(e.message, e.hint, e.exitCode ?? 1);
   }
   const err = new Error(e.message);
   err.name = e.name;

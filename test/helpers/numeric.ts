@@ -10,12 +10,6 @@ export function maxRelativeError(actual: ArrayLike<number>, expected: ArrayLike<
   return maxDiff / (scale || 1);
 }
 
-export function argmax(values: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < values.length; i++) if (values[i] > values[best]) best = i;
-  return best;
-}
-
 export function flatten(nested: unknown): number[] {
   return Array.isArray(nested) ? nested.flatMap(flatten) : [nested as number];
 }

@@ -9,7 +9,8 @@ import { loadCheckpoint, type Checkpoint } from '../../src/model/checkpoint.js';
 import { writeRandomCheckpoint, type RandomCheckpointSpec } from '../../src/model/random-checkpoint.js';
 import { convertCheckpoint } from '../../src/onnx/convert.js';
 import { LlavaReference } from '../reference/llava-reference.js';
-import { argmax, maxRelativeError } from '../helpers/numeric.js';
+import { argmax } from '../../src/engine/sampling.js';
+import { maxRelativeError } from '../helpers/numeric.js';
 
 const TOL = 1e-4;
 

@@ -8,7 +8,8 @@ import { openWeights } from '../../src/model/safetensors.js';
 import { convertCheckpoint } from '../../src/onnx/convert.js';
 import { VlmRunner } from '../../src/engine/vlm-runner.js';
 import { DEFAULT_RUNTIME } from '../../src/engine/ort-session.js';
-import { argmax, flatten, maxRelativeError } from '../helpers/numeric.js';
+import { argmax } from '../../src/engine/sampling.js';
+import { flatten, maxRelativeError } from '../helpers/numeric.js';
 
 const FIXTURES = join(import.meta.dirname, '../../../test/fixtures/hf-reference');
 
