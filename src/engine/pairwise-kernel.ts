@@ -64,6 +64,7 @@ function session(kind: Kind, threads: number): Promise<ort.InferenceSession> {
       interOpNumThreads: 1,
       graphOptimizationLevel: 'all',
       logSeverityLevel: 3,
+      extra: { session: { intra_op: { allow_spinning: '0' } } },
     });
     sessions.set(key, s);
   }

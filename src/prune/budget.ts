@@ -84,13 +84,17 @@ export const VITCOP_BUDGET_TABLE: readonly { budget: number; r_v: number; p: num
 export interface VitcopBudgetOptions {
   S: number;
   D: number;
+  /** Stage II keeps at least this many tokens per frame. */
   minPerFrame: number;
+  /** Stage III keeps at least this many tokens per frame (0 = the paper's global top-n3). */
+  stage3MinPerFrame: number;
   /** Overrides of the table's values. */
   r_v?: number;
   p?: number;
 }
 
 export interface VitcopBudget {
+  /** The Stage I keep ratio asked for (the table's, or the option's); n1 = floor(r_v·N) when reachable. */
   r_v: number;
   p: number;
   /** Stage I keeps n1 patches per frame. */
@@ -103,42 +107,54 @@ export interface VitcopBudget {
   D: number;
 }
 
+/** R and n3 for a given n1 so that the plan spends `tokenLayers` = L·π·F·N, or undefined when none fits. */
+function stageCounts(tokenLayers: number, n1: number, F: number, L: number, opts: VitcopBudgetOptions): { R: number; n3: number } | undefined {
+  const { S, D, minPerFrame, stage3MinPerFrame } = opts;
+  const left = tokenLayers - S * F * n1;
+  let R = roundHalfEven(left / (D - S + (L - D) / 5));
+  let n3 = roundHalfEven(R / 5);
+  if (n3 < F * stage3MinPerFrame) {
+    n3 = F * stage3MinPerFrame;
+    R = roundHalfEven((left - (L - D) * n3) / (D - S));
+  }
+  const fits = n1 >= minPerFrame && R <= F * n1 && R > F * minPerFrame && R >= n3 && n3 >= 1;
+  return fits ? { R, n3 } : undefined;
+}
+
 /**
  * ViTCoP's counts for a target layer-averaged fraction π (methods.md §1).
  *
  * r_v and p come from the table row whose budget is nearest to π (ties go to the larger budget), so
- * budgets other than 1/3, 2/9, 1/9 use the constants of the closest published setting. r_v is then
- * raised if needed so that R ≤ F·n1 (Stage II cannot keep more than Stage I did), or lowered so that
- * R leaves every frame `minPerFrame` tokens plus one; a π for which no r_v in (0, 1] works is a
- * UsageError that gives ViTCoP's reachable range.
+ * budgets other than 1/3, 2/9, 1/9 use the constants of the closest published setting. R is solved from
+ * the integer n1 = floor(r_v·N) rather than from r_v, so the plan's layer-averaged count is π·F·N up to
+ * the rounding of R and n3 (methods.md's formula with r_v loses the floor of n1, up to 3 % at N = 64).
+ * When that n1 cannot reach π (Stage II would need more than Stage I kept, or could not leave every frame
+ * `minPerFrame` tokens plus one) the nearest n1 that can is used; with no such n1 — or with r_v given and
+ * unreachable — the budget is a UsageError that gives ViTCoP's reachable range.
  */
 export function vitcopBudget(request: BudgetRequest, opts: VitcopBudgetOptions): VitcopBudget {
   const { budget: pi, frames: F, tokensPerFrame: N, numLayers: L } = request;
-  const { S, D, minPerFrame } = opts;
+  const { S, D, minPerFrame, stage3MinPerFrame } = opts;
   if (!(Number.isInteger(S) && Number.isInteger(D) && S >= 1 && S < D && D < L)) {
     throw new UsageError(`vitcop needs layers 1 ≤ S < D < L, got S=${S}, D=${D}, L=${L}`, `choose S and D in 1..${L - 1} with S < D`);
   }
   const row = VITCOP_BUDGET_TABLE.reduce((best, r) => (Math.abs(r.budget - pi) < Math.abs(best.budget - pi) ? r : best));
   const p = opts.p ?? row.p;
-  // R = x·F·n1 with x = (L·π/r_v − S)/c; the per-layer token counts sum to L·π·F·n1/r_v ≈ L·π·F·N.
-  const c = D - S + (L - D) / 5;
-  const rvLow = (L * pi) / (D + (L - D) / 5);
-  const rvHigh = (L * pi - ((minPerFrame + 1 / F) * c) / N) / S;
-  const r_v = opts.r_v ?? Math.min(1, Math.max(rvLow, Math.min(row.r_v, rvHigh)));
-  const n1 = Math.floor(r_v * N);
-  const exactR = (((L * pi) / r_v - S) / c) * F * n1;
-  const R = Math.min(F * n1, roundHalfEven(exactR));
-  const n3 = roundHalfEven(R / 5);
-  if (n1 < minPerFrame || R < F * minPerFrame + 1 || n3 < 1 || exactR > F * n1 * (1 + 1e-9)) {
-    const lo = ((minPerFrame + 1 / F) * (D + (L - D) / 5)) / (L * N);
-    const hi = (D + (L - D) / 5) / L;
-    throw new UsageError(
-      `vitcop cannot reach a layer-averaged budget of ${pi} with L=${L}, S=${S}, D=${D}, N=${N}, F=${F}` +
-        (opts.r_v === undefined ? '' : `, r_v=${opts.r_v}`),
-      `vitcop's layer-averaged budgets are about [${lo.toFixed(3)}, ${hi.toFixed(3)}]; use a budget in that range or another method`,
-    );
+  const r_v = opts.r_v ?? row.r_v;
+  const preferred = Math.floor(r_v * N);
+  const tokenLayers = L * pi * F * N;
+  const candidates = opts.r_v === undefined ? Array.from({ length: N }, (_, i) => i + 1).sort((a, b) => Math.abs(a - preferred) - Math.abs(b - preferred) || a - b) : [preferred];
+  for (const n1 of candidates) {
+    const counts = stageCounts(tokenLayers, n1, F, L, opts);
+    if (counts) return { r_v, p, n1, ...counts, S, D };
   }
-  return { r_v, p, n1, R, n3, S, D };
+  const R = F * minPerFrame + 1;
+  const lowest = S * F * (minPerFrame + 1) + (D - S) * R + (L - D) * Math.max(roundHalfEven(R / 5), F * stage3MinPerFrame, 1);
+  const highest = D + (L - D) / 5;
+  throw new UsageError(
+    `vitcop cannot reach a layer-averaged budget of ${pi} with L=${L}, S=${S}, D=${D}, N=${N}, F=${F}` + (opts.r_v === undefined ? '' : `, r_v=${opts.r_v}`),
+    `vitcop's layer-averaged budgets are about [${(lowest / (L * F * N)).toFixed(3)}, ${(highest / L).toFixed(3)}]; use a budget in that range or another method`,
+  );
 }
 
 /** Visual tokens entering each layer under ViTCoP: F·n1 before S, R from S, n3 from D. */

@@ -51,6 +51,18 @@ export function rowsByFrame(tokens: VisualTokens): number[][] {
   return out;
 }
 
+/**
+ * The k best rows of `tokens` (ascending row order) such that every frame with alive tokens keeps at
+ * least `minPerFrame` of them (its best), if k allows; the rest go to the best of all frames.
+ */
+export function topKWithFrameMinimum(tokens: VisualTokens, scores: ArrayLike<number>, k: number, best: 'largest' | 'smallest', minPerFrame: number): number[] {
+  const first = minPerFrame > 0 ? rowsByFrame(tokens).flatMap((rows) => topK(scores, minPerFrame, best, rows)) : [];
+  const guaranteed = topK(scores, k, best, first);
+  const taken = new Set(guaranteed);
+  const rest = topK(scores, k - guaranteed.length, best, tokens.ids.map((_, r) => r).filter((r) => !taken.has(r)));
+  return [...guaranteed, ...rest].sort((a, b) => a - b);
+}
+
 /** Copies the rows `rows` of a row-major [·, width] matrix into a new [rows.length, width] matrix. */
 export function gatherRows(data: Float32Array, width: number, rows: readonly number[]): Float32Array {
   const out = new Float32Array(rows.length * width);

@@ -45,15 +45,22 @@ export function densityPeakClusters(dist: Float32Array, n: number, coords: reado
   const denser = (j: number, i: number) => rho[j] > rho[i] || (rho[j] === rho[i] && j < i);
   const delta = new Float64Array(n);
   const nearestDenser = new Int32Array(n).fill(-1);
+  const radius2 = opts.radius * opts.radius;
   for (let i = 0; i < n; i++) {
     let best = Infinity;
     let farthest = 0;
+    const [yi, xi] = coords[i];
     for (let j = 0; j < n; j++) {
       if (j === i) continue;
       const d = dist[i * n + j];
-      farthest = Math.max(farthest, d);
-      const near = Math.hypot(coords[i][0] - coords[j][0], coords[i][1] - coords[j][1]) <= opts.radius;
-      if (near && denser(j, i) && d < best) [best, nearestDenser[i]] = [d, j];
+      if (d > farthest) farthest = d;
+      if (d >= best || !denser(j, i)) continue;
+      const dy = yi - coords[j][0];
+      const dx = xi - coords[j][1];
+      if (dy * dy + dx * dx <= radius2) {
+        best = d;
+        nearestDenser[i] = j;
+      }
     }
     delta[i] = nearestDenser[i] < 0 ? farthest : best;
   }

@@ -1,13 +1,15 @@
 import { roundHalfEven, vitcopBudget, vitcopPlan, type VitcopBudget } from './budget.js';
 import { bool, choice, num, optionalNum, readOptions, type OptionValues } from './options.js';
-import { gatherRows, keepRows, keepSlot, mergeSlot, rowsByFrame, stageResult, topK } from './slots.js';
+import { gatherRows, keepRows, keepSlot, mergeSlot, rowsByFrame, stageResult, topK, topKWithFrameMinimum } from './slots.js';
 import type { EncoderSignals, LayerSignals, MethodFactory, Pairwise, PruneMethod, Slot, StageResult } from './types.js';
 import { densityPeakClusters } from './vic.js';
 
 const OPTIONS = {
   stage0: bool(true),
   tau_static: num(0.9, { min: -1, max: 1 }),
+  stage0_respend: bool(true),
   min_per_frame: num(1, { min: 0, integer: true }),
+  stage3_min_per_frame: num(1, { min: 0, integer: true }),
   merge: choice(['mean', 'anchor_plus_mean'], 'mean'),
   dc_quantile: num(0.02, { min: 0, max: 1 }),
   dc: optionalNum({ min: 0 }),
@@ -70,6 +72,46 @@ function staticFilter(signals: EncoderSignals, frames: number[][], tau: number, 
 }
 
 /**
+ * Stage I: each frame keeps its n1 most salient surviving patches. With `respend`, the quota that
+ * frames with fewer survivors than n1 leave unused (Stage 0 dropped their static patches) goes to the
+ * most salient remaining survivors of any frame, so Stage 0 moves the budget to what changes instead of
+ * shrinking it.
+ */
+function stageOne(saliency: Float32Array, survivors: readonly number[][], n1: number, respend: boolean): number[][] {
+  const kept = survivors.map((rows) => topK(saliency, n1, 'largest', rows));
+  const spare = survivors.length * n1 - kept.reduce((a, rows) => a + rows.length, 0);
+  if (!respend || spare === 0) return kept;
+  const taken = new Set(kept.flat());
+  const extra = new Set(topK(saliency, spare, 'largest', survivors.flat().filter((r) => !taken.has(r))));
+  return survivors.map((rows, f) => rows.filter((r) => extra.has(r)).concat(kept[f]).sort((a, b) => a - b));
+}
+
+/** Rows in one distance matrix: frames are batched up to this many rows so one ONNX Runtime call serves several. */
+const MAX_DISTANCE_ROWS = 512;
+
+/** Consecutive frames grouped so that each group's rows fit in `maxRows` (a larger frame goes alone). */
+function frameBatches(rowsPerFrame: readonly number[][], maxRows: number): number[][] {
+  const batches: number[][] = [];
+  let size = Infinity;
+  rowsPerFrame.forEach((rows, f) => {
+    if (size + rows.length > maxRows) {
+      batches.push([]);
+      size = 0;
+    }
+    batches.at(-1)!.push(f);
+    size += rows.length;
+  });
+  return batches;
+}
+
+/** The [n, n] block of an [m, m] matrix that starts at row and column `offset`. */
+function diagonalBlock(matrix: Float32Array, m: number, offset: number, n: number): Float32Array {
+  const out = new Float32Array(n * n);
+  for (let i = 0; i < n; i++) out.set(matrix.subarray((offset + i) * m + offset, (offset + i) * m + offset + n), i * n);
+  return out;
+}
+
+/**
  * Stage II with fewer clusters than R: how many members of each cluster stay as they are, `slots` in
  * all. `rank` lists the clusters by ascending Σκ. A frame with fewer clusters than `minPerFrame` is
  * served first from its best clusters; the rest are shared by largest remainder in proportion to
@@ -82,7 +124,11 @@ export function individualSlotQuotas(clusters: readonly { frame: number; size: n
   const capacity = clusters.map((c) => c.size - 1);
   let left = slots;
   const clustersOfFrame = new Map<number, number[]>();
-  for (const c of rank) clustersOfFrame.set(clusters[c].frame, [...(clustersOfFrame.get(clusters[c].frame) ?? []), c]);
+  for (const c of rank) {
+    const own = clustersOfFrame.get(clusters[c].frame);
+    if (own) own.push(c);
+    else clustersOfFrame.set(clusters[c].frame, [c]);
+  }
   for (const own of clustersOfFrame.values()) {
     let need = minPerFrame - own.length;
     for (const c of own) {
@@ -133,21 +179,28 @@ class Vitcop implements PruneMethod {
     const { survivors, lastFrame } = this.opts.stage0
       ? staticFilter(signals, frames, this.opts.tau_static, this.opts.min_per_frame)
       : { survivors: frames, lastFrame: new Map<number, number>() };
-    const kept = survivors.map((rows) => topK(signals.saliency, this.budget.n1, 'largest', rows));
-    this.clusters = [];
+    const kept = stageOne(signals.saliency, survivors, this.budget.n1, this.opts.stage0_respend);
     const { ids, gridRows, gridCols, tokensPerFrame: N, visionHidden: dv } = signals;
-    for (const [f, rows] of kept.entries()) {
-      const dist = await pairwise.euclidean(gatherRows(signals.keys, dv, rows), rows.length, dv);
-      const coords = rows.map((r) => [Math.floor((ids[r] % N) / gridCols) / gridRows, ((ids[r] % N) % gridCols) / gridCols] as const);
-      const labels = densityPeakClusters(dist, rows.length, coords, {
-        dcQuantile: this.opts.dc_quantile,
-        dc: this.opts.dc,
-        radius: this.opts.radius,
-        centres: Math.max(1, Math.floor(this.budget.p * rows.length)),
-      });
-      const groups = new Map<number, number[]>();
-      rows.forEach((r, i) => groups.set(labels[i], [...(groups.get(labels[i]) ?? []), ids[r]]));
-      for (const members of groups.values()) this.clusters.push({ frame: f, members });
+    this.clusters = [];
+    for (const batch of frameBatches(kept, MAX_DISTANCE_ROWS)) {
+      const rows = batch.flatMap((f) => kept[f]);
+      const all = await pairwise.euclidean(gatherRows(signals.keys, dv, rows), rows.length, dv);
+      let offset = 0;
+      for (const f of batch) {
+        const n = kept[f].length;
+        const dist = diagonalBlock(all, rows.length, offset, n);
+        const coords = kept[f].map((r) => [Math.floor((ids[r] % N) / gridCols) / gridRows, ((ids[r] % N) % gridCols) / gridCols] as const);
+        const labels = densityPeakClusters(dist, n, coords, {
+          dcQuantile: this.opts.dc_quantile,
+          dc: this.opts.dc,
+          radius: this.opts.radius,
+          centres: Math.max(1, Math.floor(this.budget.p * n)),
+        });
+        const groups: number[][] = [];
+        kept[f].forEach((r, i) => (groups[labels[i]] ??= []).push(ids[r]));
+        for (const members of groups) if (members) this.clusters.push({ frame: f, members });
+        offset += n;
+      }
     }
     const keptRows = kept.flat().sort((a, b) => a - b);
     const result = keepRows(signals, keptRows);
@@ -158,7 +211,7 @@ class Vitcop implements PruneMethod {
 
   async layer(signals: LayerSignals): Promise<StageResult> {
     if (signals.layer === this.budget.S) return this.coPrune(signals);
-    if (signals.layer === this.budget.D) return keepRows(signals, topK(signals.kappa, this.budget.n3, 'smallest'));
+    if (signals.layer === this.budget.D) return keepRows(signals, topKWithFrameMinimum(signals, signals.kappa, this.budget.n3, 'smallest', this.opts.stage3_min_per_frame));
     throw new Error(`vitcop prunes at layers ${this.budget.S} and ${this.budget.D}, not ${signals.layer}`);
   }
 
@@ -217,6 +270,7 @@ export const createVitcop: MethodFactory = (request, options) => {
     S: opts.S,
     D: opts.D ?? roundHalfEven(opts.D_fraction * request.numLayers),
     minPerFrame: opts.min_per_frame,
+    stage3MinPerFrame: opts.stage3_min_per_frame,
     r_v: opts.r_v,
     p: opts.p,
   });

@@ -1,0 +1,18 @@
+#!/bin/sh
+# ViTCoP's levers (methods.md §1) on the demo model: `sieve eval` of each variant here (the default
+# config with one option changed) at the budgets below, then levers.md and levers.json beside this script.
+#   docs/results/levers/run.sh            # all 560 test questions (about 10 minutes on 2 cores)
+#   N=160 docs/results/levers/run.sh
+set -eu
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/../../.." && pwd)
+BUDGETS=${BUDGETS:-0.111,0.056}
+RUNS=$(mktemp -d)
+for cfg in "$HERE"/*.yaml; do
+  name=$(basename "$cfg" .yaml)
+  echo "lever $name"
+  node "$REPO/bin/sieve.js" eval --config "$cfg" --data "$REPO/data/synth" ${N:+--n "$N"} \
+    --methods vitcop --budgets "$BUDGETS" --table "$RUNS/$name" >/dev/null || echo "lever $name: no result"
+done
+node "$HERE/table.mjs" "$RUNS" "$HERE"
+rm -rf "$RUNS"
