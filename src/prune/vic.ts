@@ -11,16 +11,28 @@ export interface VicOptions {
   centres: number;
 }
 
-/** numpy's default ("linear") quantile of the off-diagonal entries of a distance matrix [n, n]. */
+/**
+ * numpy's default ("linear") quantile of the off-diagonal entries of a distance matrix [n, n]. Only the
+ * two order statistics around the quantile are needed, so the smallest ones are kept in a short sorted
+ * buffer instead of sorting all n(n−1) entries (d_c uses a low quantile: 0.02 → about 2 % of them).
+ */
 export function offDiagonalQuantile(dist: Float32Array, n: number, q: number): number {
-  const values = new Float32Array(n * (n - 1));
-  let k = 0;
-  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) if (i !== j) values[k++] = dist[i * n + j];
+  const k = n * (n - 1);
   if (k === 0) return 0;
-  values.sort();
   const h = (k - 1) * q;
   const lo = Math.floor(h);
-  return lo + 1 < k ? values[lo] + (h - lo) * (values[lo + 1] - values[lo]) : values[lo];
+  const need = Math.min(k, lo + 2);
+  const smallest = new Float64Array(need).fill(Infinity);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < n; j++) {
+      const v = dist[i * n + j];
+      if (i === j || v >= smallest[need - 1]) continue;
+      let p = need - 1;
+      for (; p > 0 && smallest[p - 1] > v; p--) smallest[p] = smallest[p - 1];
+      smallest[p] = v;
+    }
+  }
+  return lo + 1 < k ? smallest[lo] + (h - lo) * (smallest[lo + 1] - smallest[lo]) : smallest[lo];
 }
 
 /**

@@ -28,43 +28,45 @@ interface Cluster {
   members: number[];
 }
 
-function cosine(x: Float32Array, width: number, a: number, b: number): number {
-  let ab = 0;
-  let aa = 0;
-  let bb = 0;
-  for (let j = 0; j < width; j++) {
-    const u = x[a * width + j];
-    const v = x[b * width + j];
-    ab += u * v;
-    aa += u * u;
-    bb += v * v;
+/** L2 norm of every row of a row-major [rows, width] matrix. */
+function rowNorms(x: Float32Array, width: number): Float32Array {
+  const norms = new Float32Array(x.length / width);
+  for (let r = 0; r < norms.length; r++) {
+    let s = 0;
+    for (let j = r * width; j < (r + 1) * width; j++) s += x[j] * x[j];
+    norms[r] = Math.sqrt(s);
   }
-  return aa > 0 && bb > 0 ? ab / Math.sqrt(aa * bb) : 0;
+  return norms;
 }
 
 /**
  * Stage 0: a patch whose feature-layer state has cosine ≥ tau_static with the latest kept patch at the
  * same grid position (from an earlier frame) is a static copy and is dropped; the kept patch's time span
  * grows to cover it. The first frame is kept whole; every frame keeps at least `minPerFrame` patches
- * (its least static ones), so no frame disappears.
+ * (its least static ones), so no frame disappears. (Position-wise, F·N·dv work: no pairwise matrix.)
  */
 function staticFilter(signals: EncoderSignals, frames: number[][], tau: number, minPerFrame: number) {
-  const { ids, features, visionHidden: dv, tokensPerFrame: N } = signals;
-  const latest = new Map<number, number>();
+  const { ids, features: x, visionHidden: dv, tokensPerFrame: N } = signals;
+  const norms = rowNorms(x, dv);
+  const latest = new Int32Array(N).fill(-1);
   const lastFrame = new Map<number, number>();
+  const similarity = new Float64Array(ids.length).fill(-Infinity);
   const survivors = frames.map((rows, f) => {
-    const similarity = new Float64Array(ids.length).fill(-Infinity);
     for (const r of rows) {
-      const ref = latest.get(ids[r] % N);
-      if (f > 0 && ref !== undefined) similarity[r] = cosine(features, dv, r, ref);
+      const ref = latest[ids[r] % N];
+      if (f === 0 || ref < 0) continue;
+      let dot = 0;
+      for (let j = 0; j < dv; j++) dot += x[r * dv + j] * x[ref * dv + j];
+      const scale = norms[r] * norms[ref];
+      similarity[r] = scale > 0 ? dot / scale : 0;
     }
     const moving = rows.filter((r) => similarity[r] < tau);
     const rescued = moving.length < minPerFrame ? topK(similarity, minPerFrame - moving.length, 'smallest', rows.filter((r) => similarity[r] >= tau)) : [];
-    const kept = [...moving, ...rescued].sort((a, b) => a - b);
+    const kept = rescued.length ? [...moving, ...rescued].sort((a, b) => a - b) : moving;
     const keptSet = new Set(kept);
     for (const r of rows) {
-      if (keptSet.has(r)) latest.set(ids[r] % N, r);
-      else lastFrame.set(ids[latest.get(ids[r] % N)!], f);
+      if (keptSet.has(r)) latest[ids[r] % N] = r;
+      else lastFrame.set(ids[latest[ids[r] % N]], f);
     }
     return kept;
   });
@@ -217,11 +219,12 @@ class Vitcop implements PruneMethod {
 
   /** Stage II: exactly R tokens from the VIC clusters, by their κ. */
   private coPrune(signals: LayerSignals): StageResult {
-    const rowOf = new Map(signals.ids.map((id, r) => [id, r]));
+    const rowOf = new Int32Array(signals.frames * signals.tokensPerFrame).fill(-1);
+    signals.ids.forEach((id, r) => (rowOf[id] = r));
     const clusters = this.clusters.map((c) => {
       const kappa = c.members.map((id) => {
-        const r = rowOf.get(id);
-        if (r === undefined) throw new Error(`vitcop Stage II: token ${id} of a VIC cluster is not alive (did the encoder stage run?)`);
+        const r = rowOf[id];
+        if (!(r >= 0)) throw new Error(`vitcop Stage II: token ${id} of a VIC cluster is not alive (did the encoder stage run?)`);
         return signals.kappa[r];
       });
       return { ...c, kappa, sum: kappa.reduce((a, b) => a + b, 0) };
