@@ -107,18 +107,35 @@ export interface VitcopBudget {
   D: number;
 }
 
-/** R and n3 for a given n1 so that the plan spends `tokenLayers` = L·π·F·N, or undefined when none fits. */
-function stageCounts(tokenLayers: number, n1: number, F: number, L: number, opts: VitcopBudgetOptions): { R: number; n3: number } | undefined {
-  const { S, D, minPerFrame, stage3MinPerFrame } = opts;
-  const left = tokenLayers - S * F * n1;
+/** R and n3 that spend what is left of `tokenLayers` = L·π·F·N after S layers of `stageOne` tokens. */
+function laterStageCounts(tokenLayers: number, stageOne: number, F: number, L: number, opts: VitcopBudgetOptions): { R: number; n3: number } {
+  const { S, D, stage3MinPerFrame } = opts;
+  const left = tokenLayers - S * stageOne;
   let R = roundHalfEven(left / (D - S + (L - D) / 5));
   let n3 = roundHalfEven(R / 5);
   if (n3 < F * stage3MinPerFrame) {
     n3 = F * stage3MinPerFrame;
     R = roundHalfEven((left - (L - D) * n3) / (D - S));
   }
-  const fits = n1 >= minPerFrame && R <= F * n1 && R > F * minPerFrame && R >= n3 && n3 >= 1;
+  return { R, n3 };
+}
+
+/** R and n3 for a given n1, or undefined when they do not fit (see vitcopBudget). */
+function stageCounts(tokenLayers: number, n1: number, F: number, L: number, opts: VitcopBudgetOptions): { R: number; n3: number } | undefined {
+  const { R, n3 } = laterStageCounts(tokenLayers, F * n1, F, L, opts);
+  const fits = n1 >= opts.minPerFrame && R <= F * n1 && R > F * opts.minPerFrame && R >= n3 && n3 >= 1;
   return fits ? { R, n3 } : undefined;
+}
+
+/**
+ * Stage II and III counts when Stage I passed on only `alive` < F·n1 tokens (Stage 0 found the rest
+ * static): the token-layers Stage I saved go to the later stages, at most keeping all `alive`.
+ */
+export function respentStageCounts(b: VitcopBudget, request: BudgetRequest, opts: VitcopBudgetOptions, alive: number): { R: number; n3: number } {
+  const { budget: pi, frames: F, tokensPerFrame: N, numLayers: L } = request;
+  const later = laterStageCounts(L * pi * F * N, alive, F, L, opts);
+  const R = Math.min(alive, Math.max(b.R, later.R));
+  return { R, n3: Math.min(R, Math.max(b.n3, later.n3)) };
 }
 
 /**

@@ -1,7 +1,7 @@
-import { roundHalfEven, vitcopBudget, vitcopPlan, type VitcopBudget } from './budget.js';
+import { respentStageCounts, roundHalfEven, vitcopBudget, vitcopPlan, type VitcopBudget, type VitcopBudgetOptions } from './budget.js';
 import { bool, choice, num, optionalNum, readOptions, type OptionValues } from './options.js';
 import { gatherRows, keepRows, keepSlot, mergeSlot, rowsByFrame, stageResult, topK, topKWithFrameMinimum } from './slots.js';
-import type { EncoderSignals, LayerSignals, MethodFactory, Pairwise, PruneMethod, Slot, StageResult } from './types.js';
+import type { BudgetRequest, EncoderSignals, LayerSignals, MethodFactory, Pairwise, PruneMethod, Slot, StageResult } from './types.js';
 import { densityPeakClusters } from './vic.js';
 
 const OPTIONS = {
@@ -28,15 +28,15 @@ interface Cluster {
   members: number[];
 }
 
-/** L2 norm of every row of a row-major [rows, width] matrix. */
-function rowNorms(x: Float32Array, width: number): Float32Array {
-  const norms = new Float32Array(x.length / width);
-  for (let r = 0; r < norms.length; r++) {
+/** Squared L2 norm of every row of a row-major [rows, width] matrix. */
+function squaredRowNorms(x: Float32Array, width: number): Float64Array {
+  const squares = new Float64Array(x.length / width);
+  for (let r = 0; r < squares.length; r++) {
     let s = 0;
     for (let j = r * width; j < (r + 1) * width; j++) s += x[j] * x[j];
-    norms[r] = Math.sqrt(s);
+    squares[r] = s;
   }
-  return norms;
+  return squares;
 }
 
 /**
@@ -47,7 +47,7 @@ function rowNorms(x: Float32Array, width: number): Float32Array {
  */
 function staticFilter(signals: EncoderSignals, frames: number[][], tau: number, minPerFrame: number) {
   const { ids, features: x, visionHidden: dv, tokensPerFrame: N } = signals;
-  const norms = rowNorms(x, dv);
+  const squares = squaredRowNorms(x, dv);
   const latest = new Int32Array(N).fill(-1);
   const lastFrame = new Map<number, number>();
   const similarity = new Float64Array(ids.length).fill(-Infinity);
@@ -57,8 +57,9 @@ function staticFilter(signals: EncoderSignals, frames: number[][], tau: number, 
       if (f === 0 || ref < 0) continue;
       let dot = 0;
       for (let j = 0; j < dv; j++) dot += x[r * dv + j] * x[ref * dv + j];
-      const scale = norms[r] * norms[ref];
-      similarity[r] = scale > 0 ? dot / scale : 0;
+      // Same summation order as the squares, so identical rows give exactly 1 and ties stay ties.
+      const scale = squares[r] * squares[ref];
+      similarity[r] = scale > 0 ? dot / Math.sqrt(scale) : 0;
     }
     const moving = rows.filter((r) => similarity[r] < tau);
     const rescued = moving.length < minPerFrame ? topK(similarity, minPerFrame - moving.length, 'smallest', rows.filter((r) => similarity[r] >= tau)) : [];
@@ -155,25 +156,28 @@ export function individualSlotQuotas(clusters: readonly { frame: number; size: n
 /**
  * ViTCoP (methods.md §1): Stage 0 (video), Stage I and VIC at the encoder's feature layer; Stage II
  * co-pruning of the VIC clusters at layer S; Stage III K-norm pruning at layer D. The clusters found by
- * the encoder stage are kept on the instance for Stage II of the same query.
+ * the encoder stage, and the Stage II/III counts, are kept on the instance for the rest of the query.
  */
 class Vitcop implements PruneMethod {
   readonly name = 'vitcop';
   private clusters: Cluster[] = [];
+  private counts: { R: number; n3: number };
 
   constructor(
-    private readonly frames: number,
-    private readonly numLayers: number,
+    private readonly request: BudgetRequest,
     private readonly opts: Options,
+    private readonly budgetOptions: VitcopBudgetOptions,
     readonly budget: VitcopBudget,
-  ) {}
+  ) {
+    this.counts = { R: budget.R, n3: budget.n3 };
+  }
 
   layers(): number[] {
     return [this.budget.S, this.budget.D];
   }
 
   plannedTokensPerLayer(): number[] {
-    return vitcopPlan(this.budget, this.frames, this.numLayers);
+    return vitcopPlan(this.budget, this.request.frames, this.request.numLayers);
   }
 
   async encoder(signals: EncoderSignals, pairwise: Pairwise): Promise<StageResult> {
@@ -213,12 +217,20 @@ class Vitcop implements PruneMethod {
 
   async layer(signals: LayerSignals): Promise<StageResult> {
     if (signals.layer === this.budget.S) return this.coPrune(signals);
-    if (signals.layer === this.budget.D) return keepRows(signals, topKWithFrameMinimum(signals, signals.kappa, this.budget.n3, 'smallest', this.opts.stage3_min_per_frame));
+    if (signals.layer === this.budget.D) return keepRows(signals, topKWithFrameMinimum(signals, signals.kappa, this.counts.n3, 'smallest', this.opts.stage3_min_per_frame));
     throw new Error(`vitcop prunes at layers ${this.budget.S} and ${this.budget.D}, not ${signals.layer}`);
   }
 
-  /** Stage II: exactly R tokens from the VIC clusters, by their κ. */
+  /**
+   * Stage II: exactly R tokens from the VIC clusters, by their κ. When Stage 0 left Stage I fewer than
+   * F·n1 tokens and re-spending is on, R and n3 grow to spend the token-layers that saved.
+   */
   private coPrune(signals: LayerSignals): StageResult {
+    const alive = signals.ids.length;
+    this.counts =
+      this.opts.stage0 && this.opts.stage0_respend && alive < this.request.frames * this.budget.n1
+        ? respentStageCounts(this.budget, this.request, this.budgetOptions, alive)
+        : { R: this.budget.R, n3: this.budget.n3 };
     const rowOf = new Int32Array(signals.frames * signals.tokensPerFrame).fill(-1);
     signals.ids.forEach((id, r) => (rowOf[id] = r));
     const clusters = this.clusters.map((c) => {
@@ -232,7 +244,7 @@ class Vitcop implements PruneMethod {
     if (!clusters.length) throw new Error('vitcop Stage II has no VIC clusters: the encoder stage must run first');
     // Rank = ascending Σκ (ties: earlier first member): the more important clusters come first.
     const rank = clusters.map((_, c) => c).sort((a, b) => clusters[a].sum - clusters[b].sum || clusters[a].members[0] - clusters[b].members[0]);
-    const R = Math.min(this.budget.R, signals.ids.length);
+    const R = Math.min(this.counts.R, alive);
     const K = clusters.length;
     const merge = this.opts.merge;
     const mpf = this.opts.min_per_frame;
@@ -269,13 +281,13 @@ class Vitcop implements PruneMethod {
 
 export const createVitcop: MethodFactory = (request, options) => {
   const opts = readOptions('vitcop', options, OPTIONS);
-  const budget = vitcopBudget(request, {
+  const budgetOptions: VitcopBudgetOptions = {
     S: opts.S,
     D: opts.D ?? roundHalfEven(opts.D_fraction * request.numLayers),
     minPerFrame: opts.min_per_frame,
     stage3MinPerFrame: opts.stage3_min_per_frame,
     r_v: opts.r_v,
     p: opts.p,
-  });
-  return new Vitcop(request.frames, request.numLayers, opts, budget);
+  };
+  return new Vitcop(request, opts, budgetOptions, vitcopBudget(request, budgetOptions));
 };

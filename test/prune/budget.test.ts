@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { UsageError } from '../../src/errors.js';
-import { budgetReport, frameQuotas, inputTokenTotal, roundHalfEven, vitcopBudget, vitcopPlan } from '../../src/prune/budget.js';
+import { budgetReport, frameQuotas, inputTokenTotal, respentStageCounts, roundHalfEven, vitcopBudget, vitcopPlan } from '../../src/prune/budget.js';
 import { request } from './signals.js';
 
 describe('budget arithmetic', () => {
@@ -61,6 +61,18 @@ describe('budget arithmetic', () => {
     assert.equal(perFrame.n3, 8);
     assert.ok(perFrame.R <= global.R);
     for (const b of [global, perFrame]) assert.ok(Math.abs(budgetReport(vitcopPlan(b, 8, 8), 8, 64).layerAveraged - 512 / 9) <= 0.5);
+  });
+
+  it('ViTCoP: token-layers Stage 0 saves go to Stages II and III, never beyond the tokens alive', () => {
+    const opts = { S: 2, D: 6, minPerFrame: 1, stage3MinPerFrame: 1 };
+    const req = request(8, 64, 1 / 9, 8);
+    const b = vitcopBudget(req, opts);
+    const alive = 8 * b.n1 - 20;
+    const { R, n3 } = respentStageCounts(b, req, opts, alive);
+    assert.ok(R > b.R && n3 >= b.n3);
+    const averaged = (2 * alive + 4 * R + 2 * n3) / 8;
+    assert.ok(Math.abs(averaged - 512 / 9) <= 2, `${averaged}`);
+    assert.deepEqual(respentStageCounts(b, request(8, 64, 0.333, 8), opts, 40), { R: 40, n3: 40 });
   });
 
   it('ViTCoP: a budget below one Stage II token per frame, or above its reach, is a UsageError with its range', () => {
