@@ -9,6 +9,7 @@ import { writeRandomCheckpoint } from '../model/random-checkpoint.js';
 import type { TextConfig } from '../model/vlm-config.js';
 import { GraphBuilder } from '../onnx/graph-builder.js';
 import { writeModel } from '../onnx/model-writer.js';
+import { registerBenchPruneCommand } from './bench-prune-command.js';
 import { formatBytes, parseInteger } from './cli-output.js';
 
 /** Qwen2-0.5B's language model shape (the vocabulary is configurable to keep the files small). */
@@ -150,4 +151,5 @@ export function registerBenchCommand(program: Command): void {
         keep: Boolean(o.keep),
       });
     });
+  registerBenchPruneCommand(bench);
 }

@@ -34,7 +34,7 @@ export function evaluationRuns(methods: readonly string[], budgets: readonly num
 }
 
 /** Splits runs into those the method can plan for this model and clip length, and the rest with the reason. */
-function feasibleRuns(runs: readonly PruneRequest[], frames: number, config: VlmConfig) {
+export function feasibleRuns(runs: readonly PruneRequest[], frames: number, config: VlmConfig) {
   const ok: PruneRequest[] = [];
   const unreachable: { run: PruneRequest; reason: string }[] = [];
   for (const run of runs) {

@@ -2,7 +2,7 @@ import ort from 'onnxruntime-node';
 import { ELEM_TYPE_CODE, GraphBuilder } from '../onnx/graph-builder.js';
 import { OPSET } from '../onnx/model-writer.js';
 import { encodeModel } from '../onnx/onnx-proto.js';
-import type { Pairwise } from '../prune/types.js';
+import type { Pairwise, Propagation, PropagationOptions } from '../prune/types.js';
 
 type Kind = 'cosine' | 'euclidean';
 
@@ -31,6 +31,49 @@ function pairwiseGraph(kind: Kind): GraphBuilder {
   return g;
 }
 
+/** Rows scaled to unit length; rows below MIN_SQUARED_NORM stay (near) zero. */
+function unitRows(g: GraphBuilder, x: string): string {
+  const squared = g.op('ReduceSum', [g.op('Mul', [x, x]), g.int64([-1])], { keepdims: 1 });
+  return g.op('Div', [x, g.op('Sqrt', [g.op('Max', [squared, g.scalar(MIN_SQUARED_NORM)])])]);
+}
+
+/** x [n, d], y [m, d] → cosine [n, m]. */
+function crossCosineGraph(): GraphBuilder {
+  const g = new GraphBuilder('cross_cosine');
+  const x = g.input('x', 'float32', ['n', 'd']);
+  const y = g.input('y', 'float32', ['m', 'd']);
+  g.output(g.op('MatMul', [unitRows(g, x), g.op('Transpose', [unitRows(g, y)], { perm: [1, 0] })]), 'c', 'float32', ['n', 'm']);
+  return g;
+}
+
+/**
+ * G-Prune's propagation (methods.md §2) on x [b, n, d]: C = x̂x̂ᵀ; edges where C ≥ threshold plus the
+ * self-loop; P = softmax of C/temperature over the edges; I⁰ = ‖x‖; I ← I·P `iterations` times (vector ×
+ * matrix, unrolled). Outputs I⁰, I and each token's edge count, all [b, n].
+ */
+function propagationGraph(iterations: number): GraphBuilder {
+  const g = new GraphBuilder(`propagate_${iterations}`);
+  const x = g.input('x', 'float32', ['b', 'n', 'd']);
+  const threshold = g.input('threshold', 'float32', []);
+  const temperature = g.input('temperature', 'float32', []);
+  const squared = g.op('ReduceSum', [g.op('Mul', [x, x]), g.int64([-1])], { keepdims: 1 });
+  const unit = g.op('Div', [x, g.op('Sqrt', [g.op('Max', [squared, g.scalar(MIN_SQUARED_NORM)])])]);
+  const cos = g.op('MatMul', [unit, g.op('Transpose', [unit], { perm: [0, 2, 1] })]);
+  const index = g.op('Range', [g.int64([0], true), g.op('Squeeze', [g.op('Slice', [g.op('Shape', [x]), g.int64([1]), g.int64([2])]), g.int64([0])]), g.int64([1], true)]);
+  const self = g.op('Equal', [g.op('Unsqueeze', [index, g.int64([1])]), g.op('Unsqueeze', [index, g.int64([0])])]);
+  const edge = g.op('Or', [g.op('GreaterOrEqual', [cos, threshold]), self]);
+  const logits = g.op('Where', [edge, g.op('Div', [cos, temperature]), g.scalar(-1e30)]);
+  const P = g.op('Softmax', [logits], { axis: -1 });
+  const initial = g.op('Transpose', [g.op('Sqrt', [squared])], { perm: [0, 2, 1] });
+  let information = initial;
+  for (let t = 0; t < iterations; t++) information = g.op('MatMul', [information, P]);
+  const rows = (v: string) => g.op('Squeeze', [v, g.int64([1])]);
+  g.output(rows(initial), 'initial', 'float32', ['b', 'n']);
+  g.output(rows(information), 'information', 'float32', ['b', 'n']);
+  g.output(g.op('ReduceSum', [g.op('Cast', [edge], { to: 1 }), g.int64([-1])], { keepdims: 0 }), 'degree', 'float32', ['b', 'n']);
+  return g;
+}
+
 /** The graph as ONNX bytes with its few constants inline: nothing is written to disk. */
 function encodeInMemory(g: GraphBuilder): Uint8Array {
   const initializer = g.weights.map((w) => {
@@ -54,11 +97,11 @@ function encodeInMemory(g: GraphBuilder): Uint8Array {
 
 const sessions = new Map<string, Promise<ort.InferenceSession>>();
 
-function session(kind: Kind, threads: number): Promise<ort.InferenceSession> {
-  const key = `${kind}:${threads}`;
+function session(graph: string, build: () => GraphBuilder, threads: number): Promise<ort.InferenceSession> {
+  const key = `${graph}:${threads}`;
   let s = sessions.get(key);
   if (!s) {
-    s = ort.InferenceSession.create(encodeInMemory(pairwiseGraph(kind)), {
+    s = ort.InferenceSession.create(encodeInMemory(build()), {
       executionProviders: ['cpu'],
       intraOpNumThreads: threads,
       interOpNumThreads: 1,
@@ -93,8 +136,28 @@ export class OrtPairwise implements Pairwise {
   private async run(kind: Kind, x: Float32Array, n: number, d: number): Promise<Float32Array> {
     if (x.length !== n * d) throw new RangeError(`pairwise ${kind}: ${x.length} values for [${n}, ${d}]`);
     if (n === 0) return new Float32Array(0);
-    const s = await session(kind, this.threads);
+    const s = await session(kind, () => pairwiseGraph(kind), this.threads);
     const result = await s.run({ x: new ort.Tensor('float32', x, [n, d]) });
     return result.y.data as Float32Array;
+  }
+
+  async crossCosine(x: Float32Array, n: number, y: Float32Array, m: number, d: number): Promise<Float32Array> {
+    if (x.length !== n * d || y.length !== m * d) throw new RangeError(`crossCosine: ${x.length} and ${y.length} values for [${n}, ${d}] and [${m}, ${d}]`);
+    if (n * m === 0) return new Float32Array(0);
+    const s = await session('cross_cosine', crossCosineGraph, this.threads);
+    const result = await s.run({ x: new ort.Tensor('float32', x, [n, d]), y: new ort.Tensor('float32', y, [m, d]) });
+    return result.c.data as Float32Array;
+  }
+
+  async propagate(x: Float32Array, batch: number, n: number, d: number, opts: PropagationOptions): Promise<Propagation> {
+    if (x.length !== batch * n * d) throw new RangeError(`propagate: ${x.length} values for [${batch}, ${n}, ${d}]`);
+    if (batch * n === 0) return { initial: new Float32Array(0), information: new Float32Array(0), degree: new Float32Array(0) };
+    const s = await session(`propagate_${opts.iterations}`, () => propagationGraph(opts.iterations), this.threads);
+    const result = await s.run({
+      x: new ort.Tensor('float32', x, [batch, n, d]),
+      threshold: new ort.Tensor('float32', Float32Array.of(opts.threshold), []),
+      temperature: new ort.Tensor('float32', Float32Array.of(opts.temperature), []),
+    });
+    return { initial: result.initial.data as Float32Array, information: result.information.data as Float32Array, degree: result.degree.data as Float32Array };
   }
 }

@@ -1,21 +1,7 @@
 import { constantPlan, inputFrameQuotas, inputTokenTotal } from './budget.js';
 import { num, readOptions } from './options.js';
-import { keepRows, rowsByFrame, topK } from './slots.js';
+import { gatherRows, keepRows, rowsByFrame, topK } from './slots.js';
 import type { MethodFactory } from './types.js';
-
-/** Row r of a [·, width] matrix scaled to unit length (a zero row stays zero). */
-function unitRow(data: Float32Array, width: number, row: number): Float32Array {
-  const v = data.slice(row * width, (row + 1) * width);
-  const norm = Math.sqrt(dot(v, 0, v, 0, width));
-  if (norm > 0) for (let j = 0; j < width; j++) v[j] /= norm;
-  return v;
-}
-
-function dot(a: Float32Array, aOffset: number, b: Float32Array, bOffset: number, width: number): number {
-  let s = 0;
-  for (let j = 0; j < width; j++) s += a[aOffset + j] * b[bOffset + j];
-  return s;
-}
 
 /**
  * DART (duplication-aware) at the LLM input. Pivots: the `pivots_visual` visual tokens of largest L1
@@ -33,23 +19,26 @@ export const createDart: MethodFactory = (request, options) => {
   return {
     name: 'dart',
     layers: () => [],
-    async input(signals) {
+    async input(signals, pairwise) {
       const d = signals.hidden;
       const n = signals.ids.length;
       const l1 = new Float64Array(n);
-      for (let i = 0; i < n * d; i++) l1[Math.floor(i / d)] += Math.abs(signals.tokens[i]);
+      for (let r = 0; r < n; r++) for (let j = r * d; j < (r + 1) * d; j++) l1[r] += Math.abs(signals.tokens[j]);
       const visualPivots = topK(l1, opts.pivots_visual, 'largest');
       const textRows = signals.textTail.length / d;
-      const pivots = [
-        ...visualPivots.map((r) => unitRow(signals.tokens, d, r)),
-        ...Array.from({ length: Math.min(opts.pivots_text, textRows) }, (_, i) => unitRow(signals.textTail, d, textRows - 1 - i)),
-      ];
+      const textPivots = Math.min(opts.pivots_text, textRows);
+      const pivots = new Float32Array((visualPivots.length + textPivots) * d);
+      pivots.set(gatherRows(signals.tokens, d, visualPivots));
+      pivots.set(signals.textTail.subarray((textRows - textPivots) * d), visualPivots.length * d);
+      const m = pivots.length / d;
+      const cos = await pairwise.crossCosine(signals.tokens, n, pivots, m, d);
       const isPivot = new Set(visualPivots);
       const similarity = new Float64Array(n);
       for (let r = 0; r < n; r++) {
         if (isPivot.has(r)) continue;
-        const norm = Math.sqrt(dot(signals.tokens, r * d, signals.tokens, r * d, d)) || 1;
-        similarity[r] = Math.max(...pivots.map((p) => dot(signals.tokens, r * d, p, 0, d))) / norm;
+        let best = -Infinity;
+        for (let p = 0; p < m; p++) best = Math.max(best, cos[r * m + p]);
+        similarity[r] = best;
       }
       const kept = [...visualPivots];
       rowsByFrame(signals).forEach((rows, f) => {

@@ -3,55 +3,6 @@ import { choice, num, readOptions } from './options.js';
 import { gatherRows, keepRows, rowsByFrame, topK } from './slots.js';
 import type { MethodFactory } from './types.js';
 
-export interface PropagationOptions {
-  threshold: number;
-  temperature: number;
-  iterations: number;
-}
-
-export interface Propagation {
-  /** I⁰: the tokens' L2 norms. */
-  initial: Float64Array;
-  /** I after the iterations. */
-  information: Float64Array;
-  /** Edges per token, self-loop included. */
-  degree: Int32Array;
-  /** g = I / degree: the keep score. */
-  score: Float64Array;
-}
-
-/**
- * G-Prune's information propagation on a cosine-similarity matrix [n, n] (methods.md §2). P is
- * row-stochastic, so I·P conserves the total information: Σ I_final = Σ I⁰ up to rounding.
- */
-export function propagateInformation(cos: Float32Array, norms: ArrayLike<number>, n: number, opts: PropagationOptions): Propagation {
-  const P = new Float64Array(n * n);
-  const degree = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    const edge = (j: number) => j === i || cos[i * n + j] >= opts.threshold;
-    let max = -Infinity;
-    for (let j = 0; j < n; j++) if (edge(j)) max = Math.max(max, cos[i * n + j]);
-    let sum = 0;
-    for (let j = 0; j < n; j++) {
-      if (!edge(j)) continue;
-      degree[i]++;
-      sum += P[i * n + j] = Math.exp((cos[i * n + j] - max) / opts.temperature);
-    }
-    for (let j = 0; j < n; j++) P[i * n + j] /= sum;
-  }
-  const initial = Float64Array.from({ length: n }, (_, i) => norms[i]);
-  let information = initial;
-  for (let t = 0; t < opts.iterations; t++) {
-    const next = new Float64Array(n);
-    for (let i = 0; i < n; i++) {
-      const v = information[i];
-      if (v !== 0) for (let j = 0; j < n; j++) next[j] += v * P[i * n + j];
-    }
-    information = next;
-  }
-  return { initial, information, degree, score: information.map((v, j) => v / degree[j]) };
-}
-
 /**
  * G-Prune on the projected tokens, per frame (`scope` frame, each frame keeping its quota) or over the
  * whole clip (`scope` clip, keeping round(π·F·N) tokens wherever they are).
@@ -70,12 +21,15 @@ export const createGprune: MethodFactory = (request, options) => {
     async input(signals, pairwise) {
       const d = signals.hidden;
       const groups = opts.scope === 'frame' ? rowsByFrame(signals) : [signals.ids.map((_, r) => r)];
+      // Groups of one size go to the kernel in one batch (every frame, when nothing was pruned before).
+      const batches = new Map<number, number[]>();
+      groups.forEach((rows, g) => batches.set(rows.length, [...(batches.get(rows.length) ?? []), g]));
       const kept: number[] = [];
-      for (const [g, rows] of groups.entries()) {
-        const x = gatherRows(signals.tokens, d, rows);
-        const norms = rows.map((_, i) => Math.sqrt(x.subarray(i * d, (i + 1) * d).reduce((a, v) => a + v * v, 0)));
-        const { score } = propagateInformation(await pairwise.cosine(x, rows.length, d), norms, rows.length, opts);
-        kept.push(...topK(score, quotas[g], 'largest').map((i) => rows[i]));
+      for (const [n, members] of batches) {
+        const rows = members.flatMap((g) => groups[g]);
+        const { information, degree } = await pairwise.propagate(gatherRows(signals.tokens, d, rows), members.length, n, d, opts);
+        const score = information.map((v, i) => v / degree[i]);
+        members.forEach((g, b) => kept.push(...topK(score, quotas[g], 'largest', Array.from({ length: n }, (_, i) => b * n + i)).map((i) => rows[i])));
       }
       return keepRows(signals, kept.sort((a, b) => a - b));
     },

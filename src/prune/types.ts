@@ -70,12 +70,33 @@ export interface LayerSignals extends VisualTokens {
   lastTokenAttention?: Float32Array;
 }
 
+/** G-Prune's graph (methods.md §2): edges where cosine ≥ threshold, softmax(C/temperature) over them. */
+export interface PropagationOptions {
+  threshold: number;
+  temperature: number;
+  iterations: number;
+}
+
+/** G-Prune's propagation for `batch` independent groups of n tokens, each array [batch, n]. */
+export interface Propagation {
+  /** I⁰: the tokens' L2 norms. */
+  initial: Float32Array;
+  /** I after the iterations (I ← I·P, P row-stochastic, so Σ I is conserved). */
+  information: Float32Array;
+  /** Edges per token, self-loop included. */
+  degree: Float32Array;
+}
+
 /** N²·d math on the engine's fast kernel (ONNX Runtime MatMul), so methods never loop pairwise in JS. */
 export interface Pairwise {
   /** Cosine similarity of every row pair: x [n, d] → [n, n]. */
   cosine(x: Float32Array, n: number, d: number): Promise<Float32Array>;
   /** Euclidean distance of every row pair: x [n, d] → [n, n]. */
   euclidean(x: Float32Array, n: number, d: number): Promise<Float32Array>;
+  /** Cosine similarity of every row of x [n, d] with every row of y [m, d] → [n, m]. */
+  crossCosine(x: Float32Array, n: number, y: Float32Array, m: number, d: number): Promise<Float32Array>;
+  /** G-Prune's information propagation on each of `batch` groups: x [batch, n, d]. */
+  propagate(x: Float32Array, batch: number, n: number, d: number, opts: PropagationOptions): Promise<Propagation>;
 }
 
 /** What a method was asked for, and the model facts that set its counts. */

@@ -3,10 +3,10 @@ import { describe, it } from 'node:test';
 import { applySlots } from '../../src/engine/token-sequence.js';
 import { Prng } from '../../src/synth/prng.js';
 import { frameQuotas } from '../../src/prune/budget.js';
-import { propagateInformation } from '../../src/prune/gprune.js';
 import { createMethod } from '../../src/prune/registry.js';
 import { topK, upperMedian } from '../../src/prune/slots.js';
 import type { InputSignals, StageResult } from '../../src/prune/types.js';
+import { OrtPairwise } from '../../src/engine/pairwise-kernel.js';
 import { jsPairwise } from './js-pairwise.js';
 import { randomArray, request, tokens } from './signals.js';
 
@@ -90,12 +90,13 @@ describe('baselines and shared selection', () => {
     const n = 40;
     const d = 8;
     const x = randomArray(prng, n * d);
-    const norms = Array.from({ length: n }, (_, i) => Math.hypot(...x.subarray(i * d, (i + 1) * d)));
-    const p = propagateInformation(await jsPairwise.cosine(x, n, d), norms, n, { threshold: 0.2, temperature: 0.03, iterations: 5 });
-    const sum = (a: Float64Array) => a.reduce((s, v) => s + v, 0);
-    assert.ok(Math.abs(sum(p.information) - sum(p.initial)) < 1e-9 * sum(p.initial));
-    assert.ok(p.degree.every((deg) => deg >= 1));
-    assert.notDeepEqual([...p.information], [...p.initial]);
+    for (const kernel of [jsPairwise, new OrtPairwise(1)]) {
+      const p = await kernel.propagate(x, 1, n, d, { threshold: 0.2, temperature: 0.03, iterations: 5 });
+      const sum = (a: Float32Array) => a.reduce((s, v) => s + v, 0);
+      assert.ok(Math.abs(sum(p.information) - sum(p.initial)) < 1e-5 * sum(p.initial));
+      assert.ok(p.degree.every((deg) => deg >= 1));
+      assert.notDeepEqual([...p.information], [...p.initial]);
+    }
   });
 
   it('G-Prune prefers a unique token over duplicates (score = I / degree) and keeps frame or clip quotas', async () => {

@@ -35,6 +35,27 @@ describe('ONNX Runtime pairwise kernel', () => {
     assert.ok(Math.abs(dist[0 * 3 + 1] - 5) < 1e-6);
   });
 
+  it('cross cosine [n, m] matches the JS reference, a zero row gives 0', async () => {
+    const x = randomRows(50, 32, 3);
+    const y = randomRows(8, 32, 4);
+    y.fill(0, 0, 32);
+    const ort = await kernel.crossCosine(x, 50, y, 8, 32);
+    assert.ok(maxAbsDiff(ort, await jsPairwise.crossCosine(x, 50, y, 8, 32)) < 1e-5);
+    assert.ok(Array.from({ length: 50 }, (_, i) => ort[i * 8]).every((v) => v === 0));
+  });
+
+  it('G-Prune propagation matches the JS reference per group, batched or not', async () => {
+    const [b, n, d] = [3, 64, 96];
+    const x = randomRows(b * n, d, 77);
+    const opts = { threshold: 0.1, temperature: 0.03, iterations: 5 };
+    const [ort, js] = [await kernel.propagate(x, b, n, d, opts), await jsPairwise.propagate(x, b, n, d, opts)];
+    assert.deepEqual([...ort.degree], [...js.degree]);
+    assert.ok(maxAbsDiff(ort.initial, js.initial) < 1e-4);
+    assert.ok(maxAbsDiff(ort.information, js.information) < 1e-3 * Math.max(...js.information));
+    const second = await kernel.propagate(x.subarray(n * d, 2 * n * d), 1, n, d, opts);
+    assert.ok(maxAbsDiff(second.information, ort.information.subarray(n, 2 * n)) < 1e-5 * Math.max(...second.information));
+  });
+
   it('rejects data whose length does not match the shape', async () => {
     await assert.rejects(kernel.cosine(new Float32Array(5), 2, 3), RangeError);
   });

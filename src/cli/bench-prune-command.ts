@@ -1,0 +1,156 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { lastValueFrom, toArray } from 'rxjs';
+import { VlmPipeline, type Answer } from '../engine/answer-pipeline.js';
+import type { PruneRequest } from '../engine/visual-query.js';
+import { UsageError } from '../errors.js';
+import { videoFrames } from '../media/sampler.js';
+import { readVlmConfig } from '../model/config.js';
+import { writeRandomCheckpoint } from '../model/random-checkpoint.js';
+import { METHOD_NAMES } from '../prune/registry.js';
+import { formatBytes, parseInteger, parseNumber } from './cli-output.js';
+import { PACKAGE_ROOT } from './default-model.js';
+import { evaluationRuns, feasibleRuns } from './eval-command.js';
+import { addRunOptions, pruningLayers, resolveRunSettings, type RunFlags } from './run-settings.js';
+
+interface BenchPruneFlags extends RunFlags {
+  video?: string;
+  methods?: string;
+  repeat: string;
+  randomLarge?: boolean;
+  keep?: boolean;
+}
+
+interface MethodTiming {
+  method: string;
+  budget: number;
+  visionMs: number;
+  prefillMs: number;
+  hostMs: number;
+  firstTokenMs: number;
+  layerAveragedTokens: number;
+  inputTokens: number;
+}
+
+const DEMO_CLIP = join(PACKAGE_ROOT, 'models', 'demo', 'examples', 'videos', 'test-2000000000.mp4');
+
+/**
+ * A random llava of realistic size for timing only: a 256-patch CLIP tower (224 px, patch 14) in front
+ * of Qwen2-0.5B's decoder shape. Its answers mean nothing; its prefill costs what a real one does.
+ */
+function writeLargeRandomCheckpoint(dir: string): void {
+  writeRandomCheckpoint(dir, {
+    vision: { family: 'clip', hiddenSize: 256, intermediateSize: 1024, numLayers: 4, numHeads: 4, imageSize: 224, patchSize: 14 },
+    text: { family: 'qwen2', hiddenSize: 896, numLayers: 24, numHeads: 14, numKvHeads: 2, intermediateSize: 4864, vocabSize: 4096 },
+    seed: 11,
+  });
+}
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+function timingOf(run: PruneRequest, answers: Answer[]): MethodTiming {
+  const m = (f: (a: Answer) => number) => median(answers.map(f));
+  return {
+    method: run.method,
+    budget: run.budget,
+    visionMs: m((a) => a.timings.visionMs),
+    prefillMs: m((a) => a.timings.projectMs + a.timings.prefillMs),
+    hostMs: m((a) => a.timings.pruneMs),
+    firstTokenMs: m((a) => a.timings.firstTokenMs),
+    layerAveragedTokens: answers[0].visualTokens.layerAveraged,
+    inputTokens: answers[0].visualTokens.input,
+  };
+}
+
+/**
+ * Host pruning time next to the prefill it saves, per method, on one clip: every method answers the
+ * same question `repeat` times (after one warm-up) and the medians are reported side by side with the
+ * unpruned run.
+ */
+async function benchPrune(flags: BenchPruneFlags): Promise<void> {
+  const log = (s: string) => process.stderr.write(`${s}\n`);
+  const work = flags.randomLarge ? mkdtempSync(join(tmpdir(), 'sieve-bench-prune-')) : undefined;
+  try {
+    if (work) {
+      if (flags.model) throw new UsageError('give --model or --random-large, not both');
+      log(`writing a random checkpoint (CLIP 224/14 + Qwen2-0.5B decoder shape) to ${work}`);
+      writeLargeRandomCheckpoint(join(work, 'checkpoint'));
+    }
+    const settings = resolveRunSettings({ ...flags, model: work ? join(work, 'checkpoint') : flags.model });
+    const repeat = parseInteger(flags.repeat, '--repeat', 1, 1000);
+    const methods = flags.methods === undefined || flags.methods === 'all' ? METHOD_NAMES.filter((m) => m !== 'none') : flags.methods.split(',').map((m) => m.trim());
+    const budget = flags.budget === undefined ? 0.111 : parseNumber(flags.budget, '--budget', 0, 1, { exclusiveMin: true });
+    const frames = 'frames' in settings.sampling ? settings.sampling.frames : undefined;
+    if (frames === undefined) throw new UsageError('sieve bench prune samples a fixed number of frames', 'use --frames N instead of --fps');
+    const requested = [{ ...settings.prune, method: 'none', budget: 1 }, ...evaluationRuns(methods, [budget], settings.prune, settings.config.pruning.options)];
+    const { runs, unreachable } = feasibleRuns(requested, frames, readVlmConfig(settings.modelDir));
+    for (const u of unreachable) log(`skipping ${u.run.method} @ ${u.run.budget}: ${u.reason}`);
+
+    const video = flags.video ?? DEMO_CLIP;
+    const clip = await lastValueFrom(videoFrames(video, { frames }).pipe(toArray()));
+    log(`building or loading the graphs of ${settings.modelDir}`);
+    const pipeline = await VlmPipeline.open(settings.modelDir, { dtype: settings.dtype, runtime: settings.runtime, pruningLayers: pruningLayers(runs, frames) });
+    const question = 'what colour is the circle ?';
+    const timings: MethodTiming[] = [];
+    try {
+      for (const run of runs) {
+        log(`${run.method} @ ${run.budget}: ${repeat} + 1 runs`);
+        const answers: Answer[] = [];
+        for (let i = 0; i <= repeat; i++) {
+          const a = await pipeline.answer(clip, question, { maxNewTokens: 1, prune: run });
+          if (i > 0) answers.push(a);
+        }
+        timings.push(timingOf(run, answers));
+      }
+    } finally {
+      await pipeline.close();
+    }
+    const unpruned = timings[0];
+    const peakRss = process.resourceUsage().maxRSS * 1024;
+    const result = {
+      model: work ? 'random CLIP 224/14 (hidden 256, 4 layers) + Qwen2-0.5B decoder shape' : settings.modelDir,
+      video,
+      frames,
+      repeat,
+      threads: settings.runtime.threads || 'auto',
+      methods: timings.map((t) => ({ ...t, prefillVsUnpruned: t.prefillMs / unpruned.prefillMs, hostOfPrefill: t.hostMs / t.prefillMs })),
+      unreachable: unreachable.map((u) => ({ method: u.run.method, budget: u.run.budget, reason: u.reason })),
+      peakRssBytes: peakRss,
+    };
+    const out = join('bench', 'results');
+    mkdirSync(out, { recursive: true });
+    const file = join(out, `prune-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+    writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+
+    console.log(`${result.model}, ${frames} frames, medians of ${repeat} runs`);
+    console.log('method      budget  prefill ms  vs unpruned  host pruning ms  host / prefill  layer-avg tokens');
+    for (const t of result.methods) {
+      console.log(
+        `${t.method.padEnd(10)} ${String(t.budget).padStart(7)} ${t.prefillMs.toFixed(1).padStart(11)} ${`${t.prefillVsUnpruned.toFixed(2)}×`.padStart(12)} ` +
+          `${t.hostMs.toFixed(2).padStart(16)} ${`${(100 * t.hostOfPrefill).toFixed(1)}%`.padStart(15)} ${t.layerAveragedTokens.toFixed(1).padStart(17)}`,
+      );
+    }
+    console.log(`peak RSS ${formatBytes(peakRss)}; results in ${file}`);
+  } finally {
+    if (work && !flags.keep) rmSync(work, { recursive: true, force: true });
+  }
+}
+
+export function registerBenchPruneCommand(bench: Command): void {
+  addRunOptions(
+    bench
+      .command('prune')
+      .description('host pruning time next to the prefill time it saves, per method, on one clip (demo model, or --random-large)'),
+  )
+    .option('--video <file>', 'clip to answer about (default: a shipped demo example)')
+    .option('--methods <list>', 'comma-separated methods, or "all" (default: all)')
+    .option('--repeat <n>', 'timed runs per method, after one warm-up', '5')
+    .option('--random-large', 'time a random model of realistic size (CLIP 224/14 + Qwen2-0.5B decoder) instead of --model')
+    .option('--keep', 'keep the random checkpoint and its graphs')
+    .action(async (flags: BenchPruneFlags) => benchPrune(flags));
+}
