@@ -1,7 +1,7 @@
 #!/bin/sh
 # ViTCoP's levers (methods.md §1) on the demo model: `sieve eval` of each variant here (the default
 # config with one option changed) at the budgets below, then levers.md and levers.json beside this script.
-#   docs/results/levers/run.sh            # all 560 test questions (about 10 minutes on 2 cores)
+#   docs/results/levers/run.sh            # all 560 test questions (about 13 minutes on 2 cores)
 #   N=160 docs/results/levers/run.sh
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
