@@ -64,16 +64,26 @@ interface TextRow {
   src: Float32Array;
 }
 
-/** Text rows and visual rows merged in position order. */
+/** Text rows and visual rows (both already in position order: ids ascend) merged in position order. */
 function interleave(text: readonly TextRow[], visual: IdRows, spans: readonly ImageSpan[], tokensPerFrame: number): PromptRows {
   const d = visual.width;
-  const entries = [
-    ...text.map((t) => ({ ...t, visualId: -1 })),
-    ...visual.ids.map((id, k) => ({ position: visualPosition(spans, tokensPerFrame, id), visualId: id, src: visual.rows.subarray(k * d, (k + 1) * d) })),
-  ].sort((a, b) => a.position - b.position);
-  const hidden = new Float32Array(entries.length * d);
-  entries.forEach((e, i) => hidden.set(e.src, i * d));
-  return { hidden, positions: entries.map((e) => e.position), visualIds: entries.map((e) => e.visualId) };
+  const rows = text.length + visual.ids.length;
+  const hidden = new Float32Array(rows * d);
+  const positions = new Array<number>(rows);
+  const visualIds = new Array<number>(rows);
+  let t = 0;
+  let v = 0;
+  for (let i = 0; i < rows; i++) {
+    const vp = v < visual.ids.length ? visualPosition(spans, tokensPerFrame, visual.ids[v]) : Infinity;
+    if (t < text.length && text[t].position < vp) {
+      hidden.set(text[t].src, i * d);
+      [positions[i], visualIds[i]] = [text[t++].position, -1];
+    } else {
+      hidden.set(visual.rows.subarray(v * d, (v + 1) * d), i * d);
+      [positions[i], visualIds[i]] = [vp, visual.ids[v++]];
+    }
+  }
+  return { hidden, positions, visualIds };
 }
 
 /**

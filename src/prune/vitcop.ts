@@ -52,24 +52,26 @@ function staticFilter(signals: EncoderSignals, frames: number[][], tau: number, 
   const lastFrame = new Map<number, number>();
   const similarity = new Float64Array(ids.length).fill(-Infinity);
   const survivors = frames.map((rows, f) => {
+    const moving: number[] = [];
+    const still: number[] = [];
     for (const r of rows) {
       const ref = latest[ids[r] % N];
-      if (f === 0 || ref < 0) continue;
-      let dot = 0;
-      for (let j = 0; j < dv; j++) dot += x[r * dv + j] * x[ref * dv + j];
-      // Same summation order as the squares, so identical rows give exactly 1 and ties stay ties.
-      const scale = squares[r] * squares[ref];
-      similarity[r] = scale > 0 ? dot / Math.sqrt(scale) : 0;
+      if (f > 0 && ref >= 0) {
+        let dot = 0;
+        for (let j = 0, a = r * dv, b = ref * dv; j < dv; j++) dot += x[a + j] * x[b + j];
+        // Same summation order as the squares, so identical rows give exactly 1 and ties stay ties.
+        const scale = squares[r] * squares[ref];
+        similarity[r] = scale > 0 ? dot / Math.sqrt(scale) : 0;
+      }
+      (similarity[r] < tau ? moving : still).push(r);
     }
-    const moving = rows.filter((r) => similarity[r] < tau);
-    const rescued = moving.length < minPerFrame ? topK(similarity, minPerFrame - moving.length, 'smallest', rows.filter((r) => similarity[r] >= tau)) : [];
-    const kept = rescued.length ? [...moving, ...rescued].sort((a, b) => a - b) : moving;
-    const keptSet = new Set(kept);
-    for (const r of rows) {
-      if (keptSet.has(r)) latest[ids[r] % N] = r;
+    const rescued = new Set(moving.length < minPerFrame ? topK(similarity, minPerFrame - moving.length, 'smallest', still) : []);
+    for (const r of still) {
+      if (rescued.has(r)) latest[ids[r] % N] = r;
       else lastFrame.set(ids[latest[ids[r] % N]], f);
     }
-    return kept;
+    for (const r of moving) latest[ids[r] % N] = r;
+    return rescued.size ? [...moving, ...rescued].sort((a, b) => a - b) : moving;
   });
   return { survivors, lastFrame };
 }
