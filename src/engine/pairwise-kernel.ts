@@ -9,6 +9,16 @@ type Kind = 'cosine' | 'euclidean';
 /** Rows with a squared norm below this are treated as zero vectors (cosine 0 with everything). */
 const MIN_SQUARED_NORM = 1e-24;
 
+/** Each row's squared L2 norm, kept as a trailing axis of 1. */
+function squaredNorms(g: GraphBuilder, x: string): string {
+  return g.op('ReduceSum', [g.op('Mul', [x, x]), g.int64([-1])], { keepdims: 1 });
+}
+
+/** Rows scaled to unit length; rows below MIN_SQUARED_NORM stay (near) zero. */
+function unitRows(g: GraphBuilder, x: string, squared = squaredNorms(g, x)): string {
+  return g.op('Div', [x, g.op('Sqrt', [g.op('Max', [squared, g.scalar(MIN_SQUARED_NORM)])])]);
+}
+
 /**
  * x [n, d] → [n, n]. Cosine: rows normalised, then x̂·x̂ᵀ. Euclidean: ‖a‖² + ‖b‖² − 2a·b, clamped at 0
  * before the square root (rounding can push the difference of nearly equal rows below zero).
@@ -16,10 +26,10 @@ const MIN_SQUARED_NORM = 1e-24;
 function pairwiseGraph(kind: Kind): GraphBuilder {
   const g = new GraphBuilder(`pairwise_${kind}`);
   const x = g.input('x', 'float32', ['n', 'd']);
-  const squared = g.op('ReduceSum', [g.op('Mul', [x, x]), g.int64([1])], { keepdims: 1 });
+  const squared = squaredNorms(g, x);
   let out: string;
   if (kind === 'cosine') {
-    const unit = g.op('Div', [x, g.op('Sqrt', [g.op('Max', [squared, g.scalar(MIN_SQUARED_NORM)])])]);
+    const unit = unitRows(g, x, squared);
     out = g.op('MatMul', [unit, g.op('Transpose', [unit], { perm: [1, 0] })]);
   } else {
     const gram = g.op('MatMul', [x, g.op('Transpose', [x], { perm: [1, 0] })]);
@@ -31,11 +41,6 @@ function pairwiseGraph(kind: Kind): GraphBuilder {
   return g;
 }
 
-/** Rows scaled to unit length; rows below MIN_SQUARED_NORM stay (near) zero. */
-function unitRows(g: GraphBuilder, x: string): string {
-  const squared = g.op('ReduceSum', [g.op('Mul', [x, x]), g.int64([-1])], { keepdims: 1 });
-  return g.op('Div', [x, g.op('Sqrt', [g.op('Max', [squared, g.scalar(MIN_SQUARED_NORM)])])]);
-}
 
 /** x [n, d], y [m, d] → cosine [n, m]. */
 function crossCosineGraph(): GraphBuilder {
@@ -56,8 +61,8 @@ function propagationGraph(iterations: number): GraphBuilder {
   const x = g.input('x', 'float32', ['b', 'n', 'd']);
   const threshold = g.input('threshold', 'float32', []);
   const temperature = g.input('temperature', 'float32', []);
-  const squared = g.op('ReduceSum', [g.op('Mul', [x, x]), g.int64([-1])], { keepdims: 1 });
-  const unit = g.op('Div', [x, g.op('Sqrt', [g.op('Max', [squared, g.scalar(MIN_SQUARED_NORM)])])]);
+  const squared = squaredNorms(g, x);
+  const unit = unitRows(g, x, squared);
   const cos = g.op('MatMul', [unit, g.op('Transpose', [unit], { perm: [0, 2, 1] })]);
   const index = g.op('Range', [g.int64([0], true), g.op('Squeeze', [g.op('Slice', [g.op('Shape', [x]), g.int64([1]), g.int64([2])]), g.int64([0])]), g.int64([1], true)]);
   const self = g.op('Equal', [g.op('Unsqueeze', [index, g.int64([1])]), g.op('Unsqueeze', [index, g.int64([0])])]);

@@ -77,10 +77,12 @@ function interleave(text: readonly TextRow[], visual: IdRows, spans: readonly Im
     const vp = v < visual.ids.length ? visualPosition(spans, tokensPerFrame, visual.ids[v]) : Infinity;
     if (t < text.length && text[t].position < vp) {
       hidden.set(text[t].src, i * d);
-      [positions[i], visualIds[i]] = [text[t++].position, -1];
+      positions[i] = text[t++].position;
+      visualIds[i] = -1;
     } else {
       hidden.set(visual.rows.subarray(v * d, (v + 1) * d), i * d);
-      [positions[i], visualIds[i]] = [vp, visual.ids[v++]];
+      positions[i] = vp;
+      visualIds[i] = visual.ids[v++];
     }
   }
   return { hidden, positions, visualIds };

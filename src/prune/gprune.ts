@@ -23,7 +23,7 @@ export const createGprune: MethodFactory = (request, options) => {
       const groups = opts.scope === 'frame' ? rowsByFrame(signals) : [signals.ids.map((_, r) => r)];
       // Groups of one size go to the kernel in one batch (every frame, when nothing was pruned before).
       const batches = new Map<number, number[]>();
-      groups.forEach((rows, g) => batches.set(rows.length, [...(batches.get(rows.length) ?? []), g]));
+      groups.forEach((rows, g) => (batches.get(rows.length) ?? batches.set(rows.length, []).get(rows.length)!).push(g));
       const kept: number[] = [];
       for (const [n, members] of batches) {
         const rows = members.flatMap((g) => groups[g]);

@@ -91,13 +91,7 @@ describe('ViTCoP', () => {
   });
 
   it('Stage 0 drops static patches, records their span on the earlier kept patch, and never empties a frame', async () => {
-    const F = 3;
-    const N = 16;
-    const enc = encoderSignals(F, 4, 9);
-    const dv = enc.visionHidden;
-    // Frame 1 repeats frame 0 except patches 0..3; frame 2 repeats frame 1 entirely.
-    enc.features.copyWithin(N * dv + 4 * dv, 4 * dv, N * dv);
-    enc.features.copyWithin(2 * N * dv, N * dv, 2 * N * dv);
+    const { F, N, enc } = staticClip();
     const method = createMethod('vitcop', request(F, N, 0.3, 8), { stage0_respend: false });
     const b = budgetOf(method);
     const result = await method.encoder!(enc, jsPairwise);
@@ -114,12 +108,7 @@ describe('ViTCoP', () => {
   });
 
   it('Stage 0 re-spends what static frames leave: Stage I keeps F·n1 patches while that many survive, the most salient ones', async () => {
-    const F = 3;
-    const N = 16;
-    const enc = encoderSignals(F, 4, 9);
-    const dv = enc.visionHidden;
-    enc.features.copyWithin(N * dv + 4 * dv, 4 * dv, N * dv);
-    enc.features.copyWithin(2 * N * dv, N * dv, 2 * N * dv);
+    const { F, N, enc } = staticClip();
     const method = createMethod('vitcop', request(F, N, 0.3, 8), {});
     const b = budgetOf(method);
     const kept = (await method.encoder!(enc, jsPairwise)).slots.map((s) => s.positionOf);
@@ -148,6 +137,17 @@ describe('ViTCoP', () => {
     assert.equal(vitcopBudget(request(2, 64, 1 / 9, 8), { S: 1, D: 5, minPerFrame: 1, stage3MinPerFrame: 1 }).S, 1);
   });
 });
+
+/** 3 frames of 16 patches: frame 1 repeats frame 0 except patches 0..3; frame 2 repeats frame 1 entirely. */
+function staticClip() {
+  const F = 3;
+  const N = 16;
+  const enc = encoderSignals(F, 4, 9);
+  const dv = enc.visionHidden;
+  enc.features.copyWithin(N * dv + 4 * dv, 4 * dv, N * dv);
+  enc.features.copyWithin(2 * N * dv, N * dv, 2 * N * dv);
+  return { F, N, enc };
+}
 
 function encoderSignals(frames: number, side: number, seed: number): EncoderSignals {
   const prng = new Prng(seed);

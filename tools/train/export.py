@@ -60,17 +60,7 @@ def preprocessor_config(image_size, mean, std):
 
 def last_logits(model, vocab, frames_u8, question, mean, std):
     """fp32 forward of one prompt exactly as the engine builds it; logits at the last position."""
-    n = frames_u8.shape[0]
-    tpi = (model.cfg['vision_config']['image_size'] // model.cfg['vision_config']['patch_size']) ** 2
-    ids = D.prompt_ids(vocab, question, n, tpi)
-    x = torch.from_numpy(frames_u8.copy()).permute(0, 3, 1, 2).float() / 255.0
-    px = (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
-    with torch.no_grad():
-        feats = model.image_features(px).reshape(1, -1, model.cfg['text_config']['hidden_size'])
-        t = len(ids)
-        h = model.forward_embeds(torch.tensor([ids]), feats, torch.arange(t)[None], causal_mask(t))
-        logits = model.logits(h[0, -1]).float()
-    return ids, px, logits
+    return last_logits_ext(model, vocab, frames_u8, question, [], mean, std)
 
 
 def greedy(model, vocab, frames_u8, question, mean, std, max_new=4):
