@@ -32,10 +32,16 @@ async function readFrames(inputs: string[], sampling: Sampling): Promise<Frame[]
   const images = inputs.filter((f) => IMAGE_EXTENSIONS.has(extname(f).toLowerCase()));
   if (images.length === inputs.length) return lastValueFrom(imageFrames(inputs).pipe(toArray()));
   if (inputs.length > 1) {
-    throw new UsageError(`give one video, or one or more images; got ${inputs.length} inputs of which ${inputs.length - images.length} are not images`);
+    throw new UsageError(
+      `give one video, or one or more images; got ${inputs.length} inputs of which ${inputs.length - images.length} are not images`,
+    );
   }
   const frames = await lastValueFrom(videoFrames(inputs[0], sampling).pipe(toArray()));
-  if (frames.length === 0) throw new MediaError(`no frames could be decoded from ${inputs[0]}`, 'check that the video plays, or sample with --frames instead of --fps');
+  if (frames.length === 0)
+    throw new MediaError(
+      `no frames could be decoded from ${inputs[0]}`,
+      'check that the video plays, or sample with --frames instead of --fps',
+    );
   return frames;
 }
 
@@ -58,7 +64,9 @@ export function registerAskCommand(program: Command): void {
         dtype: settings.dtype,
         runtime: settings.runtime,
         pruningLayers: pruningLayers([settings.prune], frames.length),
-        onProgress: (e) => e.done === e.total && process.stderr.write(`converting the checkpoint: ${e.graph} built (${e.graphIndex + 1}/${e.graphCount})\n`),
+        onProgress: (e) =>
+          e.done === e.total &&
+          process.stderr.write(`converting the checkpoint: ${e.graph} built (${e.graphIndex + 1}/${e.graphCount})\n`),
       });
       try {
         const answer = await pipeline.answer(
@@ -111,7 +119,11 @@ export function registerAskCommand(program: Command): void {
                 prune_host: t.pruneMs,
                 total: totalMs,
               }),
-              memory: { peak_rss_bytes: peakRssBytes, kv_reserved_bytes: answer.memory.kvReservedBytes, kv_used_bytes: answer.memory.kvUsedBytes },
+              memory: {
+                peak_rss_bytes: peakRssBytes,
+                kv_reserved_bytes: answer.memory.kvReservedBytes,
+                kv_used_bytes: answer.memory.kvUsedBytes,
+              },
               ...(kept.length ? { kept_images: kept } : {}),
             })}\n`,
           );

@@ -61,7 +61,15 @@ async function benchLlm(opts: LlmBenchOptions): Promise<void> {
     log(`writing a random checkpoint of Qwen2-0.5B's shape (vocab ${opts.vocab}) to ${work}`);
     const ckptDir = join(work, 'checkpoint');
     writeRandomCheckpoint(ckptDir, {
-      vision: { family: 'siglip', hiddenSize: 64, intermediateSize: 128, numLayers: 2, numHeads: 4, imageSize: 32, patchSize: 8 },
+      vision: {
+        family: 'siglip',
+        hiddenSize: 64,
+        intermediateSize: 128,
+        numLayers: 2,
+        numHeads: 4,
+        imageSize: 32,
+        patchSize: 8,
+      },
       text: { family: 'qwen2', ...QWEN2_05B, vocabSize: opts.vocab },
       seed: 7,
     });
@@ -110,7 +118,13 @@ async function benchLlm(opts: LlmBenchOptions): Promise<void> {
       model: { shape: 'Qwen2-0.5B', ...QWEN2_05B, vocab: opts.vocab },
       threads: opts.threads || 'auto',
       matmulGflops,
-      prefill: { tokens: opts.promptTokens, ms: bestPrefill, tokensPerS: opts.promptTokens / (bestPrefill / 1000), gflops: prefillGflops, ofMatmul: prefillGflops / matmulGflops },
+      prefill: {
+        tokens: opts.promptTokens,
+        ms: bestPrefill,
+        tokensPerS: opts.promptTokens / (bestPrefill / 1000),
+        gflops: prefillGflops,
+        ofMatmul: prefillGflops / matmulGflops,
+      },
       decode: decode.map((x) => ({ ...x, tokensPerS: 1000 / x.msPerToken })),
       decodeRatioLongestToShortest: flat,
       peakRssBytes: peakRss,
@@ -126,8 +140,13 @@ async function benchLlm(opts: LlmBenchOptions): Promise<void> {
       `prefill ${opts.promptTokens} tokens: ${bestPrefill.toFixed(0)} ms, ${result.prefill.tokensPerS.toFixed(1)} tokens/s, ` +
         `${prefillGflops.toFixed(1)} GFLOP/s = ${(100 * result.prefill.ofMatmul).toFixed(0)}% of the MatMul rate`,
     );
-    for (const x of result.decode) console.log(`decode at ${x.context} tokens: ${x.msPerToken.toFixed(1)} ms/token (${x.tokensPerS.toFixed(1)} tokens/s)`);
-    console.log(`decode time ${decode[decode.length - 1].context} vs ${decode[0].context} tokens of context: ×${flat.toFixed(2)}`);
+    for (const x of result.decode)
+      console.log(
+        `decode at ${x.context} tokens: ${x.msPerToken.toFixed(1)} ms/token (${x.tokensPerS.toFixed(1)} tokens/s)`,
+      );
+    console.log(
+      `decode time ${decode[decode.length - 1].context} vs ${decode[0].context} tokens of context: ×${flat.toFixed(2)}`,
+    );
     console.log(`peak RSS ${formatBytes(peakRss)}; results in ${file}`);
   } finally {
     if (!opts.keep) rmSync(work, { recursive: true, force: true });
@@ -148,7 +167,9 @@ export function registerBenchCommand(program: Command): void {
     .action(async (o: Record<string, string | boolean>) => {
       await benchLlm({
         promptTokens: parseInteger(String(o.promptTokens), '--prompt-tokens', 1),
-        contexts: String(o.contexts).split(',').map((c) => parseInteger(c, '--contexts', 1)),
+        contexts: String(o.contexts)
+          .split(',')
+          .map((c) => parseInteger(c, '--contexts', 1)),
         decodeSteps: parseInteger(String(o.decodeSteps), '--decode-steps', 1),
         vocab: parseInteger(String(o.vocab), '--vocab', 8),
         threads: parseInteger(String(o.threads), '--threads', 0),

@@ -42,8 +42,24 @@ const DEMO_CLIP = join(PACKAGE_ROOT, 'models', 'demo', 'examples', 'videos', 'te
  */
 function writeLargeRandomCheckpoint(dir: string): void {
   writeRandomCheckpoint(dir, {
-    vision: { family: 'clip', hiddenSize: 256, intermediateSize: 1024, numLayers: 4, numHeads: 4, imageSize: 224, patchSize: 14 },
-    text: { family: 'qwen2', hiddenSize: 896, numLayers: 24, numHeads: 14, numKvHeads: 2, intermediateSize: 4864, vocabSize: 4096 },
+    vision: {
+      family: 'clip',
+      hiddenSize: 256,
+      intermediateSize: 1024,
+      numLayers: 4,
+      numHeads: 4,
+      imageSize: 224,
+      patchSize: 14,
+    },
+    text: {
+      family: 'qwen2',
+      hiddenSize: 896,
+      numLayers: 24,
+      numHeads: 14,
+      numKvHeads: 2,
+      intermediateSize: 4864,
+      vocabSize: 4096,
+    },
     seed: 11,
   });
 }
@@ -83,18 +99,30 @@ async function benchPrune(flags: BenchPruneFlags): Promise<void> {
     }
     const settings = resolveRunSettings({ ...flags, model: work ? join(work, 'checkpoint') : flags.model });
     const repeat = parseInteger(flags.repeat, '--repeat', 1, 1000);
-    const methods = flags.methods === undefined || flags.methods === 'all' ? METHOD_NAMES.filter((m) => m !== 'none') : flags.methods.split(',').map((m) => m.trim());
-    const budget = flags.budget === undefined ? 0.111 : parseNumber(flags.budget, '--budget', 0, 1, { exclusiveMin: true });
+    const methods =
+      flags.methods === undefined || flags.methods === 'all'
+        ? METHOD_NAMES.filter((m) => m !== 'none')
+        : flags.methods.split(',').map((m) => m.trim());
+    const budget =
+      flags.budget === undefined ? 0.111 : parseNumber(flags.budget, '--budget', 0, 1, { exclusiveMin: true });
     const frames = 'frames' in settings.sampling ? settings.sampling.frames : undefined;
-    if (frames === undefined) throw new UsageError('sieve bench prune samples a fixed number of frames', 'use --frames N instead of --fps');
-    const requested = [{ ...settings.prune, method: 'none', budget: 1 }, ...evaluationRuns(methods, [budget], settings.prune, settings.config.pruning.options)];
+    if (frames === undefined)
+      throw new UsageError('sieve bench prune samples a fixed number of frames', 'use --frames N instead of --fps');
+    const requested = [
+      { ...settings.prune, method: 'none', budget: 1 },
+      ...evaluationRuns(methods, [budget], settings.prune, settings.config.pruning.options),
+    ];
     const { runs, unreachable } = feasibleRuns(requested, frames, readVlmConfig(settings.modelDir));
     for (const u of unreachable) log(`skipping ${u.run.method} @ ${u.run.budget}: ${u.reason}`);
 
     const video = flags.video ?? DEMO_CLIP;
     const clip = await lastValueFrom(videoFrames(video, { frames }).pipe(toArray()));
     log(`building or loading the graphs of ${settings.modelDir}`);
-    const pipeline = await VlmPipeline.open(settings.modelDir, { dtype: settings.dtype, runtime: settings.runtime, pruningLayers: pruningLayers(runs, frames) });
+    const pipeline = await VlmPipeline.open(settings.modelDir, {
+      dtype: settings.dtype,
+      runtime: settings.runtime,
+      pruningLayers: pruningLayers(runs, frames),
+    });
     const question = 'what colour is the circle ?';
     const timings: MethodTiming[] = [];
     try {
@@ -118,7 +146,11 @@ async function benchPrune(flags: BenchPruneFlags): Promise<void> {
       frames,
       repeat,
       threads: settings.runtime.threads || 'auto',
-      methods: timings.map((t) => ({ ...t, prefillVsUnpruned: t.prefillMs / unpruned.prefillMs, hostOfPrefill: t.hostMs / t.prefillMs })),
+      methods: timings.map((t) => ({
+        ...t,
+        prefillVsUnpruned: t.prefillMs / unpruned.prefillMs,
+        hostOfPrefill: t.hostMs / t.prefillMs,
+      })),
       unreachable: unreachable.map((u) => ({ method: u.run.method, budget: u.run.budget, reason: u.reason })),
       peakRssBytes: peakRss,
     };
@@ -145,12 +177,17 @@ export function registerBenchPruneCommand(bench: Command): void {
   addRunOptions(
     bench
       .command('prune')
-      .description('host pruning time next to the prefill time it saves, per method, on one clip (demo model, or --random-large)'),
+      .description(
+        'host pruning time next to the prefill time it saves, per method, on one clip (demo model, or --random-large)',
+      ),
   )
     .option('--video <file>', 'clip to answer about (default: a shipped demo example)')
     .option('--methods <list>', 'comma-separated methods, or "all" (default: all)')
     .option('--repeat <n>', 'timed runs per method, after one warm-up', '5')
-    .option('--random-large', 'time a random model of realistic size (CLIP 224/14 + Qwen2-0.5B decoder) instead of --model')
+    .option(
+      '--random-large',
+      'time a random model of realistic size (CLIP 224/14 + Qwen2-0.5B decoder) instead of --model',
+    )
     .option('--keep', 'keep the random checkpoint and its graphs')
     .action(async (flags: BenchPruneFlags) => benchPrune(flags));
 }

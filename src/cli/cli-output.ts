@@ -17,12 +17,20 @@ export function reportError(err: unknown): number {
 export function parseInteger(value: string, flag: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
   const n = Number(value);
   if (!/^-?\d+$/.test(value.trim()) || n < min || n > max) {
-    throw new UsageError(`${flag} must be an integer${max === Number.MAX_SAFE_INTEGER ? ` ≥ ${min}` : ` in ${min}..${max}`}, got "${value}"`);
+    throw new UsageError(
+      `${flag} must be an integer${max === Number.MAX_SAFE_INTEGER ? ` ≥ ${min}` : ` in ${min}..${max}`}, got "${value}"`,
+    );
   }
   return n;
 }
 
-export function parseNumber(value: string, flag: string, min: number, max: number, { exclusiveMin = false } = {}): number {
+export function parseNumber(
+  value: string,
+  flag: string,
+  min: number,
+  max: number,
+  { exclusiveMin = false } = {},
+): number {
   const n = Number(value);
   if (value.trim() === '' || !Number.isFinite(n) || n < min || n > max || (exclusiveMin && n === min)) {
     throw new UsageError(`${flag} must be a number in ${exclusiveMin ? '(' : '['}${min}, ${max}], got "${value}"`);
@@ -31,12 +39,16 @@ export function parseNumber(value: string, flag: string, min: number, max: numbe
 }
 
 export function parseChoice<T extends string>(value: string, flag: string, choices: readonly T[]): T {
-  if (!(choices as readonly string[]).includes(value)) throw new UsageError(`${flag} must be one of ${choices.join(', ')}, got "${value}"`);
+  if (!(choices as readonly string[]).includes(value))
+    throw new UsageError(`${flag} must be one of ${choices.join(', ')}, got "${value}"`);
   return value as T;
 }
 
 /** A progress bar on stderr when it is a terminal; plain lines otherwise (CI logs, pipes). */
-export function progressReporter(label: string): { update(done: number, total: number, detail: string): void; stop(): void } {
+export function progressReporter(label: string): {
+  update(done: number, total: number, detail: string): void;
+  stop(): void;
+} {
   if (process.stderr.isTTY) {
     const bar = new cliProgress.SingleBar(
       { format: `${label} [{bar}] {percentage}% {detail}`, stream: process.stderr, hideCursor: true },

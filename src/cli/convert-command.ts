@@ -11,7 +11,9 @@ export function parseBoundaries(value: string): number[] {
 export function registerConvertCommand(program: Command): void {
   program
     .command('convert')
-    .description('build the ONNX graphs of a Hugging Face llava checkpoint (vision, projector, embeddings, decoder segments)')
+    .description(
+      'build the ONNX graphs of a Hugging Face llava checkpoint (vision, projector, embeddings, decoder segments)',
+    )
     .argument('<checkpoint>', 'checkpoint folder (config.json, *.safetensors, tokenizer files)')
     .option('--out <dir>', 'where to write the graphs (default: <checkpoint>/.sieve/<variant>)')
     .option('--dtype <dtype>', 'weight storage: fp32, or fp16 (half the files; computed in fp32 on CPU)', 'fp32')
@@ -19,7 +21,8 @@ export function registerConvertCommand(program: Command): void {
     .option('--force', 'rebuild even when cached graphs match the checkpoint')
     .action(async (checkpoint: string, opts: { out?: string; dtype: string; boundaries?: string; force?: boolean }) => {
       const dtype = parseChoice(opts.dtype, '--dtype', ['fp32', 'fp16'] as const);
-      if (opts.boundaries !== undefined && opts.boundaries.trim() === '') throw new UsageError('--boundaries needs at least one layer, e.g. 2,22');
+      if (opts.boundaries !== undefined && opts.boundaries.trim() === '')
+        throw new UsageError('--boundaries needs at least one layer, e.g. 2,22');
       const progress = progressReporter('convert');
       const started = performance.now();
       const prepared = await prepareModel(checkpoint, {

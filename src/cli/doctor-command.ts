@@ -17,7 +17,10 @@ export function registerDoctorCommand(program: Command): void {
       line('node', process.version);
       line('onnxruntime-node', ort.env.versions.node ?? 'unknown');
       const backends = ort.listSupportedBackends().filter((b) => ['cpu', 'cuda', 'tensorrt'].includes(b.name));
-      line('execution providers', backends.map((b) => `${b.name}${b.bundled ? '' : ' (needs its libraries installed)'}`).join(', '));
+      line(
+        'execution providers',
+        backends.map((b) => `${b.name}${b.bundled ? '' : ' (needs its libraries installed)'}`).join(', '),
+      );
       line('cpu', `${cpus()[0]?.model ?? 'unknown'} — ${availableParallelism()} threads`);
       line('memory', formatBytes(totalmem()));
       try {
@@ -29,6 +32,9 @@ export function registerDoctorCommand(program: Command): void {
         process.exitCode = 1;
       }
       const model = defaultModelDir();
-      line('default model', existsSync(join(model, 'config.json')) ? model : `missing (${model}); give --model or set SIEVE_MODEL`);
+      line(
+        'default model',
+        existsSync(join(model, 'config.json')) ? model : `missing (${model}); give --model or set SIEVE_MODEL`,
+      );
     });
 }

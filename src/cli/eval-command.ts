@@ -24,11 +24,18 @@ interface EvalFlags extends RunFlags {
 }
 
 /** Every requested method at every requested budget; `none` only runs unpruned (budget 1). */
-export function evaluationRuns(methods: readonly string[], budgets: readonly number[], base: PruneRequest, options: Record<string, Record<string, unknown>>): PruneRequest[] {
+export function evaluationRuns(
+  methods: readonly string[],
+  budgets: readonly number[],
+  base: PruneRequest,
+  options: Record<string, Record<string, unknown>>,
+): PruneRequest[] {
   const runs: PruneRequest[] = [];
   for (const method of methods) {
-    if (!(METHOD_NAMES as readonly string[]).includes(method)) throw new UsageError(`unknown method "${method}"`, `valid methods: ${METHOD_NAMES.join(', ')}, or all`);
-    for (const budget of method === 'none' ? [1] : budgets.filter((b) => b < 1)) runs.push({ ...base, method, budget, options: options[method] ?? {} });
+    if (!(METHOD_NAMES as readonly string[]).includes(method))
+      throw new UsageError(`unknown method "${method}"`, `valid methods: ${METHOD_NAMES.join(', ')}, or all`);
+    for (const budget of method === 'none' ? [1] : budgets.filter((b) => b < 1))
+      runs.push({ ...base, method, budget, options: options[method] ?? {} });
   }
   return runs;
 }
@@ -51,10 +58,15 @@ export function feasibleRuns(runs: readonly PruneRequest[], frames: number, conf
 
 function printSummary(s: EvalSummary): void {
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-  console.log(`${s.method} @ ${s.budget}: accuracy ${pct(s.accuracy)} (${s.correct}/${s.n})${s.errors ? `, ${s.errors} item(s) failed` : ''}`);
-  for (const [type, t] of Object.entries(s.byType)) console.log(`  ${type.padEnd(10)} ${pct(t.accuracy).padStart(6)}  (${t.correct}/${t.n})`);
   console.log(
-    `  mean ms: ${Object.entries(s.meanMs).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(' · ')}; ` +
+    `${s.method} @ ${s.budget}: accuracy ${pct(s.accuracy)} (${s.correct}/${s.n})${s.errors ? `, ${s.errors} item(s) failed` : ''}`,
+  );
+  for (const [type, t] of Object.entries(s.byType))
+    console.log(`  ${type.padEnd(10)} ${pct(t.accuracy).padStart(6)}  (${t.correct}/${t.n})`);
+  console.log(
+    `  mean ms: ${Object.entries(s.meanMs)
+      .map(([k, v]) => `${k} ${v.toFixed(1)}`)
+      .join(' · ')}; ` +
       `visual tokens: ${s.meanTokens.input.toFixed(0)} in, ${s.meanTokens.layerAveraged.toFixed(1)} layer-averaged`,
   );
 }
@@ -63,7 +75,9 @@ export function registerEvalCommand(program: Command): void {
   addRunOptions(
     program
       .command('eval')
-      .description('accuracy of the full pipeline (MP4 decode → answer) on a synthetic split, per question type, per method and budget'),
+      .description(
+        'accuracy of the full pipeline (MP4 decode → answer) on a synthetic split, per question type, per method and budget',
+      ),
   )
     .option('--data <dir>', 'folder with <split>.jsonl and videos/ (from sieve synth)', 'data/synth')
     .option('--split <split>', 'train, val or test', 'test')
@@ -76,15 +90,31 @@ export function registerEvalCommand(program: Command): void {
       const settings = resolveRunSettings({ ...flags, maxNewTokens: flags.maxNewTokens ?? '6' });
       const { records, root } = readSplit(flags.data, flags.split);
       const n = flags.n === undefined ? records.length : Math.min(records.length, parseInteger(flags.n, '--n', 1));
-      const methods = flags.methods === undefined ? [settings.prune.method] : flags.methods === 'all' ? [...METHOD_NAMES] : flags.methods.split(',').map((m) => m.trim());
-      const budgets = flags.budgets === undefined ? [settings.prune.budget] : flags.budgets.split(',').map((b) => parseNumber(b, '--budgets', 0, 1, { exclusiveMin: true }));
+      const methods =
+        flags.methods === undefined
+          ? [settings.prune.method]
+          : flags.methods === 'all'
+            ? [...METHOD_NAMES]
+            : flags.methods.split(',').map((m) => m.trim());
+      const budgets =
+        flags.budgets === undefined
+          ? [settings.prune.budget]
+          : flags.budgets.split(',').map((b) => parseNumber(b, '--budgets', 0, 1, { exclusiveMin: true }));
       const requested = evaluationRuns(methods, budgets, settings.prune, settings.config.pruning.options);
       const frames = records[0]?.frames ?? 8;
       const { runs, unreachable } = feasibleRuns(requested, frames, readVlmConfig(settings.modelDir));
       for (const u of unreachable) process.stderr.write(`skipping ${u.run.method} @ ${u.run.budget}: ${u.reason}\n`);
-      if (runs.length === 0) throw new UsageError('no method and budget left to evaluate', 'pruning methods need a budget below 1 that they can reach, e.g. --budgets 0.111');
+      if (runs.length === 0)
+        throw new UsageError(
+          'no method and budget left to evaluate',
+          'pruning methods need a budget below 1 that they can reach, e.g. --budgets 0.111',
+        );
 
-      const pipeline = await VlmPipeline.open(settings.modelDir, { dtype: settings.dtype, runtime: settings.runtime, pruningLayers: pruningLayers(runs, frames) });
+      const pipeline = await VlmPipeline.open(settings.modelDir, {
+        dtype: settings.dtype,
+        runtime: settings.runtime,
+        pruningLayers: pruningLayers(runs, frames),
+      });
       const progress = progressReporter('eval');
       const correct = runs.map(() => 0);
       const seen = runs.map(() => 0);
@@ -95,8 +125,15 @@ export function registerEvalCommand(program: Command): void {
           onItem: (k, item, done, total) => {
             seen[k]++;
             if (item.correct) correct[k]++;
-            if (item.error) process.stderr.write(`item ${item.index} (${item.video}, ${runs[k].method} @ ${runs[k].budget}): ${item.error}\n`);
-            progress.update(done, total, `${runs[k].method} @ ${runs[k].budget}: ${((100 * correct[k]) / seen[k]).toFixed(1)}%`);
+            if (item.error)
+              process.stderr.write(
+                `item ${item.index} (${item.video}, ${runs[k].method} @ ${runs[k].budget}): ${item.error}\n`,
+              );
+            progress.update(
+              done,
+              total,
+              `${runs[k].method} @ ${runs[k].budget}: ${((100 * correct[k]) / seen[k]).toFixed(1)}%`,
+            );
           },
         });
         progress.stop();
@@ -113,13 +150,22 @@ export function registerEvalCommand(program: Command): void {
             machine: `${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}`,
           };
           const notes = unreachable.map((u) => `- ${u.run.method} at ${u.run.budget}: not run — ${u.reason}`);
-          writeFileSync(join(flags.table, 'methods.md'), resultsMarkdown(summaries, meta) + (notes.length ? `\n${notes.join('\n')}\n` : ''));
-          writeFileSync(join(flags.table, 'methods.json'), `${JSON.stringify({ ...meta, summaries, unreachable: unreachable.map((u) => ({ ...u.run, reason: u.reason })) }, null, 1)}\n`);
+          writeFileSync(
+            join(flags.table, 'methods.md'),
+            resultsMarkdown(summaries, meta) + (notes.length ? `\n${notes.join('\n')}\n` : ''),
+          );
+          writeFileSync(
+            join(flags.table, 'methods.json'),
+            `${JSON.stringify({ ...meta, summaries, unreachable: unreachable.map((u) => ({ ...u.run, reason: u.reason })) }, null, 1)}\n`,
+          );
           process.stderr.write(`table written to ${join(flags.table, 'methods.md')}\n`);
         }
         if (flags.json) {
           mkdirSync(dirname(resolve(flags.json)), { recursive: true });
-          writeFileSync(flags.json, `${JSON.stringify({ model: pipeline.checkpoint.dir, split: flags.split, summaries, items: results }, null, 1)}\n`);
+          writeFileSync(
+            flags.json,
+            `${JSON.stringify({ model: pipeline.checkpoint.dir, split: flags.split, summaries, items: results }, null, 1)}\n`,
+          );
         }
       } finally {
         progress.stop();

@@ -10,7 +10,9 @@ import { registerSynthCommand } from './synth-command.js';
 export function buildProgram(): Command {
   const program = new Command()
     .name('sieve')
-    .description('Video question answering with vision-language models on edge devices, pruning redundant visual tokens')
+    .description(
+      'Video question answering with vision-language models on edge devices, pruning redundant visual tokens',
+    )
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();

@@ -66,28 +66,41 @@ export function resolveRunSettings(flags: RunFlags): RunSettings & { config: Sie
   const fps = flags.fps ?? (flags.frames === undefined ? config.sampling.fps?.toString() : undefined);
   if (flags.frames !== undefined && flags.fps !== undefined) throw new UsageError('give --frames or --fps, not both');
   const sampling: Sampling =
-    fps !== undefined ? { fps: parseNumber(fps, '--fps', 0, 1000, { exclusiveMin: true }) } : { frames: parseInteger(frames ?? '8', '--frames', 1, 1024) };
+    fps !== undefined
+      ? { fps: parseNumber(fps, '--fps', 0, 1000, { exclusiveMin: true }) }
+      : { frames: parseInteger(frames ?? '8', '--frames', 1, 1024) };
   const g = config.generation;
   const seed = flags.seed === undefined ? g.seed : parseInteger(flags.seed, '--seed', 0, 0xffffffff);
   return {
     config,
     modelDir: resolve(flags.model ?? config.model ?? defaultModelDir()),
     sampling,
-    maxNewTokens: flags.maxNewTokens === undefined ? g.max_new_tokens : parseInteger(flags.maxNewTokens, '--max-new-tokens', 1, 4096),
+    maxNewTokens:
+      flags.maxNewTokens === undefined
+        ? g.max_new_tokens
+        : parseInteger(flags.maxNewTokens, '--max-new-tokens', 1, 4096),
     sampler: {
-      temperature: flags.temperature === undefined ? g.temperature : parseNumber(flags.temperature, '--temperature', 0, 10),
+      temperature:
+        flags.temperature === undefined ? g.temperature : parseNumber(flags.temperature, '--temperature', 0, 10),
       topP: flags.topP === undefined ? g.top_p : parseNumber(flags.topP, '--top-p', 0, 1, { exclusiveMin: true }),
       seed,
     },
     prune: {
       method: flags.method ?? config.pruning.method,
-      budget: flags.budget === undefined ? config.pruning.budget : parseNumber(flags.budget, '--budget', 0, 1, { exclusiveMin: true }),
+      budget:
+        flags.budget === undefined
+          ? config.pruning.budget
+          : parseNumber(flags.budget, '--budget', 0, 1, { exclusiveMin: true }),
       options: config.pruning.options[flags.method ?? config.pruning.method] ?? {},
       seed,
     },
-    dtype: flags.dtype === undefined ? config.runtime.dtype : parseChoice(flags.dtype, '--dtype', ['fp32', 'fp16'] as const),
+    dtype:
+      flags.dtype === undefined ? config.runtime.dtype : parseChoice(flags.dtype, '--dtype', ['fp32', 'fp16'] as const),
     runtime: {
-      ep: flags.ep === undefined ? config.runtime.ep : parseChoice(flags.ep, '--ep', ['cpu', 'cuda', 'tensorrt'] as const),
+      ep:
+        flags.ep === undefined
+          ? config.runtime.ep
+          : parseChoice(flags.ep, '--ep', ['cpu', 'cuda', 'tensorrt'] as const),
       threads: flags.threads === undefined ? config.runtime.threads : parseInteger(flags.threads, '--threads', 0, 1024),
     },
   };
@@ -102,7 +115,11 @@ export function pruningLayers(runs: readonly PruneRequest[], frames: number): (c
     runs.flatMap((run) => {
       if (run.method === 'none') return [];
       const numLayers = config.text.numLayers;
-      const method = createMethod(run.method, { budget: run.budget, frames, tokensPerFrame: config.tokensPerImage, numLayers, seed: run.seed }, run.options);
+      const method = createMethod(
+        run.method,
+        { budget: run.budget, frames, tokensPerFrame: config.tokensPerImage, numLayers, seed: run.seed },
+        run.options,
+      );
       return method.layer ? method.layers(numLayers) : [];
     });
 }

@@ -22,7 +22,11 @@ export interface SynthOptions {
   concurrency: string;
 }
 
-export async function runSynth(opts: SynthOptions, encode?: EncodeVideo, log: (s: string) => void = console.log): Promise<void> {
+export async function runSynth(
+  opts: SynthOptions,
+  encode?: EncodeVideo,
+  log: (s: string) => void = console.log,
+): Promise<void> {
   if (!isSplit(opts.split)) throw new UsageError(`unknown split "${opts.split}"`, `use one of: ${SPLITS.join(', ')}`);
   const n = parseCount(opts.n, '--n');
   const offset = parseCount(opts.offset, '--offset');
@@ -31,7 +35,8 @@ export async function runSynth(opts: SynthOptions, encode?: EncodeVideo, log: (s
   if (opts.types) {
     types = opts.types.split(',').map((t) => t.trim()) as QuestionType[];
     const bad = types.filter((t) => !(QUESTION_TYPES as readonly string[]).includes(t));
-    if (bad.length) throw new UsageError(`unknown question type(s): ${bad.join(', ')}`, `use: ${QUESTION_TYPES.join(', ')}`);
+    if (bad.length)
+      throw new UsageError(`unknown question type(s): ${bad.join(', ')}`, `use: ${QUESTION_TYPES.join(', ')}`);
   }
   const result = await writeSplit({
     split: opts.split,
@@ -49,7 +54,9 @@ export async function runSynth(opts: SynthOptions, encode?: EncodeVideo, log: (s
 export function registerSynthCommand(program: Command): void {
   program
     .command('synth')
-    .description('write a split of the synthetic video QA task: MP4 clips + <split>.jsonl {video, question, answer, type, seed}')
+    .description(
+      'write a split of the synthetic video QA task: MP4 clips + <split>.jsonl {video, question, answer, type, seed}',
+    )
     .requiredOption('--split <split>', `split: ${SPLITS.join(' | ')} (their seeds never overlap)`)
     .requiredOption('--n <clips>', 'number of clips (each gets one question of every type)')
     .requiredOption('--out <dir>', 'output folder')

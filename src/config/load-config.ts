@@ -6,18 +6,30 @@ import { configSchema, type SieveConfig } from './schema.js';
 
 /** Replaces ${NAME} and ${NAME:-default} with environment values; an unset name without a default is an error. */
 export function substituteEnv(text: string, env: NodeJS.ProcessEnv, file: string): string {
-  return text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (_, name: string, fallback: string | undefined) => {
-    const value = env[name] ?? fallback;
-    if (value === undefined) throw new UsageError(`${file}: environment variable ${name} is not set`, `set it, or write \${${name}:-default}`);
-    return value;
-  });
+  return text.replace(
+    /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g,
+    (_, name: string, fallback: string | undefined) => {
+      const value = env[name] ?? fallback;
+      if (value === undefined)
+        throw new UsageError(
+          `${file}: environment variable ${name} is not set`,
+          `set it, or write \${${name}:-default}`,
+        );
+      return value;
+    },
+  );
 }
 
 /** Substitutes inside every string value (not in comments or keys); an empty key (`ffmpeg:`) counts as absent. */
 function substituteValues(value: unknown, env: NodeJS.ProcessEnv, file: string): unknown {
   if (typeof value === 'string') return substituteEnv(value, env, file);
   if (Array.isArray(value)) return value.map((v) => substituteValues(v, env, file));
-  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== null).map(([k, v]) => [k, substituteValues(v, env, file)]));
+  if (value && typeof value === 'object')
+    return Object.fromEntries(
+      Object.entries(value)
+        .filter(([, v]) => v !== null)
+        .map(([k, v]) => [k, substituteValues(v, env, file)]),
+    );
   return value;
 }
 
@@ -27,12 +39,18 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   try {
     raw = parseYaml(text) ?? {};
   } catch (err) {
-    throw new UsageError(`${file} is not valid YAML: ${(err as Error).message.split('\n')[0]}`, 'fix the syntax (YAML or JSON)');
+    throw new UsageError(
+      `${file} is not valid YAML: ${(err as Error).message.split('\n')[0]}`,
+      'fix the syntax (YAML or JSON)',
+    );
   }
   const result = configSchema.safeParse(substituteValues(raw, env, file));
   if (!result.success) {
     const problems = result.error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`).join('; ');
-    throw new UsageError(`${file}: ${problems}`, 'see the configuration section of the README for the keys and their ranges');
+    throw new UsageError(
+      `${file}: ${problems}`,
+      'see the configuration section of the README for the keys and their ranges',
+    );
   }
   const config = result.data;
   if (config.model && !isAbsolute(config.model)) config.model = join(dirname(resolve(file)), config.model);
@@ -43,9 +61,13 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
  * The config in force: the file given (--config or $SIEVE_CONFIG), else ./sieve.yaml when present,
  * else the defaults. Command-line flags override what it says.
  */
-export function loadConfig(explicit?: string, env: NodeJS.ProcessEnv = process.env): { config: SieveConfig; file?: string } {
+export function loadConfig(
+  explicit?: string,
+  env: NodeJS.ProcessEnv = process.env,
+): { config: SieveConfig; file?: string } {
   const file = explicit ?? env.SIEVE_CONFIG ?? (existsSync('sieve.yaml') ? 'sieve.yaml' : undefined);
   if (!file) return { config: configSchema.parse({}) };
-  if (!existsSync(file)) throw new UsageError(`config file ${file} does not exist`, 'check the path given to --config or $SIEVE_CONFIG');
+  if (!existsSync(file))
+    throw new UsageError(`config file ${file} does not exist`, 'check the path given to --config or $SIEVE_CONFIG');
   return { config: parseConfig(readFileSync(file, 'utf8'), file, env), file };
 }

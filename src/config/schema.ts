@@ -15,10 +15,7 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
-    ffmpeg: z
-      .object({ ffmpeg_path: z.string().optional(), ffprobe_path: z.string().optional() })
-      .strict()
-      .prefault({}),
+    ffmpeg: z.object({ ffmpeg_path: z.string().optional(), ffprobe_path: z.string().optional() }).strict().prefault({}),
     sampling: z
       .object({ frames: z.number().int().min(1).max(1024).optional(), fps: z.number().positive().optional() })
       .strict()

@@ -46,9 +46,15 @@ export class VlmPipeline {
     return this.prepared.checkpoint;
   }
 
-  async answer(frames: readonly Frame[], question: string, opts: AnswerOptions, onText?: (delta: string) => void): Promise<Answer> {
+  async answer(
+    frames: readonly Frame[],
+    question: string,
+    opts: AnswerOptions,
+    onText?: (delta: string) => void,
+  ): Promise<Answer> {
     if (frames.length === 0) throw new UsageError('no frames to answer about', 'give a video or at least one image');
-    if (question.trim() === '') throw new UsageError('the question is empty', 'ask something about the video, e.g. "what colour is the square?"');
+    if (question.trim() === '')
+      throw new UsageError('the question is empty', 'ask something about the video, e.g. "what colour is the square?"');
     const { config, tokenizer, chatTemplate, processor } = this.checkpoint;
     const t0 = performance.now();
     const batch = await preprocessBatch(frames, processor);
@@ -56,13 +62,15 @@ export class VlmPipeline {
     if (batch.dims[2] !== size || batch.dims[3] !== size) {
       throw new MediaError(
         `frames preprocess to ${batch.dims[3]}×${batch.dims[2]} but the vision encoder takes ${size}×${size}`,
-        'this checkpoint\'s preprocessor_config.json does not centre-crop: give square frames, or add do_center_crop with crop_size to it',
+        "this checkpoint's preprocessor_config.json does not centre-crop: give square frames, or add do_center_crop with crop_size to it",
       );
     }
     const pixels = batch.data;
     const preprocessMs = performance.now() - t0;
     const prompt = buildPrompt(tokenizer, chatTemplate, config.imageTokenId, config.tokensPerImage, frames, question);
-    const eosTokenIds = [...new Set([...config.text.eosTokenIds, ...(tokenizer.eosTokenId === null ? [] : [tokenizer.eosTokenId])])];
+    const eosTokenIds = [
+      ...new Set([...config.text.eosTokenIds, ...(tokenizer.eosTokenId === null ? [] : [tokenizer.eosTokenId])]),
+    ];
 
     const generated: number[] = [];
     let emitted = '';

@@ -26,10 +26,18 @@ function methodFor(r: VlmRunner, q: VisualQuery): PruneMethod | undefined {
   const cfg = r.manifest.config;
   const method = createMethod(
     q.prune.method,
-    { budget: q.prune.budget, frames: q.frames, tokensPerFrame: cfg.tokensPerImage, numLayers: cfg.text.numLayers, seed: q.prune.seed },
+    {
+      budget: q.prune.budget,
+      frames: q.frames,
+      tokensPerFrame: cfg.tokensPerImage,
+      numLayers: cfg.text.numLayers,
+      seed: q.prune.seed,
+    },
     q.prune.options,
   );
-  const missing = method.layer ? method.layers(cfg.text.numLayers).filter((l) => !r.manifest.boundaries.includes(l)) : [];
+  const missing = method.layer
+    ? method.layers(cfg.text.numLayers).filter((l) => !r.manifest.boundaries.includes(l))
+    : [];
   if (missing.length) {
     throw new ModelError(
       `${q.prune.method} prunes at layer(s) ${missing.join(', ')} but the graphs split the decoder at ${r.manifest.boundaries.join(', ')}`,
@@ -39,23 +47,33 @@ function methodFor(r: VlmRunner, q: VisualQuery): PruneMethod | undefined {
   return method;
 }
 
-port.on('message', async (msg: { type: 'open'; dir: string; manifest: GraphManifest; runtime: RuntimeOptions } | { type: 'query'; id: number; query: VisualQuery } | { type: 'close' }) => {
-  try {
-    if (msg.type === 'open') {
-      runner = await VlmRunner.open(msg.dir, msg.manifest, msg.runtime);
-      pairwise = new OrtPairwise(msg.runtime.threads);
-      reply({ type: 'opened' });
-    } else if (msg.type === 'query') {
-      if (!runner || !pairwise) throw new Error('query before open');
-      const method = methodFor(runner, msg.query);
-      const answer = await runVisualQuery(runner, msg.query, method, pairwise, (token) => reply({ type: 'token', id: msg.id, token }));
-      reply({ type: 'answer', id: msg.id, answer });
-    } else {
-      await runner?.release();
-      runner = undefined;
-      reply({ type: 'closed' });
+port.on(
+  'message',
+  async (
+    msg:
+      | { type: 'open'; dir: string; manifest: GraphManifest; runtime: RuntimeOptions }
+      | { type: 'query'; id: number; query: VisualQuery }
+      | { type: 'close' },
+  ) => {
+    try {
+      if (msg.type === 'open') {
+        runner = await VlmRunner.open(msg.dir, msg.manifest, msg.runtime);
+        pairwise = new OrtPairwise(msg.runtime.threads);
+        reply({ type: 'opened' });
+      } else if (msg.type === 'query') {
+        if (!runner || !pairwise) throw new Error('query before open');
+        const method = methodFor(runner, msg.query);
+        const answer = await runVisualQuery(runner, msg.query, method, pairwise, (token) =>
+          reply({ type: 'token', id: msg.id, token }),
+        );
+        reply({ type: 'answer', id: msg.id, answer });
+      } else {
+        await runner?.release();
+        runner = undefined;
+        reply({ type: 'closed' });
+      }
+    } catch (err) {
+      reply({ type: 'error', id: 'id' in msg ? msg.id : undefined, error: serializeError(err) });
     }
-  } catch (err) {
-    reply({ type: 'error', id: 'id' in msg ? msg.id : undefined, error: serializeError(err) });
-  }
-});
+  },
+);

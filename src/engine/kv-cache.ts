@@ -32,5 +32,4 @@ export class SegmentKvCache {
   get usedBytes(): number {
     return 2 * this.layers.length * this.kvHeads * this.length * this.headDim * 4;
   }
-
 }

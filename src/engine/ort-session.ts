@@ -33,7 +33,8 @@ export async function createSession(path: string, opts: RuntimeOptions): Promise
 
 export const tensor = {
   f32: (data: Float32Array, dims: readonly number[]) => new ort.Tensor('float32', data, dims),
-  i64: (values: ArrayLike<number>, dims: readonly number[]) => new ort.Tensor('int64', BigInt64Array.from(Array.from(values), BigInt), dims),
+  i64: (values: ArrayLike<number>, dims: readonly number[]) =>
+    new ort.Tensor('int64', BigInt64Array.from(Array.from(values), BigInt), dims),
   i32: (values: ArrayLike<number>, dims: readonly number[]) => new ort.Tensor('int32', Int32Array.from(values), dims),
 };
 

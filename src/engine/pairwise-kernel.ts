@@ -41,13 +41,15 @@ function pairwiseGraph(kind: Kind): GraphBuilder {
   return g;
 }
 
-
 /** x [n, d], y [m, d] → cosine [n, m]. */
 function crossCosineGraph(): GraphBuilder {
   const g = new GraphBuilder('cross_cosine');
   const x = g.input('x', 'float32', ['n', 'd']);
   const y = g.input('y', 'float32', ['m', 'd']);
-  g.output(g.op('MatMul', [unitRows(g, x), g.op('Transpose', [unitRows(g, y)], { perm: [1, 0] })]), 'c', 'float32', ['n', 'm']);
+  g.output(g.op('MatMul', [unitRows(g, x), g.op('Transpose', [unitRows(g, y)], { perm: [1, 0] })]), 'c', 'float32', [
+    'n',
+    'm',
+  ]);
   return g;
 }
 
@@ -64,7 +66,11 @@ function propagationGraph(iterations: number): GraphBuilder {
   const squared = squaredNorms(g, x);
   const unit = unitRows(g, x, squared);
   const cos = g.op('MatMul', [unit, g.op('Transpose', [unit], { perm: [0, 2, 1] })]);
-  const index = g.op('Range', [g.int64([0], true), g.op('Squeeze', [g.op('Slice', [g.op('Shape', [x]), g.int64([1]), g.int64([2])]), g.int64([0])]), g.int64([1], true)]);
+  const index = g.op('Range', [
+    g.int64([0], true),
+    g.op('Squeeze', [g.op('Slice', [g.op('Shape', [x]), g.int64([1]), g.int64([2])]), g.int64([0])]),
+    g.int64([1], true),
+  ]);
   const self = g.op('Equal', [g.op('Unsqueeze', [index, g.int64([1])]), g.op('Unsqueeze', [index, g.int64([0])])]);
   const edge = g.op('Or', [g.op('GreaterOrEqual', [cos, threshold]), self]);
   const logits = g.op('Where', [edge, g.op('Div', [cos, temperature]), g.scalar(-1e30)]);
@@ -75,7 +81,10 @@ function propagationGraph(iterations: number): GraphBuilder {
   const rows = (v: string) => g.op('Squeeze', [v, g.int64([1])]);
   g.output(rows(initial), 'initial', 'float32', ['b', 'n']);
   g.output(rows(information), 'information', 'float32', ['b', 'n']);
-  g.output(g.op('ReduceSum', [g.op('Cast', [edge], { to: 1 }), g.int64([-1])], { keepdims: 0 }), 'degree', 'float32', ['b', 'n']);
+  g.output(g.op('ReduceSum', [g.op('Cast', [edge], { to: 1 }), g.int64([-1])], { keepdims: 0 }), 'degree', 'float32', [
+    'b',
+    'n',
+  ]);
   return g;
 }
 
@@ -147,22 +156,34 @@ export class OrtPairwise implements Pairwise {
   }
 
   async crossCosine(x: Float32Array, n: number, y: Float32Array, m: number, d: number): Promise<Float32Array> {
-    if (x.length !== n * d || y.length !== m * d) throw new RangeError(`crossCosine: ${x.length} and ${y.length} values for [${n}, ${d}] and [${m}, ${d}]`);
+    if (x.length !== n * d || y.length !== m * d)
+      throw new RangeError(`crossCosine: ${x.length} and ${y.length} values for [${n}, ${d}] and [${m}, ${d}]`);
     if (n * m === 0) return new Float32Array(0);
     const s = await session('cross_cosine', crossCosineGraph, this.threads);
     const result = await s.run({ x: new ort.Tensor('float32', x, [n, d]), y: new ort.Tensor('float32', y, [m, d]) });
     return result.c.data as Float32Array;
   }
 
-  async propagate(x: Float32Array, batch: number, n: number, d: number, opts: PropagationOptions): Promise<Propagation> {
+  async propagate(
+    x: Float32Array,
+    batch: number,
+    n: number,
+    d: number,
+    opts: PropagationOptions,
+  ): Promise<Propagation> {
     if (x.length !== batch * n * d) throw new RangeError(`propagate: ${x.length} values for [${batch}, ${n}, ${d}]`);
-    if (batch * n === 0) return { initial: new Float32Array(0), information: new Float32Array(0), degree: new Float32Array(0) };
+    if (batch * n === 0)
+      return { initial: new Float32Array(0), information: new Float32Array(0), degree: new Float32Array(0) };
     const s = await session(`propagate_${opts.iterations}`, () => propagationGraph(opts.iterations), this.threads);
     const result = await s.run({
       x: new ort.Tensor('float32', x, [batch, n, d]),
       threshold: new ort.Tensor('float32', Float32Array.of(opts.threshold), []),
       temperature: new ort.Tensor('float32', Float32Array.of(opts.temperature), []),
     });
-    return { initial: result.initial.data as Float32Array, information: result.information.data as Float32Array, degree: result.degree.data as Float32Array };
+    return {
+      initial: result.initial.data as Float32Array,
+      information: result.information.data as Float32Array,
+      degree: result.degree.data as Float32Array,
+    };
   }
 }

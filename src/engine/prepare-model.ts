@@ -1,5 +1,12 @@
 import { loadCheckpoint, type Checkpoint } from '../model/checkpoint.js';
-import { convertCheckpoint, defaultBoundaries, defaultGraphDir, normaliseBoundaries, type ConvertOptions, type GraphManifest } from '../onnx/convert.js';
+import {
+  convertCheckpoint,
+  defaultBoundaries,
+  defaultGraphDir,
+  normaliseBoundaries,
+  type ConvertOptions,
+  type GraphManifest,
+} from '../onnx/convert.js';
 import type { WeightDtype } from '../onnx/layers.js';
 import type { VlmConfig } from '../model/vlm-config.js';
 
@@ -27,7 +34,10 @@ export async function prepareModel(modelDir: string, opts: PrepareOptions = {}):
   const checkpoint = loadCheckpoint(modelDir);
   const dtype = opts.dtype ?? 'fp32';
   const L = checkpoint.config.text.numLayers;
-  const boundaries = normaliseBoundaries([...(opts.boundaries ?? defaultBoundaries(L)), ...(opts.pruningLayers?.(checkpoint.config) ?? [])], L);
+  const boundaries = normaliseBoundaries(
+    [...(opts.boundaries ?? defaultBoundaries(L)), ...(opts.pruningLayers?.(checkpoint.config) ?? [])],
+    L,
+  );
   const graphDir = opts.graphDir ?? defaultGraphDir(checkpoint.dir, dtype, boundaries);
   const { dir, manifest, reused } = await convertCheckpoint(
     {

@@ -33,7 +33,9 @@ export function buildPrompt(
   question: string,
 ): BuiltPrompt {
   const content: ChatContent[] = [
-    ...frames.map((f, i): ChatContent => ({ type: 'image', index: i + 1, timestamp: Math.round(f.timestampS * 100) / 100 })),
+    ...frames.map(
+      (f, i): ChatContent => ({ type: 'image', index: i + 1, timestamp: Math.round(f.timestampS * 100) / 100 }),
+    ),
     { type: 'text', text: question },
   ];
   const text = template.renderChat([{ role: 'user', content }], { addGenerationPrompt: true });

@@ -25,7 +25,8 @@ export function applySlots(input: IdRows, slots: readonly Slot[]): IdRows {
   const ordered = [...slots].sort((a, b) => a.positionOf - b.positionOf);
   const out = new Float32Array(ordered.length * w);
   ordered.forEach((slot, k) => {
-    if (k > 0 && ordered[k - 1].positionOf === slot.positionOf) throw new Error(`two pruning slots take the position of token ${slot.positionOf}`);
+    if (k > 0 && ordered[k - 1].positionOf === slot.positionOf)
+      throw new Error(`two pruning slots take the position of token ${slot.positionOf}`);
     const dst = out.subarray(k * w, (k + 1) * w);
     if (slot.mode === 'keep') {
       dst.set(row(slot.members[0]));
@@ -65,7 +66,12 @@ interface TextRow {
 }
 
 /** Text rows and visual rows (both already in position order: ids ascend) merged in position order. */
-function interleave(text: readonly TextRow[], visual: IdRows, spans: readonly ImageSpan[], tokensPerFrame: number): PromptRows {
+function interleave(
+  text: readonly TextRow[],
+  visual: IdRows,
+  spans: readonly ImageSpan[],
+  tokensPerFrame: number,
+): PromptRows {
   const d = visual.width;
   const rows = text.length + visual.ids.length;
   const hidden = new Float32Array(rows * d);
@@ -92,19 +98,36 @@ function interleave(text: readonly TextRow[], visual: IdRows, spans: readonly Im
  * Text embeddings [promptLength, d] with the surviving visual rows put back at their original
  * positions: pruned positions are simply absent (keep-original positions, methods.md §0).
  */
-export function assemblePrompt(textEmbeddings: Float32Array, promptLength: number, spans: readonly ImageSpan[], tokensPerFrame: number, visual: IdRows): PromptRows {
+export function assemblePrompt(
+  textEmbeddings: Float32Array,
+  promptLength: number,
+  spans: readonly ImageSpan[],
+  tokensPerFrame: number,
+  visual: IdRows,
+): PromptRows {
   const d = visual.width;
   const isVisual = new Uint8Array(promptLength);
   for (const s of spans) isVisual.fill(1, s.start, s.start + s.length);
   const text: TextRow[] = [];
-  for (let p = 0; p < promptLength; p++) if (!isVisual[p]) text.push({ position: p, src: textEmbeddings.subarray(p * d, (p + 1) * d) });
+  for (let p = 0; p < promptLength; p++)
+    if (!isVisual[p]) text.push({ position: p, src: textEmbeddings.subarray(p * d, (p + 1) * d) });
   return interleave(text, visual, spans, tokensPerFrame);
 }
 
 /** Replaces the visual rows of a decoder state by the slots' rows; text rows stay as they are. */
-export function pruneVisualRows(state: PromptRows, slots: readonly Slot[], spans: readonly ImageSpan[], tokensPerFrame: number, d: number): PromptRows {
+export function pruneVisualRows(
+  state: PromptRows,
+  slots: readonly Slot[],
+  spans: readonly ImageSpan[],
+  tokensPerFrame: number,
+  d: number,
+): PromptRows {
   const text: TextRow[] = [];
-  const visual: IdRows = { ids: [], rows: new Float32Array(state.visualIds.filter((id) => id >= 0).length * d), width: d };
+  const visual: IdRows = {
+    ids: [],
+    rows: new Float32Array(state.visualIds.filter((id) => id >= 0).length * d),
+    width: d,
+  };
   state.visualIds.forEach((id, i) => {
     const src = state.hidden.subarray(i * d, (i + 1) * d);
     if (id < 0) text.push({ position: state.positions[i], src });

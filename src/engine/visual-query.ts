@@ -90,14 +90,26 @@ export async function runVisualQuery(
   const vision = await runner.encodeImages(q.pixels, q.frames);
   const N = vision.tokens;
   const base = { frames: q.frames, tokensPerFrame: N, ...grid };
-  let features: IdRows = { ids: Array.from({ length: q.frames * N }, (_, i) => i), rows: vision.features, width: cfg.vision.hiddenSize };
+  let features: IdRows = {
+    ids: Array.from({ length: q.frames * N }, (_, i) => i),
+    rows: vision.features,
+    width: cfg.vision.hiddenSize,
+  };
   stages.push({ stage: 'vision', tokens: features.ids.length });
   if (method?.encoder) {
     features = await stage(
       'encoder',
       () =>
         method.encoder!(
-          { ...base, ids: features.ids, features: features.rows, saliency: vision.saliency, keys: vision.keys, visionHidden: cfg.vision.hiddenSize, visionHeads: cfg.vision.numHeads },
+          {
+            ...base,
+            ids: features.ids,
+            features: features.rows,
+            saliency: vision.saliency,
+            keys: vision.keys,
+            visionHidden: cfg.vision.hiddenSize,
+            visionHeads: cfg.vision.numHeads,
+          },
           pairwise!,
         ),
       features,
@@ -111,7 +123,11 @@ export async function runVisualQuery(
     const tail = q.promptIds.length - (q.imageSpans.at(-1)!.start + q.imageSpans.at(-1)!.length);
     const textTail = text.slice((q.promptIds.length - tail) * d);
     const current = visual;
-    visual = await stage('input', () => method.input!({ ...base, ids: current.ids, tokens: current.rows, hidden: d, textTail }, pairwise!), current);
+    visual = await stage(
+      'input',
+      () => method.input!({ ...base, ids: current.ids, tokens: current.rows, hidden: d, textTail }, pairwise!),
+      current,
+    );
   }
   let prompt = assemblePrompt(text, q.promptIds.length, q.imageSpans, N, visual);
   const t2 = performance.now();
@@ -123,7 +139,16 @@ export async function runVisualQuery(
     const rows = prompt.visualIds.flatMap((id, i) => (id >= 0 ? [i] : []));
     const pick = (a: Float32Array | undefined) => (a ? Float32Array.from(rows, (i) => a[i]) : undefined);
     const result = await timed(prune, () =>
-      method!.layer!({ ...base, ids: rows.map((i) => prompt.visualIds[i]), layer: state.segment.end, kappa: pick(state.kappa)!, lastTokenAttention: pick(state.lastTokenAttention) }, pairwise!),
+      method!.layer!(
+        {
+          ...base,
+          ids: rows.map((i) => prompt.visualIds[i]),
+          layer: state.segment.end,
+          kappa: pick(state.kappa)!,
+          lastTokenAttention: pick(state.lastTokenAttention),
+        },
+        pairwise!,
+      ),
     );
     prompt = await timed(prune, async () => pruneVisualRows(prompt, result.slots, q.imageSpans, N, d));
     stages.push({ stage: `layer ${state.segment.end}`, tokens: prompt.visualIds.filter((id) => id >= 0).length });
@@ -140,7 +165,14 @@ export async function runVisualQuery(
 
   return {
     ...generated,
-    timings: { visionMs: t1 - t0, projectMs: t2 - t1, prefillMs: t3 - t2, generateMs: t4 - t3, firstTokenMs: firstTokenMs || t4 - t0, pruneMs: prune.ms },
+    timings: {
+      visionMs: t1 - t0,
+      projectMs: t2 - t1,
+      prefillMs: t3 - t2,
+      generateMs: t4 - t3,
+      firstTokenMs: firstTokenMs || t4 - t0,
+      pruneMs: prune.ms,
+    },
     visualTokens: report(prefill.segmentRows, runner, q, visual.ids.length, stages, prompt, N, L),
     segmentRows: prefill.segmentRows,
     kvBytes: runner.kvBytes(),
@@ -148,9 +180,21 @@ export async function runVisualQuery(
 }
 
 /** Layer-averaged and input budgets from the rows each segment actually processed. */
-function report(segmentRows: number[], runner: VlmRunner, q: VisualQuery, input: number, stages: VisualTokenReport['stages'], last: PromptRows, N: number, L: number): VisualTokenReport {
+function report(
+  segmentRows: number[],
+  runner: VlmRunner,
+  q: VisualQuery,
+  input: number,
+  stages: VisualTokenReport['stages'],
+  last: PromptRows,
+  N: number,
+  L: number,
+): VisualTokenReport {
   const textRows = q.promptIds.length - q.imageSpans.reduce((a, s) => a + s.length, 0);
-  const perLayer = runner.manifest.segments.reduce((acc, s, i) => acc + (s.end - s.start) * (segmentRows[i] - textRows), 0);
+  const perLayer = runner.manifest.segments.reduce(
+    (acc, s, i) => acc + (s.end - s.start) * (segmentRows[i] - textRows),
+    0,
+  );
   const keptPerFrame: number[][] = Array.from({ length: q.frames }, () => []);
   for (const id of last.visualIds) if (id >= 0) keptPerFrame[Math.floor(id / N)].push(id % N);
   return { perFrame: N, input, layerAveraged: perLayer / L, stages, keptPerFrame };

@@ -31,7 +31,9 @@ export interface SegmentState {
 }
 
 /** Called between segments; returns the rows the next segment receives (or the state unchanged). */
-export type SegmentHook = (state: SegmentState) => { hidden: Float32Array; positions: number[] } | Promise<{ hidden: Float32Array; positions: number[] }>;
+export type SegmentHook = (
+  state: SegmentState,
+) => { hidden: Float32Array; positions: number[] } | Promise<{ hidden: Float32Array; positions: number[] }>;
 
 export interface PrefillResult {
   logits: Float32Array;
@@ -80,7 +82,12 @@ export class VlmRunner {
     const keys = new Float32Array(frames * tokens * v.hiddenSize);
     for (let f0 = 0; f0 < frames; f0 += batch) {
       const n = Math.min(batch, frames - f0);
-      const input = tensor.f32(pixels.subarray(f0 * perFrame, (f0 + n) * perFrame), [n, v.numChannels, v.imageSize, v.imageSize]);
+      const input = tensor.f32(pixels.subarray(f0 * perFrame, (f0 + n) * perFrame), [
+        n,
+        v.numChannels,
+        v.imageSize,
+        v.imageSize,
+      ]);
       const out = await this.vision.run({ [VISION_IO.pixels]: input });
       features.set(out[VISION_IO.features].data as Float32Array, f0 * tokens * v.hiddenSize);
       saliency.set(out[VISION_IO.saliency].data as Float32Array, f0 * tokens);
@@ -91,7 +98,9 @@ export class VlmRunner {
 
   /** Projects feature rows [rows, visionHidden] to LLM-width tokens [rows, hidden]. */
   async project(features: Float32Array, rows: number): Promise<Float32Array> {
-    const out = await this.projector.run({ [PROJECTOR_IO.features]: tensor.f32(features, [rows, this.config.projector.inputSize]) });
+    const out = await this.projector.run({
+      [PROJECTOR_IO.features]: tensor.f32(features, [rows, this.config.projector.inputSize]),
+    });
     return out[PROJECTOR_IO.tokens].data as Float32Array;
   }
 
@@ -104,7 +113,12 @@ export class VlmRunner {
    * Runs the prompt through every segment, calling `between` after each non-final one. Each segment's
    * cache is allocated here for the rows it receives plus `maxNewTokens`.
    */
-  async prefill(hidden: Float32Array, positions: number[], maxNewTokens: number, between?: SegmentHook): Promise<PrefillResult> {
+  async prefill(
+    hidden: Float32Array,
+    positions: number[],
+    maxNewTokens: number,
+    between?: SegmentHook,
+  ): Promise<PrefillResult> {
     const t = this.config.text;
     this.caches = [];
     const segmentRows: number[] = [];
@@ -143,14 +157,19 @@ export class VlmRunner {
 
   /** KV bytes reserved and in use across segments. */
   kvBytes(): { reserved: number; used: number } {
-    return this.caches.reduce((a, c) => ({ reserved: a.reserved + c.bytes, used: a.used + c.usedBytes }), { reserved: 0, used: 0 });
+    return this.caches.reduce((a, c) => ({ reserved: a.reserved + c.bytes, used: a.used + c.usedBytes }), {
+      reserved: 0,
+      used: 0,
+    });
   }
 
   private async runSegment(index: number, hidden: Float32Array, positions: readonly number[]) {
     const cache = this.caches[index];
     const rows = positions.length;
     if (cache.length + rows > cache.capacity) {
-      throw new Error(`segment ${index}: KV cache of ${cache.capacity} tokens cannot take ${rows} more after ${cache.length}`);
+      throw new Error(
+        `segment ${index}: KV cache of ${cache.capacity} tokens cannot take ${rows} more after ${cache.length}`,
+      );
     }
     const total = cache.length + rows;
     const feeds: Record<string, Tensor> = {

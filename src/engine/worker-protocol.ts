@@ -17,7 +17,8 @@ export type WorkerReply =
   | { type: 'error'; id?: number; error: SerializedError };
 
 export function serializeError(err: unknown): SerializedError {
-  if (err instanceof SieveError) return { name: err.name, message: err.message, hint: err.hint, exitCode: err.exitCode };
+  if (err instanceof SieveError)
+    return { name: err.name, message: err.message, hint: err.hint, exitCode: err.exitCode };
   const e = err instanceof Error ? err : new Error(String(err));
   return { name: e.name, message: e.message, stack: e.stack };
 }
@@ -25,7 +26,9 @@ export function serializeError(err: unknown): SerializedError {
 /** Rebuilds a worker's error on the main thread: user errors stay user errors. */
 export function deserializeError(e: SerializedError): Error {
   if (e.hint !== undefined || e.exitCode !== undefined) {
-    return e.name === 'ModelError' ? new ModelError(e.message, e.hint) : new SieveError(e.message, e.hint, e.exitCode ?? 1);
+    return e.name === 'ModelError'
+      ? new ModelError(e.message, e.hint)
+      : new SieveError(e.message, e.hint, e.exitCode ?? 1);
   }
   const err = new Error(e.message);
   err.name = e.name;

@@ -36,7 +36,15 @@ export interface EvalSummary {
   accuracy: number;
   byType: Record<string, TypeAccuracy>;
   /** Mean milliseconds per stage over the answered items. */
-  meanMs: { decode: number; preprocess: number; vision: number; prefill: number; generate: number; firstToken: number; pruneHost: number };
+  meanMs: {
+    decode: number;
+    preprocess: number;
+    vision: number;
+    prefill: number;
+    generate: number;
+    firstToken: number;
+    pruneHost: number;
+  };
   /** Mean visual tokens entering the LLM, and averaged over its layers. */
   meanTokens: { input: number; layerAveraged: number; inputFraction: number; layerAveragedFraction: number };
   /** Largest KV cache bytes in use after prefill + generation. */
@@ -47,7 +55,10 @@ export interface EvalSummary {
 export function readSplit(dir: string, split: string): { records: QaRecord[]; root: string } {
   const file = resolve(dir, `${split}.jsonl`);
   if (!existsSync(file)) {
-    throw new UsageError(`no ${split} split at ${file}`, `write it first: sieve synth --split ${split} --n 70 --out ${dir}`);
+    throw new UsageError(
+      `no ${split} split at ${file}`,
+      `write it first: sieve synth --split ${split} --n 70 --out ${dir}`,
+    );
   }
   const records: QaRecord[] = [];
   readFileSync(file, 'utf8')
@@ -61,7 +72,10 @@ export function readSplit(dir: string, split: string): { records: QaRecord[]; ro
         throw new SieveError(`${file}:${i + 1} is not valid JSON`, 'regenerate the split with sieve synth');
       }
       if (typeof r.video !== 'string' || typeof r.question !== 'string' || typeof r.answer !== 'string') {
-        throw new SieveError(`${file}:${i + 1} lacks video, question or answer`, 'regenerate the split with sieve synth');
+        throw new SieveError(
+          `${file}:${i + 1} lacks video, question or answer`,
+          'regenerate the split with sieve synth',
+        );
       }
       records.push(r as QaRecord);
     });
@@ -69,7 +83,11 @@ export function readSplit(dir: string, split: string): { records: QaRecord[]; ro
 }
 
 export function normaliseAnswer(s: string): string {
-  return s.toLowerCase().replace(/[.!?,]/g, ' ').replace(/\s+/g, ' ').trim();
+  return s
+    .toLowerCase()
+    .replace(/[.!?,]/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
 }
 
 export function summarise(run: PruneRequest, items: readonly EvalItemResult[]): EvalSummary {
@@ -81,7 +99,8 @@ export function summarise(run: PruneRequest, items: readonly EvalItemResult[]): 
   }
   for (const t of Object.values(byType)) t.accuracy = t.correct / t.n;
   const answered = items.filter((it) => it.result).map((it) => ({ ...it.result!, decodeMs: it.decodeMs ?? 0 }));
-  const mean = (f: (r: (typeof answered)[number]) => number) => (answered.length ? answered.reduce((a, r) => a + f(r), 0) / answered.length : 0);
+  const mean = (f: (r: (typeof answered)[number]) => number) =>
+    answered.length ? answered.reduce((a, r) => a + f(r), 0) / answered.length : 0;
   const correct = items.filter((it) => it.correct).length;
   const all = (r: (typeof answered)[number]) => r.visualTokens.perFrame * r.visualTokens.keptPerFrame.length;
   return {
@@ -133,7 +152,9 @@ export async function evaluate(
     let frames: Frame[] | undefined;
     let clipError: string | undefined;
     try {
-      frames = await lastValueFrom(videoFrames(join(root, video), { frames: records[indices[0]].frames }).pipe(toArray()));
+      frames = await lastValueFrom(
+        videoFrames(join(root, video), { frames: records[indices[0]].frames }).pipe(toArray()),
+      );
     } catch (err) {
       clipError = (err as Error).message;
     }
@@ -141,7 +162,14 @@ export async function evaluate(
     for (const [k, run] of runs.entries()) {
       for (const index of indices) {
         const r = records[index];
-        const item: EvalItemResult = { index, video, question: r.question, type: r.type, expected: r.answer, correct: false };
+        const item: EvalItemResult = {
+          index,
+          video,
+          question: r.question,
+          type: r.type,
+          expected: r.answer,
+          correct: false,
+        };
         if (clipError) item.error = clipError;
         else {
           try {
@@ -149,7 +177,12 @@ export async function evaluate(
             item.answer = a.answer;
             item.correct = normaliseAnswer(a.answer) === normaliseAnswer(r.answer);
             item.decodeMs = decodeMs;
-            item.result = { timings: a.timings, visualTokens: a.visualTokens, promptTokens: a.promptTokens, memory: a.memory };
+            item.result = {
+              timings: a.timings,
+              visualTokens: a.visualTokens,
+              promptTokens: a.promptTokens,
+              memory: a.memory,
+            };
           } catch (err) {
             item.error = (err as Error).message;
           }

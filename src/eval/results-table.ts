@@ -3,7 +3,10 @@ import type { EvalSummary } from './evaluate.js';
 const pct = (x: number) => (100 * x).toFixed(1);
 
 /** The methods table of docs/results: one row per method × budget, every number from one run. */
-export function resultsMarkdown(summaries: readonly EvalSummary[], meta: { model: string; split: string; questions: number; command: string; date: string; machine: string }): string {
+export function resultsMarkdown(
+  summaries: readonly EvalSummary[],
+  meta: { model: string; split: string; questions: number; command: string; date: string; machine: string },
+): string {
   const types = [...new Set(summaries.flatMap((s) => Object.keys(s.byType)))];
   const unpruned = summaries.find((s) => s.method === 'none' && s.budget === 1);
   const header = [

@@ -226,13 +226,20 @@ async function inspect(file: string): Promise<Probed> {
 async function checkReadable(file: string): Promise<void> {
   const st = await stat(file).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') {
-      throw new MediaError(`video file not found: ${file}`, 'check the path (a relative path starts at the current directory)');
+      throw new MediaError(
+        `video file not found: ${file}`,
+        'check the path (a relative path starts at the current directory)',
+      );
     }
     throw new MediaError(`cannot read video ${file}: ${err.message}`);
   });
-  if (st.isDirectory()) throw new MediaError(`${file} is a directory, not a video file`, 'give the path of a video file');
+  if (st.isDirectory())
+    throw new MediaError(`${file} is a directory, not a video file`, 'give the path of a video file');
   if (st.size === 0) {
-    throw new MediaError(`video file ${file} is empty (0 bytes)`, 'whatever wrote it (a recording, a download) failed: make it again');
+    throw new MediaError(
+      `video file ${file} is empty (0 bytes)`,
+      'whatever wrote it (a recording, a download) failed: make it again',
+    );
   }
   try {
     await (await open(file, 'r')).close();
@@ -246,7 +253,8 @@ async function checkReadable(file: string): Promise<void> {
 }
 
 function describeVideo(file: string, data: FfprobeData): Probed {
-  if (data.streams.length === 0) throw new MediaError(`cannot read video ${file}: ffprobe finds no streams in it`, CORRUPT_HINT);
+  if (data.streams.length === 0)
+    throw new MediaError(`cannot read video ${file}: ffprobe finds no streams in it`, CORRUPT_HINT);
   const video = data.streams.find((s) => s.codec_type === 'video' && !Number(s.disposition?.attached_pic));
   if (!video) {
     const found = data.streams.map((s) => `${s.codec_type ?? 'unknown'} (${s.codec_name ?? 'unknown'})`).join(', ');
@@ -263,11 +271,16 @@ function describeVideo(file: string, data: FfprobeData): Probed {
   const startS = Math.max(0, (finite(video.start_time) ?? formatStart) - formatStart);
   const fps = rate(video.avg_frame_rate) ?? rate(video.r_frame_rate);
   const formatDuration = finite(data.format.duration);
-  const durationS = positive(video.duration) ?? (formatDuration !== undefined ? positive(formatDuration - startS) : undefined);
+  const durationS =
+    positive(video.duration) ?? (formatDuration !== undefined ? positive(formatDuration - startS) : undefined);
   const width = positive(video.width);
   const height = positive(video.height);
   if (fps === undefined || durationS === undefined || width === undefined || height === undefined) {
-    const missing = [fps === undefined && 'frame rate', durationS === undefined && 'duration', width === undefined && 'size']
+    const missing = [
+      fps === undefined && 'frame rate',
+      durationS === undefined && 'duration',
+      width === undefined && 'size',
+    ]
       .filter(Boolean)
       .join(', ');
     throw new MediaError(
@@ -369,7 +382,12 @@ export async function* decodeFrames(file: string, options: DecodeOptions = {}): 
   if (sel.starts?.length === 0) return;
   const { syncFlag } = await useBinaries();
 
-  const filters = [sel.filter, options.size && `scale=${options.size.width}:${options.size.height}:flags=bicubic`, 'format=rgb24', 'showinfo'];
+  const filters = [
+    sel.filter,
+    options.size && `scale=${options.size.width}:${options.size.height}:flags=bicubic`,
+    'format=rgb24',
+    'showinfo',
+  ];
   const command = ffmpeg(file)
     .inputOptions([
       '-hide_banner',
@@ -439,8 +457,13 @@ export async function* decodeFrames(file: string, options: DecodeOptions = {}): 
       const where = lastT === undefined ? '' : ` after ${lastT.toFixed(3)} s`;
       throw new MediaError(`ffmpeg cannot decode ${file}${where}: ${reason || err.message}`, CORRUPT_HINT);
     }
-    if (filled > 0) throw new MediaError(`ffmpeg stopped in the middle of a frame of ${file}${reason ? `: ${reason}` : ''}`, CORRUPT_HINT);
-    if (decoded === 0) throw new MediaError(`no frame of ${file} could be decoded${reason ? `: ${reason}` : ''}`, CORRUPT_HINT);
+    if (filled > 0)
+      throw new MediaError(
+        `ffmpeg stopped in the middle of a frame of ${file}${reason ? `: ${reason}` : ''}`,
+        CORRUPT_HINT,
+      );
+    if (decoded === 0)
+      throw new MediaError(`no frame of ${file} could be decoded${reason ? `: ${reason}` : ''}`, CORRUPT_HINT);
     const end = probed.info.startS + probed.info.durationS;
     if (sel.requested && next < sel.requested.length) {
       throw new MediaError(
@@ -449,7 +472,10 @@ export async function* decodeFrames(file: string, options: DecodeOptions = {}): 
       );
     }
     if (reason && lastT !== undefined && lastT < end - Math.max(1, 2 / probed.info.fps)) {
-      throw new MediaError(`${file} is damaged: decoding stopped at ${lastT.toFixed(3)} s of ${end.toFixed(3)} s (ffmpeg: ${reason})`, CORRUPT_HINT);
+      throw new MediaError(
+        `${file} is damaged: decoding stopped at ${lastT.toFixed(3)} s of ${end.toFixed(3)} s (ffmpeg: ${reason})`,
+        CORRUPT_HINT,
+      );
     }
   } finally {
     options.signal?.removeEventListener('abort', run.stop);
@@ -525,7 +551,10 @@ function checkDecodeOptions(o: DecodeOptions): void {
   if (o.fps !== undefined && !(Number.isFinite(o.fps) && o.fps > 0)) {
     throw new UsageError(`sampling rate must be a positive number of frames per second, got ${o.fps}`);
   }
-  if (o.size && !(Number.isInteger(o.size.width) && Number.isInteger(o.size.height) && o.size.width > 0 && o.size.height > 0)) {
+  if (
+    o.size &&
+    !(Number.isInteger(o.size.width) && Number.isInteger(o.size.height) && o.size.width > 0 && o.size.height > 0)
+  ) {
     throw new UsageError(`frame size must be positive whole pixels, got ${o.size.width}×${o.size.height}`);
   }
 }
@@ -543,12 +572,18 @@ function selection(file: string, probed: Probed, o: DecodeOptions): Selection {
 
   const requested = typeof o.timestamps === 'function' ? o.timestamps(info) : o.timestamps;
   if (requested.length > MAX_TIMESTAMPS) {
-    throw new UsageError(`${requested.length} timestamps requested; at most ${MAX_TIMESTAMPS} per decode`, 'sample at a frame rate instead');
+    throw new UsageError(
+      `${requested.length} timestamps requested; at most ${MAX_TIMESTAMPS} per decode`,
+      'sample at a frame rate instead',
+    );
   }
   const end = info.startS + info.durationS;
   for (const t of requested) {
     if (!Number.isFinite(t) || t < 0 || t > end + 1e-6) {
-      throw new MediaError(`timestamp ${t} s is outside ${file}, which runs from 0 to ${end.toFixed(3)} s`, 'ask for frames within the video');
+      throw new MediaError(
+        `timestamp ${t} s is outside ${file}, which runs from 0 to ${end.toFixed(3)} s`,
+        'ask for frames within the video',
+      );
     }
   }
   // The first frame at or after t − frameS/2 is the nearest to t; never past the last frame.
@@ -660,7 +695,10 @@ export async function encodeVideo(
         .format('mp4')
         .on('end', () => resolve())
         .on('error', (err: Error, _stdout: string | null, stderr: string | null) => {
-          const reason = ffmpegReason((stderr ?? '').split('\n').filter((l) => /\[(?:error|fatal|panic)\]/.test(l)), out);
+          const reason = ffmpegReason(
+            (stderr ?? '').split('\n').filter((l) => /\[(?:error|fatal|panic)\]/.test(l)),
+            out,
+          );
           reject(new Error(reason || err.message));
         })
         .save(out);
@@ -683,6 +721,8 @@ function checkImage(image: RgbImage, width: number, height: number, index: numbe
     throw new UsageError(`frame ${index} is ${image.width}×${image.height}, but the video is ${width}×${height}`);
   }
   if (image.rgb.length !== width * height * 3) {
-    throw new UsageError(`frame ${index} has ${image.rgb.length} bytes; ${width}×${height} RGB needs ${width * height * 3}`);
+    throw new UsageError(
+      `frame ${index} has ${image.rgb.length} bytes; ${width}×${height} RGB needs ${width * height * 3}`,
+    );
   }
 }

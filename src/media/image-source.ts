@@ -21,9 +21,18 @@ export async function readImage(input: string | Uint8Array, index = 0): Promise<
       .raw({ depth: 'uchar' })
       .toBuffer({ resolveWithObject: true });
     if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels instead of 3`);
-    return { index, timestampS: index, width: info.width, height: info.height, rgb: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+    return {
+      index,
+      timestampS: index,
+      width: info.width,
+      height: info.height,
+      rgb: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    };
   } catch (err) {
-    throw new MediaError(`cannot read image ${name}: ${(err as Error).message}`, 'give a PNG, JPEG or WebP image that an image viewer opens');
+    throw new MediaError(
+      `cannot read image ${name}: ${(err as Error).message}`,
+      'give a PNG, JPEG or WebP image that an image viewer opens',
+    );
   }
 }
 
@@ -39,6 +48,8 @@ async function checkImageFile(file: string): Promise<void> {
       'check the path',
     );
   });
-  if (st.isDirectory()) throw new MediaError(`${file} is a directory, not an image file`, 'give the path of an image file');
-  if (st.size === 0) throw new MediaError(`image file ${file} is empty (0 bytes)`, 'whatever wrote it failed: make it again');
+  if (st.isDirectory())
+    throw new MediaError(`${file} is a directory, not an image file`, 'give the path of an image file');
+  if (st.size === 0)
+    throw new MediaError(`image file ${file} is empty (0 bytes)`, 'whatever wrote it failed: make it again');
 }

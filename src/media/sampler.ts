@@ -15,7 +15,8 @@ export type Sampling = { frames: number } | { fps: number };
 
 /** `count` timestamps at the centres of `count` equal segments of [startS, startS + durationS]. */
 export function uniformTimestamps(count: number, durationS: number, startS = 0): number[] {
-  if (!Number.isInteger(count) || count < 1) throw new UsageError(`frame count must be a whole number ≥ 1, got ${count}`);
+  if (!Number.isInteger(count) || count < 1)
+    throw new UsageError(`frame count must be a whole number ≥ 1, got ${count}`);
   return Array.from({ length: count }, (_, i) => startS + ((i + 0.5) * durationS) / count);
 }
 

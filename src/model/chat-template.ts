@@ -6,9 +6,7 @@ import { isObject, readJsonObject } from './json-file.js';
 import type { SpecialTokens } from './tokenizer.js';
 
 /** Hugging Face multimodal message content. `index` is 1-based over the prompt's images. */
-export type ChatContent =
-  | { type: 'text'; text: string }
-  | { type: 'image'; index: number; timestamp: number };
+export type ChatContent = { type: 'text'; text: string } | { type: 'image'; index: number; timestamp: number };
 
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant';
@@ -27,7 +25,10 @@ export class ChatTemplate {
     try {
       this.template = new Template(source);
     } catch (err) {
-      throw new ModelError(`the chat template in ${file} does not parse: ${(err as Error).message}`, 'fix the template or download the file again');
+      throw new ModelError(
+        `the chat template in ${file} does not parse: ${(err as Error).message}`,
+        'fix the template or download the file again',
+      );
     }
   }
 
@@ -35,7 +36,10 @@ export class ChatTemplate {
     try {
       return this.template.render({ ...this.specialTokens, messages, add_generation_prompt: addGenerationPrompt });
     } catch (err) {
-      throw new ModelError(`the chat template in ${this.file} failed: ${(err as Error).message}`, 'check the message roles and order this model\'s template expects');
+      throw new ModelError(
+        `the chat template in ${this.file} failed: ${(err as Error).message}`,
+        "check the message roles and order this model's template expects",
+      );
     }
   }
 }
@@ -58,16 +62,22 @@ export function loadChatTemplate(dir: string, specialTokens: SpecialTokens): Cha
   }
   throw new ModelError(
     `${dir} has no chat template (chat_template.jinja, chat_template.json or "chat_template" in tokenizer_config.json)`,
-    'download the checkpoint\'s chat template file, or add a chat_template.jinja that formats images and text for this model',
+    "download the checkpoint's chat template file, or add a chat_template.jinja that formats images and text for this model",
   );
 }
 
 function pickTemplate(value: unknown, path: string): string {
   if (typeof value === 'string') return value;
   if (Array.isArray(value)) {
-    const named = value.filter((t): t is { name: string; template: string } => isObject(t) && typeof t.name === 'string' && typeof t.template === 'string');
+    const named = value.filter(
+      (t): t is { name: string; template: string } =>
+        isObject(t) && typeof t.name === 'string' && typeof t.template === 'string',
+    );
     const chosen = named.find((t) => t.name === 'default') ?? named[0];
     if (chosen) return chosen.template;
   }
-  throw new ModelError(`${path}: field "chat_template" must be a string or a list of {name, template}`, 'the file looks damaged or incomplete: download the checkpoint again');
+  throw new ModelError(
+    `${path}: field "chat_template" must be a string or a list of {name, template}`,
+    'the file looks damaged or incomplete: download the checkpoint again',
+  );
 }

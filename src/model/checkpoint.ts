@@ -61,7 +61,9 @@ export function loadCheckpoint(dir: string): Checkpoint {
 
 /** A cheap consistency check that catches a config.json that belongs to another checkpoint. */
 function checkEmbedding(config: VlmConfig, weights: WeightStore): void {
-  const name = ['language_model.model.embed_tokens.weight', 'model.language_model.embed_tokens.weight'].find((n) => weights.has(n));
+  const name = ['language_model.model.embed_tokens.weight', 'model.language_model.embed_tokens.weight'].find((n) =>
+    weights.has(n),
+  );
   if (!name) return;
   const [vocab, hidden] = weights.shape(name);
   const t = config.text;
@@ -90,7 +92,11 @@ export function defaultHashCachePath(): string {
  * its last hashing reuses that hash (the trust `make` puts in mtimes; a checkpoint is replaced by
  * downloading new files, not edited in place). `cachePath: null` always hashes.
  */
-export async function hashFiles(dir: string, files: readonly string[], cachePath: string | null = defaultHashCachePath()): Promise<Record<string, string>> {
+export async function hashFiles(
+  dir: string,
+  files: readonly string[],
+  cachePath: string | null = defaultHashCachePath(),
+): Promise<Record<string, string>> {
   const cache = cachePath ? readCache(cachePath) : {};
   const result: Record<string, string> = {};
   for (const path of files) {
@@ -130,7 +136,9 @@ function sha256File(path: string): Promise<string> {
     const hash = createHash('sha256');
     createReadStream(path, { highWaterMark: 4 << 20 })
       .on('data', (chunk) => hash.update(chunk))
-      .on('error', (err) => fail(new ModelError(`cannot read ${path}: ${err.message}`, 'check that the file exists and is readable')))
+      .on('error', (err) =>
+        fail(new ModelError(`cannot read ${path}: ${err.message}`, 'check that the file exists and is readable')),
+      )
       .on('end', () => done(hash.digest('hex')));
   });
 }

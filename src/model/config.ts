@@ -26,7 +26,16 @@ const ACTIVATIONS: Record<string, Activation> = {
  */
 const VISION_DEFAULTS = {
   clip: { hidden: 768, intermediate: 3072, layers: 12, heads: 12, image: 224, patch: 32, act: 'quick_gelu', eps: 1e-5 },
-  siglip: { hidden: 768, intermediate: 3072, layers: 12, heads: 12, image: 224, patch: 16, act: 'gelu_pytorch_tanh', eps: 1e-6 },
+  siglip: {
+    hidden: 768,
+    intermediate: 3072,
+    layers: 12,
+    heads: 12,
+    image: 224,
+    patch: 16,
+    act: 'gelu_pytorch_tanh',
+    eps: 1e-6,
+  },
 } as const;
 
 const TEXT_DEFAULTS = {
@@ -84,7 +93,8 @@ function readVision(f: JsonFields, root: JsonFields, selectStrategy: VisionConfi
   const d = VISION_DEFAULTS[family];
   const hiddenSize = f.int('hidden_size', d.hidden);
   const numHeads = f.int('num_attention_heads', d.heads);
-  if (hiddenSize % numHeads !== 0) f.fail('num_attention_heads', `(${numHeads}) must divide hidden_size (${hiddenSize})`);
+  if (hiddenSize % numHeads !== 0)
+    f.fail('num_attention_heads', `(${numHeads}) must divide hidden_size (${hiddenSize})`);
   const imageSize = f.int('image_size', d.image);
   const patchSize = f.int('patch_size', d.patch);
   if (imageSize % patchSize !== 0) f.fail('patch_size', `(${patchSize}) must divide image_size (${imageSize})`);
@@ -94,7 +104,10 @@ function readVision(f: JsonFields, root: JsonFields, selectStrategy: VisionConfi
   const layer = root.signedInt('vision_feature_layer', -2);
   const featureLayer = layer < 0 ? numLayers + 1 + layer : layer;
   if (featureLayer < 1 || featureLayer > numLayers) {
-    root.fail('vision_feature_layer', `(${layer}) must select an encoder layer output, 1..${numLayers} or -1..-${numLayers}`);
+    root.fail(
+      'vision_feature_layer',
+      `(${layer}) must select an encoder layer output, 1..${numLayers} or -1..-${numLayers}`,
+    );
   }
   return {
     family,
@@ -127,9 +140,11 @@ function readText(f: JsonFields, generationEos: number[]): TextConfig {
   const hiddenSize = f.int('hidden_size', d.hidden);
   const numHeads = f.int('num_attention_heads', d.heads);
   const numKvHeads = f.int('num_key_value_heads', numHeads);
-  if (numHeads % numKvHeads !== 0) f.fail('num_key_value_heads', `(${numKvHeads}) must divide num_attention_heads (${numHeads})`);
+  if (numHeads % numKvHeads !== 0)
+    f.fail('num_key_value_heads', `(${numKvHeads}) must divide num_attention_heads (${numHeads})`);
   const headDim = f.int('head_dim', Math.floor(hiddenSize / numHeads));
-  if (!f.has('head_dim') && hiddenSize % numHeads !== 0) f.fail('num_attention_heads', `(${numHeads}) must divide hidden_size (${hiddenSize})`);
+  if (!f.has('head_dim') && hiddenSize % numHeads !== 0)
+    f.fail('num_attention_heads', `(${numHeads}) must divide hidden_size (${hiddenSize})`);
 
   if (f.has('rope_scaling')) {
     const scaling = f.sub('rope_scaling');

@@ -64,7 +64,8 @@ export class JsonFields {
 
   int(key: string, fallback?: number, min = 1): number {
     const v = this.value(key, fallback);
-    if (!Number.isInteger(v) || (v as number) < min) this.fail(key, `must be an integer ≥ ${min}, got ${JSON.stringify(v)}`);
+    if (!Number.isInteger(v) || (v as number) < min)
+      this.fail(key, `must be an integer ≥ ${min}, got ${JSON.stringify(v)}`);
     return v as number;
   }
 
@@ -75,7 +76,8 @@ export class JsonFields {
 
   positive(key: string, fallback?: number): number {
     const v = this.value(key, fallback);
-    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) this.fail(key, `must be a positive number, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0)
+      this.fail(key, `must be a positive number, got ${JSON.stringify(v)}`);
     return v;
   }
 
@@ -96,7 +98,8 @@ export class JsonFields {
     if (!this.has(key)) return [];
     const v = this.obj[key];
     const list = Array.isArray(v) ? v : [v];
-    if (!list.every((x) => Number.isInteger(x) && x >= 0)) this.fail(key, `must be a token id or a list of token ids, got ${JSON.stringify(v)}`);
+    if (!list.every((x) => Number.isInteger(x) && x >= 0))
+      this.fail(key, `must be a token id or a list of token ids, got ${JSON.stringify(v)}`);
     return list as number[];
   }
 

@@ -43,12 +43,68 @@ export interface RandomCheckpointSpec {
 const RANDOM_SPECIAL_TOKENS = ['<pad>', '<s>', '</s>', '<unk>', '<image>'] as const;
 const IMAGE_TOKEN_ID = 4;
 const WORDS = [
-  'system', 'user', 'assistant', 'frame', ':', '?', '.', ',', '!', "'", '-',
+  'system',
+  'user',
+  'assistant',
+  'frame',
+  ':',
+  '?',
+  '.',
+  ',',
+  '!',
+  "'",
+  '-',
   ...Array.from({ length: 64 }, (_, i) => String(i)),
-  'yes', 'no', 'what', 'which', 'how', 'many', 'is', 'are', 'there', 'the', 'a', 'an', 'of', 'in', 'on', 'at',
-  'colour', 'color', 'shape', 'count', 'moving', 'static', 'first', 'last', 'left', 'right', 'top', 'bottom',
-  'red', 'green', 'blue', 'yellow', 'white', 'black', 'circle', 'square', 'triangle', 'star',
-  'up', 'down', 'before', 'after', 'and', 'or', 'not', 'one', 'two', 'three', 'four', 'five',
+  'yes',
+  'no',
+  'what',
+  'which',
+  'how',
+  'many',
+  'is',
+  'are',
+  'there',
+  'the',
+  'a',
+  'an',
+  'of',
+  'in',
+  'on',
+  'at',
+  'colour',
+  'color',
+  'shape',
+  'count',
+  'moving',
+  'static',
+  'first',
+  'last',
+  'left',
+  'right',
+  'top',
+  'bottom',
+  'red',
+  'green',
+  'blue',
+  'yellow',
+  'white',
+  'black',
+  'circle',
+  'square',
+  'triangle',
+  'star',
+  'up',
+  'down',
+  'before',
+  'after',
+  'and',
+  'or',
+  'not',
+  'one',
+  'two',
+  'three',
+  'four',
+  'five',
 ];
 
 /**
@@ -72,12 +128,18 @@ const CLIP_STD = [0.26862954, 0.26130258, 0.27577711];
  */
 export function writeRandomCheckpoint(dir: string, spec: RandomCheckpointSpec): void {
   const vocabWords = [...RANDOM_SPECIAL_TOKENS, ...WORDS].slice(0, spec.text.vocabSize);
-  if (vocabWords.length < RANDOM_SPECIAL_TOKENS.length) throw new Error(`vocabSize must be at least ${RANDOM_SPECIAL_TOKENS.length}`);
+  if (vocabWords.length < RANDOM_SPECIAL_TOKENS.length)
+    throw new Error(`vocabSize must be at least ${RANDOM_SPECIAL_TOKENS.length}`);
   mkdirSync(dir, { recursive: true });
   const json = (name: string, value: unknown) => writeFileSync(join(dir, name), `${JSON.stringify(value, null, 2)}\n`);
 
   json('config.json', hfConfig(spec));
-  json('generation_config.json', { _from_model_config: true, bos_token_id: 1, eos_token_id: 2, transformers_version: '4.46.1' });
+  json('generation_config.json', {
+    _from_model_config: true,
+    bos_token_id: 1,
+    eos_token_id: 2,
+    transformers_version: '4.46.1',
+  });
   json('tokenizer.json', tokenizerJson(vocabWords));
   json('tokenizer_config.json', {
     added_tokens_decoder: Object.fromEntries(RANDOM_SPECIAL_TOKENS.map((t, id) => [String(id), addedToken(t)])),
@@ -130,8 +192,20 @@ function hfConfig(spec: RandomCheckpointSpec): Record<string, unknown> {
   };
   const textConfig =
     t.family === 'llama'
-      ? { ...common, attention_bias: t.attentionBias ?? false, head_dim: t.hiddenSize / t.numHeads, mlp_bias: t.mlpBias ?? false, model_type: 'llama' }
-      : { ...common, max_window_layers: t.numLayers, model_type: 'qwen2', sliding_window: null, use_sliding_window: false };
+      ? {
+          ...common,
+          attention_bias: t.attentionBias ?? false,
+          head_dim: t.hiddenSize / t.numHeads,
+          mlp_bias: t.mlpBias ?? false,
+          model_type: 'llama',
+        }
+      : {
+          ...common,
+          max_window_layers: t.numLayers,
+          model_type: 'qwen2',
+          sliding_window: null,
+          use_sliding_window: false,
+        };
   return {
     architectures: ['LlavaForConditionalGeneration'],
     ignore_index: -100,
@@ -163,7 +237,11 @@ function tokenizerJson(words: string[]): Record<string, unknown> {
     post_processor: {
       type: 'TemplateProcessing',
       single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
-      pair: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } }],
+      pair: [
+        { SpecialToken: { id: '<s>', type_id: 0 } },
+        { Sequence: { id: 'A', type_id: 0 } },
+        { Sequence: { id: 'B', type_id: 1 } },
+      ],
       special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } },
     },
     decoder: null,
@@ -173,10 +251,32 @@ function tokenizerJson(words: string[]): Record<string, unknown> {
 
 function preprocessorConfig(spec: RandomCheckpointSpec): Record<string, unknown> {
   const s = spec.vision.imageSize;
-  const common = { do_convert_rgb: true, do_normalize: true, do_rescale: true, do_resize: true, processor_class: 'LlavaProcessor', resample: 3, rescale_factor: 1 / 255 };
+  const common = {
+    do_convert_rgb: true,
+    do_normalize: true,
+    do_rescale: true,
+    do_resize: true,
+    processor_class: 'LlavaProcessor',
+    resample: 3,
+    rescale_factor: 1 / 255,
+  };
   return spec.vision.family === 'clip'
-    ? { ...common, crop_size: { height: s, width: s }, do_center_crop: true, image_mean: CLIP_MEAN, image_processor_type: 'CLIPImageProcessor', image_std: CLIP_STD, size: { shortest_edge: s } }
-    : { ...common, image_mean: [0.5, 0.5, 0.5], image_processor_type: 'SiglipImageProcessor', image_std: [0.5, 0.5, 0.5], size: { height: s, width: s } };
+    ? {
+        ...common,
+        crop_size: { height: s, width: s },
+        do_center_crop: true,
+        image_mean: CLIP_MEAN,
+        image_processor_type: 'CLIPImageProcessor',
+        image_std: CLIP_STD,
+        size: { shortest_edge: s },
+      }
+    : {
+        ...common,
+        image_mean: [0.5, 0.5, 0.5],
+        image_processor_type: 'SiglipImageProcessor',
+        image_std: [0.5, 0.5, 0.5],
+        size: { height: s, width: s },
+      };
 }
 
 /**
@@ -208,10 +308,18 @@ function tensorPlan(spec: RandomCheckpointSpec): TensorPlan[] {
   const clip = v.family === 'clip';
   const grid = v.imageSize / v.patchSize;
   const H = v.hiddenSize;
-  plan.push({ name: `${vm}.embeddings.patch_embedding.weight`, shape: [H, 3, v.patchSize, v.patchSize], init: { kind: 'linear', fanIn: 3 * v.patchSize ** 2 } });
+  plan.push({
+    name: `${vm}.embeddings.patch_embedding.weight`,
+    shape: [H, 3, v.patchSize, v.patchSize],
+    init: { kind: 'linear', fanIn: 3 * v.patchSize ** 2 },
+  });
   if (clip) plan.push({ name: `${vm}.embeddings.class_embedding`, shape: [H], init: { kind: 'unit' } });
   else plan.push({ name: `${vm}.embeddings.patch_embedding.bias`, shape: [H], init: { kind: 'small' } });
-  plan.push({ name: `${vm}.embeddings.position_embedding.weight`, shape: [grid * grid + (clip ? 1 : 0), H], init: { kind: 'unit' } });
+  plan.push({
+    name: `${vm}.embeddings.position_embedding.weight`,
+    shape: [grid * grid + (clip ? 1 : 0), H],
+    init: { kind: 'unit' },
+  });
   if (clip) layerNorm(`${vm}.pre_layrnorm`, H);
   for (let i = 0; i < v.numLayers; i++) {
     const p = `${vm}.encoder.layers.${i}`;
@@ -265,7 +373,12 @@ function tensorPlan(spec: RandomCheckpointSpec): TensorPlan[] {
 function writeWeights(dir: string, spec: RandomCheckpointSpec): void {
   const dtype = spec.dtype ?? 'F32';
   const plan = tensorPlan(spec).sort((a, b) => (a.name < b.name ? -1 : 1));
-  const toWrite = (p: TensorPlan): TensorToWrite => ({ name: p.name, shape: p.shape, dtype, data: () => randomChunks(spec.seed, p) });
+  const toWrite = (p: TensorPlan): TensorToWrite => ({
+    name: p.name,
+    shape: p.shape,
+    dtype,
+    data: () => randomChunks(spec.seed, p),
+  });
   const shards = Math.max(1, Math.min(spec.shards ?? 1, plan.length));
   if (shards === 1) {
     writeSafetensors(join(dir, 'model.safetensors'), plan.map(toWrite));

@@ -49,7 +49,8 @@ export function writeSafetensors(
         writeAll(fd, encode(chunk, t.dtype ?? 'F32'));
         written += chunk.length;
       }
-      if (written !== numel(t.shape)) throw new Error(`tensor ${t.name}: got ${written} values for shape [${t.shape.join(', ')}]`);
+      if (written !== numel(t.shape))
+        throw new Error(`tensor ${t.name}: got ${written} values for shape [${t.shape.join(', ')}]`);
     }
     closeSync(fd);
   } catch (err) {

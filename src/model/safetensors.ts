@@ -5,8 +5,21 @@ import { JsonFields, isObject, readJsonObject } from './json-file.js';
 
 /** Bytes per element of every dtype the safetensors format defines. */
 const ITEM_SIZE: Record<string, number> = {
-  F64: 8, F32: 4, F16: 2, BF16: 2, F8_E4M3: 1, F8_E5M2: 1,
-  I64: 8, I32: 4, I16: 2, I8: 1, U64: 8, U32: 4, U16: 2, U8: 1, BOOL: 1,
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  F8_E4M3: 1,
+  F8_E5M2: 1,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U64: 8,
+  U32: 4,
+  U16: 2,
+  U8: 1,
+  BOOL: 1,
 };
 
 const MAX_HEADER_BYTES = 100 * 1024 * 1024;
@@ -43,8 +56,8 @@ export function openWeights(dir: string): WeightStore {
   throw new ModelError(
     `${dir} has no model.safetensors or model.safetensors.index.json`,
     hasBin
-      ? 'only safetensors weights are supported: download the checkpoint\'s safetensors files or convert pytorch_model.bin with transformers (save_pretrained(safe_serialization=True))'
-      : 'download the checkpoint\'s *.safetensors files (and model.safetensors.index.json when sharded)',
+      ? "only safetensors weights are supported: download the checkpoint's safetensors files or convert pytorch_model.bin with transformers (save_pretrained(safe_serialization=True))"
+      : "download the checkpoint's *.safetensors files (and model.safetensors.index.json when sharded)",
   );
 }
 
@@ -52,20 +65,27 @@ function openSharded(indexPath: string): WeightStore {
   const index = new JsonFields(indexPath, readJsonObject(indexPath, ''));
   const map = index.sub('weight_map').obj;
   const shardNames = [...new Set(Object.values(map))];
-  if (shardNames.length === 0 || !shardNames.every((s) => typeof s === 'string' && !s.includes('/') && !s.includes('\\'))) {
+  if (
+    shardNames.length === 0 ||
+    !shardNames.every((s) => typeof s === 'string' && !s.includes('/') && !s.includes('\\'))
+  ) {
     index.fail('weight_map', 'must map tensor names to shard file names in the same folder');
   }
   const shards: SafetensorsFile[] = [];
   try {
     for (const name of shardNames as string[]) {
       const path = join(dirname(indexPath), name);
-      if (!existsSync(path)) throw new ModelError(`${path} is missing (listed in ${indexPath})`, 'download every shard listed in the index');
+      if (!existsSync(path))
+        throw new ModelError(`${path} is missing (listed in ${indexPath})`, 'download every shard listed in the index');
       shards.push(new SafetensorsFile(path));
     }
     const byName = new Map(shards.map((s, i) => [shardNames[i] as string, s]));
     for (const [tensor, shard] of Object.entries(map)) {
       if (!byName.get(shard as string)!.tensors.has(tensor)) {
-        throw new ModelError(`${indexPath} lists ${tensor} in ${shard as string}, which does not contain it`, DAMAGED_HINT);
+        throw new ModelError(
+          `${indexPath} lists ${tensor} in ${shard as string}, which does not contain it`,
+          DAMAGED_HINT,
+        );
       }
     }
   } catch (err) {
@@ -84,7 +104,11 @@ class FileWeights implements WeightStore {
   ) {
     for (const shard of shards) {
       for (const name of shard.tensors.keys()) {
-        if (this.owner.has(name)) throw new ModelError(`tensor ${name} appears in both ${this.owner.get(name)!.path} and ${shard.path}`, DAMAGED_HINT);
+        if (this.owner.has(name))
+          throw new ModelError(
+            `tensor ${name} appears in both ${this.owner.get(name)!.path} and ${shard.path}`,
+            DAMAGED_HINT,
+          );
         this.owner.set(name, shard);
       }
     }
@@ -100,7 +124,11 @@ class FileWeights implements WeightStore {
 
   private find(name: string): [SafetensorsFile, TensorInfo] {
     const shard = this.owner.get(name);
-    if (!shard) throw new ModelError(`the checkpoint has no tensor ${name}`, 'is it a complete checkpoint of a supported architecture?');
+    if (!shard)
+      throw new ModelError(
+        `the checkpoint has no tensor ${name}`,
+        'is it a complete checkpoint of a supported architecture?',
+      );
     return [shard, shard.tensors.get(name)!];
   }
 
@@ -148,7 +176,8 @@ export class SafetensorsFile {
     const lenBytes = Buffer.alloc(8);
     this.readAt(lenBytes, 0);
     const headerLen = Number(lenBytes.readBigUInt64LE(0));
-    if (headerLen > MAX_HEADER_BYTES || 8 + headerLen > size) throw this.damaged(`header length ${headerLen} does not fit the file (${size} bytes)`);
+    if (headerLen > MAX_HEADER_BYTES || 8 + headerLen > size)
+      throw this.damaged(`header length ${headerLen} does not fit the file (${size} bytes)`);
     const headerBytes = Buffer.alloc(headerLen);
     this.readAt(headerBytes, 8);
     let header: unknown;
@@ -170,15 +199,23 @@ export class SafetensorsFile {
       const { dtype, shape, data_offsets: offsets } = entry;
       const itemSize = typeof dtype === 'string' ? ITEM_SIZE[dtype] : undefined;
       if (itemSize === undefined) throw this.damaged(`tensor ${name} has unknown dtype ${JSON.stringify(dtype)}`);
-      if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) throw this.damaged(`tensor ${name} has a bad shape`);
+      if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0))
+        throw this.damaged(`tensor ${name} has a bad shape`);
       if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isInteger(o) && o >= 0)) {
         throw this.damaged(`tensor ${name} has bad data_offsets`);
       }
       const [begin, end] = offsets as [number, number];
       const bytes = (shape as number[]).reduce((a, b) => a * b, 1) * itemSize;
-      if (end - begin !== bytes) throw this.damaged(`tensor ${name} spans ${end - begin} bytes, its shape needs ${bytes}`);
-      if (end > dataSize) throw this.damaged(`tensor ${name} ends at byte ${dataStart + end}, past the end of the file (${size} bytes)`);
-      this.tensors.set(name, { dtype: dtype as string, shape: shape as number[], start: dataStart + begin, end: dataStart + end });
+      if (end - begin !== bytes)
+        throw this.damaged(`tensor ${name} spans ${end - begin} bytes, its shape needs ${bytes}`);
+      if (end > dataSize)
+        throw this.damaged(`tensor ${name} ends at byte ${dataStart + end}, past the end of the file (${size} bytes)`);
+      this.tensors.set(name, {
+        dtype: dtype as string,
+        shape: shape as number[],
+        start: dataStart + begin,
+        end: dataStart + end,
+      });
     }
   }
 
@@ -213,7 +250,10 @@ export class SafetensorsFile {
         return new Float32Array(bits.buffer);
       }
       default:
-        throw new ModelError(`${this.path}: tensor ${name} has dtype ${info.dtype}; only F32, F16 and BF16 weights are supported`, 'use a checkpoint saved in float32, float16 or bfloat16');
+        throw new ModelError(
+          `${this.path}: tensor ${name} has dtype ${info.dtype}; only F32, F16 and BF16 weights are supported`,
+          'use a checkpoint saved in float32, float16 or bfloat16',
+        );
     }
   }
 
@@ -232,7 +272,14 @@ function float16Table(): Float32Array {
     const sign = h & 0x8000 ? -1 : 1;
     const exp = (h >> 10) & 0x1f;
     const mant = h & 0x3ff;
-    f16Table[h] = exp === 0 ? sign * mant * 2 ** -24 : exp === 31 ? (mant ? NaN : sign * Infinity) : sign * (1 + mant / 1024) * 2 ** (exp - 15);
+    f16Table[h] =
+      exp === 0
+        ? sign * mant * 2 ** -24
+        : exp === 31
+          ? mant
+            ? NaN
+            : sign * Infinity
+          : sign * (1 + mant / 1024) * 2 ** (exp - 15);
   }
   return f16Table;
 }

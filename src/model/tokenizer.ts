@@ -3,7 +3,8 @@ import { Tokenizer } from '@huggingface/tokenizers';
 import { ModelError } from '../errors.js';
 import { isObject, readJsonObject } from './json-file.js';
 
-const MISSING_HINT = 'download tokenizer.json and tokenizer_config.json with the checkpoint (only "fast" tokenizer.json tokenizers are supported)';
+const MISSING_HINT =
+  'download tokenizer.json and tokenizer_config.json with the checkpoint (only "fast" tokenizer.json tokenizers are supported)';
 
 /** The special tokens tokenizer_config.json names, as strings (the chat template sees them too). */
 export interface SpecialTokens {
@@ -70,7 +71,10 @@ export function loadTokenizer(dir: string): TextTokenizer {
   try {
     tokenizer = new Tokenizer({ added_tokens: [], ...tokenizerJson }, jsConfig);
   } catch (err) {
-    throw new ModelError(`cannot load the tokenizer in ${jsonPath}: ${(err as Error).message}`, 'the file may be damaged or use a tokenizer type that tokenizers.js does not support');
+    throw new ModelError(
+      `cannot load the tokenizer in ${jsonPath}: ${(err as Error).message}`,
+      'the file may be damaged or use a tokenizer type that tokenizers.js does not support',
+    );
   }
   return new TextTokenizer(tokenizer, specialTokens);
 }

@@ -59,7 +59,10 @@ export function defaultBoundaries(numLayers: number): number[] {
 export function normaliseBoundaries(boundaries: number[], numLayers: number): number[] {
   for (const b of boundaries) {
     if (!Number.isInteger(b) || b <= 0 || b >= numLayers) {
-      throw new ModelError(`segment boundary ${b} is not a layer inside the decoder`, `boundaries must be integers in 1..${numLayers - 1}`);
+      throw new ModelError(
+        `segment boundary ${b} is not a layer inside the decoder`,
+        `boundaries must be integers in 1..${numLayers - 1}`,
+      );
     }
   }
   return [...new Set(boundaries)].sort((a, b) => a - b);
@@ -136,14 +139,18 @@ export async function convertCheckpoint(
     ['vision.onnx', () => buildVisionEncoder(ckpt.config.vision, ckpt.weights, dtype)],
     ['projector.onnx', () => buildProjector(ckpt.config.projector, ckpt.weights, dtype)],
     ['embed.onnx', () => buildEmbedding(ckpt.weights, ckpt.config.text.hiddenSize, dtype)],
-    ...segments.map(
-      (s): [string, () => GraphBuilder] => [s.file, () => buildDecoderSegment(ckpt.config.text, ckpt.weights, { ...s }, dtype, maxPositions)],
-    ),
+    ...segments.map((s): [string, () => GraphBuilder] => [
+      s.file,
+      () => buildDecoderSegment(ckpt.config.text, ckpt.weights, { ...s }, dtype, maxPositions),
+    ]),
   ];
   const weightBytes: Record<string, number> = {};
   builds.forEach(([file, build], graphIndex) => {
-    const written = writeModel(build(), join(dir, file), { 'vlm-sieve.graph-format': String(GRAPH_FORMAT) }, (done, total) =>
-      opts.onProgress?.({ graph: file, done, total, graphIndex, graphCount: builds.length }),
+    const written = writeModel(
+      build(),
+      join(dir, file),
+      { 'vlm-sieve.graph-format': String(GRAPH_FORMAT) },
+      (done, total) => opts.onProgress?.({ graph: file, done, total, graphIndex, graphCount: builds.length }),
     );
     weightBytes[file] = written.weightBytes;
   });

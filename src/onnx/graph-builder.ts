@@ -43,7 +43,8 @@ export const MS_DOMAIN = 'com.microsoft';
 function attribute(name: string, value: AttrValue): AttributeMessage {
   if (typeof value === 'string') return { name, type: AttributeType.STRING, s: new TextEncoder().encode(value) };
   if (typeof value === 'number') {
-    if (!Number.isInteger(value)) throw new Error(`attribute ${name}=${value} must be an integer; use float() for floats`);
+    if (!Number.isInteger(value))
+      throw new Error(`attribute ${name}=${value} must be an integer; use float() for floats`);
     return { name, type: AttributeType.INT, i: value };
   }
   if ('float' in value) return { name, type: AttributeType.FLOAT, f: value.float };

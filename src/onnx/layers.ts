@@ -24,7 +24,11 @@ export class WeightLoader {
   ) {}
 
   shape(name: string): readonly number[] {
-    if (!this.reader.has(name)) throw new ModelError(`the checkpoint has no tensor ${name}`, 'is it a complete Hugging Face checkpoint of a supported architecture?');
+    if (!this.reader.has(name))
+      throw new ModelError(
+        `the checkpoint has no tensor ${name}`,
+        'is it a complete Hugging Face checkpoint of a supported architecture?',
+      );
     return this.reader.shape(name);
   }
 

@@ -30,7 +30,11 @@ export const SEGMENT_IO = {
 } as const;
 
 /** Rotary tables for positions 0..maxPositions−1, [maxPositions, headDim/2] each, as HF Llama/Qwen2 compute them. */
-export function rotaryTables(headDim: number, theta: number, maxPositions: number): { cos: Float32Array; sin: Float32Array } {
+export function rotaryTables(
+  headDim: number,
+  theta: number,
+  maxPositions: number,
+): { cos: Float32Array; sin: Float32Array } {
   const half = headDim / 2;
   const cos = new Float32Array(maxPositions * half);
   const sin = new Float32Array(maxPositions * half);
@@ -59,7 +63,10 @@ export function buildDecoderSegment(
   maxPositions: number,
 ): GraphBuilder {
   if (cfg.headDim % 8 !== 0) {
-    throw new ModelError(`head_dim ${cfg.headDim} is not a multiple of 8`, "ONNX Runtime's GroupQueryAttention kernel requires it; this checkpoint cannot run on it");
+    throw new ModelError(
+      `head_dim ${cfg.headDim} is not a multiple of 8`,
+      "ONNX Runtime's GroupQueryAttention kernel requires it; this checkpoint cannot run on it",
+    );
   }
   const g = new GraphBuilder(`decoder_${spec.start}_${spec.end}`);
   const w = new WeightLoader(g, reader, dtype);
@@ -76,7 +83,12 @@ export function buildDecoderSegment(
   const cosCache = g.weight('rotary_cos', 'float32', [maxPositions, hd / 2], () => cos);
   const sinCache = g.weight('rotary_sin', 'float32', [maxPositions, hd / 2], () => sin);
   const rotate = (t: string, heads: number) =>
-    g.op('RotaryEmbedding', [t, positions, cosCache, sinCache], { interleaved: 0, num_heads: heads }, { domain: MS_DOMAIN });
+    g.op(
+      'RotaryEmbedding',
+      [t, positions, cosCache, sinCache],
+      { interleaved: 0, num_heads: heads },
+      { domain: MS_DOMAIN },
+    );
 
   for (let layer = spec.start; layer < spec.end; layer++) {
     const p = `${keys.text}.layers.${layer}`;

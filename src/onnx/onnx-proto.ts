@@ -144,5 +144,9 @@ export function encodeModel(model: ModelMessage): Uint8Array {
 
 /** Decoding is for tests and `sieve doctor`: it lets them inspect what the builder wrote. */
 export function decodeModel(bytes: Uint8Array): ModelMessage {
-  return ModelProto.toObject(ModelProto.decode(bytes), { longs: Number, bytes: Uint8Array, defaults: true }) as ModelMessage;
+  return ModelProto.toObject(ModelProto.decode(bytes), {
+    longs: Number,
+    bytes: Uint8Array,
+    defaults: true,
+  }) as ModelMessage;
 }

@@ -22,7 +22,10 @@ export const EMBED_IO = { ids: 'input_ids', embeddings: 'embeddings' } as const;
  */
 export function buildVisionEncoder(cfg: VisionConfig, reader: WeightReader, dtype: WeightDtype): GraphBuilder {
   if (cfg.featureLayer < 1) {
-    throw new ModelError(`vision_feature_layer selects the embeddings (hidden state ${cfg.featureLayer})`, 'vlm-sieve needs a feature layer produced by an encoder layer');
+    throw new ModelError(
+      `vision_feature_layer selects the embeddings (hidden state ${cfg.featureLayer})`,
+      'vlm-sieve needs a feature layer produced by an encoder layer',
+    );
   }
   const g = new GraphBuilder('vision');
   const w = new WeightLoader(g, reader, dtype);
@@ -33,13 +36,20 @@ export function buildVisionEncoder(cfg: VisionConfig, reader: WeightReader, dtyp
 
   const pixels = g.input(VISION_IO.pixels, 'float32', ['frames', numChannels, imageSize, imageSize]);
   const convInputs = [pixels, w.tensor(`${p}.embeddings.patch_embedding.weight`)];
-  if (reader.has(`${p}.embeddings.patch_embedding.bias`)) convInputs.push(w.tensor(`${p}.embeddings.patch_embedding.bias`));
-  const patches = g.op('Conv', convInputs, { kernel_shape: [cfg.patchSize, cfg.patchSize], strides: [cfg.patchSize, cfg.patchSize] });
+  if (reader.has(`${p}.embeddings.patch_embedding.bias`))
+    convInputs.push(w.tensor(`${p}.embeddings.patch_embedding.bias`));
+  const patches = g.op('Conv', convInputs, {
+    kernel_shape: [cfg.patchSize, cfg.patchSize],
+    strides: [cfg.patchSize, cfg.patchSize],
+  });
   let x = g.op('Transpose', [g.op('Reshape', [patches, g.int64([0, d, n])])], { perm: [0, 2, 1] });
   if (cfg.hasClassToken) {
     const frames = g.op('Slice', [g.op('Shape', [pixels]), g.int64([0]), g.int64([1])]);
     const clsShape = g.op('Concat', [frames, g.int64([1, d])], { axis: 0 });
-    const clsToken = g.op('Expand', [g.op('Reshape', [w.tensor(`${p}.embeddings.class_embedding`), g.int64([1, 1, d])]), clsShape]);
+    const clsToken = g.op('Expand', [
+      g.op('Reshape', [w.tensor(`${p}.embeddings.class_embedding`), g.int64([1, 1, d])]),
+      clsShape,
+    ]);
     x = g.op('Concat', [clsToken, x], { axis: 1 });
   }
   x = g.op('Add', [x, w.tensor(`${p}.embeddings.position_embedding.weight`)]);
@@ -48,7 +58,8 @@ export function buildVisionEncoder(cfg: VisionConfig, reader: WeightReader, dtyp
   const tokens = n + (cfg.hasClassToken ? 1 : 0);
   // HF's 'default' strategy drops the first token whatever it is (for SigLIP, a patch); saliency and
   // keys follow the same selection so that row i of every output is the same visual token.
-  const select = (t: string) => (cfg.selectStrategy === 'default' ? g.op('Slice', [t, g.int64([1]), g.int64([tokens]), g.int64([1])]) : t);
+  const select = (t: string) =>
+    cfg.selectStrategy === 'default' ? g.op('Slice', [t, g.int64([1]), g.int64([tokens]), g.int64([1])]) : t;
   const selected = cfg.selectStrategy === 'default' ? tokens - 1 : tokens;
   for (let layer = 0; layer < cfg.featureLayer; layer++) {
     const lp = `${p}.encoder.layers.${layer}`;
@@ -56,13 +67,23 @@ export function buildVisionEncoder(cfg: VisionConfig, reader: WeightReader, dtyp
     const q = linear(w, h, `${lp}.self_attn.q_proj`, true);
     const k = linear(w, h, `${lp}.self_attn.k_proj`, true);
     const v = linear(w, h, `${lp}.self_attn.v_proj`, true);
-    const heads = (t: string, perm: number[]) => g.op('Transpose', [g.op('Reshape', [t, g.int64([0, 0, nh, hd])])], { perm });
-    const scores = g.op('Mul', [g.op('MatMul', [heads(q, [0, 2, 1, 3]), heads(k, [0, 2, 3, 1])]), g.scalar(1 / Math.sqrt(hd))]);
+    const heads = (t: string, perm: number[]) =>
+      g.op('Transpose', [g.op('Reshape', [t, g.int64([0, 0, nh, hd])])], { perm });
+    const scores = g.op('Mul', [
+      g.op('MatMul', [heads(q, [0, 2, 1, 3]), heads(k, [0, 2, 3, 1])]),
+      g.scalar(1 / Math.sqrt(hd)),
+    ]);
     const probs = g.op('Softmax', [scores], { axis: -1 });
-    const context = g.op('Reshape', [g.op('Transpose', [g.op('MatMul', [probs, heads(v, [0, 2, 1, 3])])], { perm: [0, 2, 1, 3] }), g.int64([0, 0, d])]);
+    const context = g.op('Reshape', [
+      g.op('Transpose', [g.op('MatMul', [probs, heads(v, [0, 2, 1, 3])])], { perm: [0, 2, 1, 3] }),
+      g.int64([0, 0, d]),
+    ]);
     x = g.op('Add', [x, linear(w, context, `${lp}.self_attn.out_proj`, true)]);
     const h2 = layerNorm(w, x, `${lp}.layer_norm2`, cfg.layerNormEps);
-    x = g.op('Add', [x, linear(w, activation(g, linear(w, h2, `${lp}.mlp.fc1`, true), cfg.act), `${lp}.mlp.fc2`, true)]);
+    x = g.op('Add', [
+      x,
+      linear(w, activation(g, linear(w, h2, `${lp}.mlp.fc1`, true), cfg.act), `${lp}.mlp.fc2`, true),
+    ]);
 
     if (layer === cfg.featureLayer - 1) {
       const saliency = cfg.hasClassToken
@@ -92,6 +113,11 @@ export function buildEmbedding(reader: WeightReader, hiddenSize: number, dtype: 
   const g = new GraphBuilder('embed');
   const w = new WeightLoader(g, reader, dtype);
   const ids = g.input(EMBED_IO.ids, 'int64', [1, 'seq']);
-  g.output(g.op('Gather', [w.tensor(`${llavaKeys(reader).text}.embed_tokens.weight`), ids], { axis: 0 }), EMBED_IO.embeddings, 'float32', [1, 'seq', hiddenSize]);
+  g.output(
+    g.op('Gather', [w.tensor(`${llavaKeys(reader).text}.embed_tokens.weight`), ids], { axis: 0 }),
+    EMBED_IO.embeddings,
+    'float32',
+    [1, 'seq', hiddenSize],
+  );
   return g;
 }

@@ -44,7 +44,10 @@ export function inputTokenTotal(request: BudgetRequest): number {
  * extra tokens are spread along the clip instead of piling up on its first frames.
  */
 export function frameQuotas(total: number, frames: number): number[] {
-  return Array.from({ length: frames }, (_, f) => Math.floor(((f + 1) * total) / frames) - Math.floor((f * total) / frames));
+  return Array.from(
+    { length: frames },
+    (_, f) => Math.floor(((f + 1) * total) / frames) - Math.floor((f * total) / frames),
+  );
 }
 
 /** Per-frame quotas of a method that prunes once before the LLM. */
@@ -108,7 +111,13 @@ export interface VitcopBudget {
 }
 
 /** R and n3 that spend what is left of `tokenLayers` = L·π·F·N after S layers of `stageOne` tokens. */
-function laterStageCounts(tokenLayers: number, stageOne: number, F: number, L: number, opts: VitcopBudgetOptions): { R: number; n3: number } {
+function laterStageCounts(
+  tokenLayers: number,
+  stageOne: number,
+  F: number,
+  L: number,
+  opts: VitcopBudgetOptions,
+): { R: number; n3: number } {
   const { S, D, stage3MinPerFrame } = opts;
   const left = tokenLayers - S * stageOne;
   let R = roundHalfEven(left / (D - S + (L - D) / 5));
@@ -121,7 +130,13 @@ function laterStageCounts(tokenLayers: number, stageOne: number, F: number, L: n
 }
 
 /** R and n3 for a given n1, or undefined when they do not fit (see vitcopBudget). */
-function stageCounts(tokenLayers: number, n1: number, F: number, L: number, opts: VitcopBudgetOptions): { R: number; n3: number } | undefined {
+function stageCounts(
+  tokenLayers: number,
+  n1: number,
+  F: number,
+  L: number,
+  opts: VitcopBudgetOptions,
+): { R: number; n3: number } | undefined {
   const { R, n3 } = laterStageCounts(tokenLayers, F * n1, F, L, opts);
   const fits = n1 >= opts.minPerFrame && R <= F * n1 && R > F * opts.minPerFrame && R >= n3 && n3 >= 1;
   return fits ? { R, n3 } : undefined;
@@ -131,7 +146,12 @@ function stageCounts(tokenLayers: number, n1: number, F: number, L: number, opts
  * Stage II and III counts when Stage I passed on only `alive` < F·n1 tokens (Stage 0 found the rest
  * static): the token-layers Stage I saved go to the later stages, at most keeping all `alive`.
  */
-export function respentStageCounts(b: VitcopBudget, request: BudgetRequest, opts: VitcopBudgetOptions, alive: number): { R: number; n3: number } {
+export function respentStageCounts(
+  b: VitcopBudget,
+  request: BudgetRequest,
+  opts: VitcopBudgetOptions,
+  alive: number,
+): { R: number; n3: number } {
   const { budget: pi, frames: F, tokensPerFrame: N, numLayers: L } = request;
   const later = laterStageCounts(L * pi * F * N, alive, F, L, opts);
   const R = Math.min(alive, Math.max(b.R, later.R));
@@ -153,23 +173,35 @@ export function vitcopBudget(request: BudgetRequest, opts: VitcopBudgetOptions):
   const { budget: pi, frames: F, tokensPerFrame: N, numLayers: L } = request;
   const { S, D, minPerFrame, stage3MinPerFrame } = opts;
   if (!(Number.isInteger(S) && Number.isInteger(D) && S >= 1 && S < D && D < L)) {
-    throw new UsageError(`vitcop needs layers 1 ≤ S < D < L, got S=${S}, D=${D}, L=${L}`, `choose S and D in 1..${L - 1} with S < D`);
+    throw new UsageError(
+      `vitcop needs layers 1 ≤ S < D < L, got S=${S}, D=${D}, L=${L}`,
+      `choose S and D in 1..${L - 1} with S < D`,
+    );
   }
-  const row = VITCOP_BUDGET_TABLE.reduce((best, r) => (Math.abs(r.budget - pi) < Math.abs(best.budget - pi) ? r : best));
+  const row = VITCOP_BUDGET_TABLE.reduce((best, r) =>
+    Math.abs(r.budget - pi) < Math.abs(best.budget - pi) ? r : best,
+  );
   const p = opts.p ?? row.p;
   const r_v = opts.r_v ?? row.r_v;
   const preferred = Math.floor(r_v * N);
   const tokenLayers = L * pi * F * N;
-  const candidates = opts.r_v === undefined ? Array.from({ length: N }, (_, i) => i + 1).sort((a, b) => Math.abs(a - preferred) - Math.abs(b - preferred) || a - b) : [preferred];
+  const candidates =
+    opts.r_v === undefined
+      ? Array.from({ length: N }, (_, i) => i + 1).sort(
+          (a, b) => Math.abs(a - preferred) - Math.abs(b - preferred) || a - b,
+        )
+      : [preferred];
   for (const n1 of candidates) {
     const counts = stageCounts(tokenLayers, n1, F, L, opts);
     if (counts) return { r_v, p, n1, ...counts, S, D };
   }
   const R = F * minPerFrame + 1;
-  const lowest = S * F * (minPerFrame + 1) + (D - S) * R + (L - D) * Math.max(roundHalfEven(R / 5), F * stage3MinPerFrame, 1);
+  const lowest =
+    S * F * (minPerFrame + 1) + (D - S) * R + (L - D) * Math.max(roundHalfEven(R / 5), F * stage3MinPerFrame, 1);
   const highest = D + (L - D) / 5;
   throw new UsageError(
-    `vitcop cannot reach a layer-averaged budget of ${pi} with L=${L}, S=${S}, D=${D}, N=${N}, F=${F}` + (opts.r_v === undefined ? '' : `, r_v=${opts.r_v}`),
+    `vitcop cannot reach a layer-averaged budget of ${pi} with L=${L}, S=${S}, D=${D}, N=${N}, F=${F}` +
+      (opts.r_v === undefined ? '' : `, r_v=${opts.r_v}`),
     `vitcop's layer-averaged budgets are about [${(lowest / (L * F * N)).toFixed(3)}, ${(highest / L).toFixed(3)}]; use a budget in that range or another method`,
   );
 }

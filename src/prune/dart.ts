@@ -45,7 +45,10 @@ export const createDart: MethodFactory = (request, options) => {
         const candidates = rows.filter((r) => !isPivot.has(r));
         kept.push(...topK(similarity, quotas[f] - (rows.length - candidates.length), 'smallest', candidates));
       });
-      return keepRows(signals, kept.sort((a, b) => a - b));
+      return keepRows(
+        signals,
+        kept.sort((a, b) => a - b),
+      );
     },
     plannedTokensPerLayer: () => constantPlan(inputTokenTotal(request), request.numLayers),
   };

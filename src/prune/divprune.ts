@@ -41,10 +41,17 @@ export const createDivprune: MethodFactory = (request, options) => {
     async input(signals, pairwise) {
       const kept: number[] = [];
       for (const [f, rows] of rowsByFrame(signals).entries()) {
-        const cos = await pairwise.cosine(gatherRows(signals.tokens, signals.hidden, rows), rows.length, signals.hidden);
+        const cos = await pairwise.cosine(
+          gatherRows(signals.tokens, signals.hidden, rows),
+          rows.length,
+          signals.hidden,
+        );
         kept.push(...maxMinDiverse(cos, rows.length, quotas[f]).map((i) => rows[i]));
       }
-      return keepRows(signals, kept.sort((a, b) => a - b));
+      return keepRows(
+        signals,
+        kept.sort((a, b) => a - b),
+      );
     },
     plannedTokensPerLayer: () => constantPlan(inputTokenTotal(request), request.numLayers),
   };

@@ -36,7 +36,9 @@ export const createDycoke: MethodFactory = (request, options) => {
     const lo = (anchorTokens + nonAnchors.length) / (F * N);
     throw new UsageError(
       `dycoke keeps every ${window}th frame whole and cannot reach a budget of ${budget} with ${F} frames`,
-      lo < 1 ? `dycoke's budgets here are [${lo.toFixed(3)}, 1]; use a larger budget or another method` : `with ${F} frames dycoke prunes nothing: use budget 1 or another method`,
+      lo < 1
+        ? `dycoke's budgets here are [${lo.toFixed(3)}, 1]; use a larger budget or another method`
+        : `with ${F} frames dycoke prunes nothing: use budget 1 or another method`,
     );
   }
   const quotas = new Map(frameQuotas(shared, nonAnchors.length).map((q, i) => [nonAnchors[i], q]));
@@ -58,7 +60,10 @@ export const createDycoke: MethodFactory = (request, options) => {
         }
         kept.push(...topK(similarity, quotas.get(f)!, 'smallest', rows));
       });
-      return keepRows(signals, kept.sort((a, b) => a - b));
+      return keepRows(
+        signals,
+        kept.sort((a, b) => a - b),
+      );
     },
     plannedTokensPerLayer: () => constantPlan(anchorTokens + shared, request.numLayers),
   };

@@ -13,7 +13,8 @@ export const createFastv: MethodFactory = (request, options) => {
   const { K } = readOptions('fastv', options, { K: num(2, { min: 1, integer: true }) });
   const { budget, frames: F, tokensPerFrame: N, numLayers: L } = request;
   const all = F * N;
-  if (K >= L) throw new UsageError(`fastv's layer K=${K} must be below the model's ${L} layers`, `choose K in 1..${L - 1}`);
+  if (K >= L)
+    throw new UsageError(`fastv's layer K=${K} must be below the model's ${L} layers`, `choose K in 1..${L - 1}`);
   const keep = Math.min(all, roundHalfEven(((L * budget - K) / (L - K)) * all));
   if (keep < F) {
     const lo = (K * all + (L - K) * F) / (L * all);

@@ -27,11 +27,29 @@ export const createGprune: MethodFactory = (request, options) => {
       const kept: number[] = [];
       for (const [n, members] of batches) {
         const rows = members.flatMap((g) => groups[g]);
-        const { information, degree } = await pairwise.propagate(gatherRows(signals.tokens, d, rows), members.length, n, d, opts);
+        const { information, degree } = await pairwise.propagate(
+          gatherRows(signals.tokens, d, rows),
+          members.length,
+          n,
+          d,
+          opts,
+        );
         const score = information.map((v, i) => v / degree[i]);
-        members.forEach((g, b) => kept.push(...topK(score, quotas[g], 'largest', Array.from({ length: n }, (_, i) => b * n + i)).map((i) => rows[i])));
+        members.forEach((g, b) =>
+          kept.push(
+            ...topK(
+              score,
+              quotas[g],
+              'largest',
+              Array.from({ length: n }, (_, i) => b * n + i),
+            ).map((i) => rows[i]),
+          ),
+        );
       }
-      return keepRows(signals, kept.sort((a, b) => a - b));
+      return keepRows(
+        signals,
+        kept.sort((a, b) => a - b),
+      );
     },
     plannedTokensPerLayer: () => constantPlan(inputTokenTotal(request), request.numLayers),
   };

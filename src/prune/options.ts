@@ -13,7 +13,8 @@ type Bounds = { min?: number; max?: number; integer?: boolean };
 
 function parseNumber(value: unknown, { min = -Infinity, max = Infinity, integer = false }: Bounds): number | undefined {
   const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
-  if (typeof n !== 'number' || !Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n))) return undefined;
+  if (typeof n !== 'number' || !Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n)))
+    return undefined;
   return n;
 }
 
@@ -37,14 +38,18 @@ const TRUE = new Set<unknown>([true, 'true', 'on', 'yes', '1']);
 const FALSE = new Set<unknown>([false, 'false', 'off', 'no', '0']);
 
 export function bool(defaultValue: boolean): OptionSpec<boolean> {
-  return { default: defaultValue, expects: 'on or off', parse: (v) => (TRUE.has(v) ? true : FALSE.has(v) ? false : undefined) };
+  return {
+    default: defaultValue,
+    expects: 'on or off',
+    parse: (v) => (TRUE.has(v) ? true : FALSE.has(v) ? false : undefined),
+  };
 }
 
 export function choice<const C extends string>(choices: readonly C[], defaultValue: C): OptionSpec<C> {
   return {
     default: defaultValue,
     expects: `one of ${choices.join(', ')}`,
-    parse: (v) => (choices as readonly unknown[]).includes(v) ? (v as C) : undefined,
+    parse: (v) => ((choices as readonly unknown[]).includes(v) ? (v as C) : undefined),
   };
 }
 
@@ -71,7 +76,8 @@ export function readOptions<S extends Record<string, OptionSpec<unknown>>>(
       );
     }
     const parsed = s.parse(value);
-    if (parsed === undefined) throw new UsageError(`${method} option ${name}=${String(value)} is not valid`, `${name} must be ${s.expects}`);
+    if (parsed === undefined)
+      throw new UsageError(`${method} option ${name}=${String(value)} is not valid`, `${name} must be ${s.expects}`);
     out[name] = parsed;
   }
   return out as OptionValues<S>;

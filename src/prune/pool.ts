@@ -8,14 +8,20 @@ import type { MethodFactory, Slot } from './types.js';
  * ratio is within a factor `maxAspect` of the grid's (so bins stay patches, not strips), the one with
  * r·c nearest to the target; ties to the shape closest to the grid's aspect ratio, then to fewer rows.
  */
-export function poolGrid(rows: number, cols: number, target: number, maxAspect: number): { rows: number; cols: number } {
+export function poolGrid(
+  rows: number,
+  cols: number,
+  target: number,
+  maxAspect: number,
+): { rows: number; cols: number } {
   let best = { rows: 1, cols: 1, miss: Infinity, skew: Infinity };
   for (let r = 1; r <= rows; r++) {
     for (let c = 1; c <= cols; c++) {
       const miss = Math.abs(r * c - target);
       const skew = Math.abs(Math.log((r / c) * (cols / rows)));
       if (skew > Math.log(maxAspect) + 1e-9) continue;
-      if (miss < best.miss - 1e-9 || (Math.abs(miss - best.miss) <= 1e-9 && skew < best.skew - 1e-9)) best = { rows: r, cols: c, miss, skew };
+      if (miss < best.miss - 1e-9 || (Math.abs(miss - best.miss) <= 1e-9 && skew < best.skew - 1e-9))
+        best = { rows: r, cols: c, miss, skew };
     }
   }
   return { rows: best.rows, cols: best.cols };
@@ -43,7 +49,11 @@ export const createPool: MethodFactory = (request, options) => {
           for (let j = 0; j < out.cols; j++) {
             const members: number[] = [];
             for (let r = Math.floor((i * gridRows) / out.rows); r < Math.floor(((i + 1) * gridRows) / out.rows); r++) {
-              for (let c = Math.floor((j * gridCols) / out.cols); c < Math.floor(((j + 1) * gridCols) / out.cols); c++) {
+              for (
+                let c = Math.floor((j * gridCols) / out.cols);
+                c < Math.floor(((j + 1) * gridCols) / out.cols);
+                c++
+              ) {
                 const id = f * N + r * gridCols + c;
                 if (alive.has(id)) members.push(id);
               }
@@ -57,7 +67,9 @@ export const createPool: MethodFactory = (request, options) => {
     // The request has no grid; vision towers' patch grids are square (a 1×N strip otherwise).
     plannedTokensPerLayer() {
       const side = Math.sqrt(request.tokensPerFrame);
-      const g = Number.isInteger(side) ? poolGrid(side, side, perFrame, maxAspect) : poolGrid(1, request.tokensPerFrame, perFrame, Infinity);
+      const g = Number.isInteger(side)
+        ? poolGrid(side, side, perFrame, maxAspect)
+        : poolGrid(1, request.tokensPerFrame, perFrame, Infinity);
       return constantPlan(request.frames * g.rows * g.cols, request.numLayers);
     },
   };

@@ -14,7 +14,10 @@ export const createRandom: MethodFactory = (request, options) => {
     async input(signals) {
       const prng = new Prng(request.seed >>> 0);
       const kept = rowsByFrame(signals).flatMap((rows, f) => prng.sample(rows, Math.min(quotas[f], rows.length)));
-      return keepRows(signals, kept.sort((a, b) => a - b));
+      return keepRows(
+        signals,
+        kept.sort((a, b) => a - b),
+      );
     },
     plannedTokensPerLayer: () => constantPlan(inputTokenTotal(request), request.numLayers),
   };

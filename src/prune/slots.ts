@@ -4,7 +4,12 @@ import type { Slot, StageResult, VisualTokens } from './types.js';
  * Row indices of the k best scores, returned in ascending row order ("keep k" = pick, then re-sort).
  * Ties break toward the lower row, which is the lower original id since rows are in id order.
  */
-export function topK(scores: ArrayLike<number>, k: number, best: 'largest' | 'smallest', rows?: readonly number[]): number[] {
+export function topK(
+  scores: ArrayLike<number>,
+  k: number,
+  best: 'largest' | 'smallest',
+  rows?: readonly number[],
+): number[] {
   const candidates = rows ? [...rows] : Array.from({ length: scores.length }, (_, i) => i);
   const sign = best === 'largest' ? -1 : 1;
   candidates.sort((a, b) => sign * (scores[a] - scores[b]) || a - b);
@@ -55,11 +60,22 @@ export function rowsByFrame(tokens: VisualTokens): number[][] {
  * The k best rows of `tokens` (ascending row order) such that every frame with alive tokens keeps at
  * least `minPerFrame` of them (its best), if k allows; the rest go to the best of all frames.
  */
-export function topKWithFrameMinimum(tokens: VisualTokens, scores: ArrayLike<number>, k: number, best: 'largest' | 'smallest', minPerFrame: number): number[] {
+export function topKWithFrameMinimum(
+  tokens: VisualTokens,
+  scores: ArrayLike<number>,
+  k: number,
+  best: 'largest' | 'smallest',
+  minPerFrame: number,
+): number[] {
   const first = minPerFrame > 0 ? rowsByFrame(tokens).flatMap((rows) => topK(scores, minPerFrame, best, rows)) : [];
   const guaranteed = topK(scores, k, best, first);
   const taken = new Set(guaranteed);
-  const rest = topK(scores, k - guaranteed.length, best, tokens.ids.map((_, r) => r).filter((r) => !taken.has(r)));
+  const rest = topK(
+    scores,
+    k - guaranteed.length,
+    best,
+    tokens.ids.map((_, r) => r).filter((r) => !taken.has(r)),
+  );
   return [...guaranteed, ...rest].sort((a, b) => a - b);
 }
 

@@ -40,7 +40,12 @@ export function offDiagonalQuantile(dist: Float32Array, n: number, q: number): n
  * `dist` [n, n] holds feature distances, `coords` each token's (row, col) in grid-normalised units.
  * Returns each token's cluster, numbered by the centres' row order; every token gets a cluster.
  */
-export function densityPeakClusters(dist: Float32Array, n: number, coords: readonly (readonly [number, number])[], opts: VicOptions): Int32Array {
+export function densityPeakClusters(
+  dist: Float32Array,
+  n: number,
+  coords: readonly (readonly [number, number])[],
+  opts: VicOptions,
+): Int32Array {
   const labels = new Int32Array(n);
   if (n <= 1) return labels;
   const dc = opts.dc ?? offDiagonalQuantile(dist, n, opts.dcQuantile);

@@ -64,7 +64,11 @@ export const createVisionzip: MethodFactory = (request, options) => {
           }
           assigned[best].push(signals.ids[r]);
         });
-        targets.forEach((r, t) => slots.push(assigned[t].length ? mergeSlot(assigned[t], 'anchor_plus_mean', signals.ids[r]) : keepSlot(signals.ids[r])));
+        targets.forEach((r, t) =>
+          slots.push(
+            assigned[t].length ? mergeSlot(assigned[t], 'anchor_plus_mean', signals.ids[r]) : keepSlot(signals.ids[r]),
+          ),
+        );
       });
       return stageResult(slots);
     },

@@ -1,7 +1,32 @@
-import { respentStageCounts, roundHalfEven, vitcopBudget, vitcopPlan, type VitcopBudget, type VitcopBudgetOptions } from './budget.js';
+import {
+  respentStageCounts,
+  roundHalfEven,
+  vitcopBudget,
+  vitcopPlan,
+  type VitcopBudget,
+  type VitcopBudgetOptions,
+} from './budget.js';
 import { bool, choice, num, optionalNum, readOptions, type OptionValues } from './options.js';
-import { gatherRows, keepRows, keepSlot, mergeSlot, rowsByFrame, stageResult, topK, topKWithFrameMinimum } from './slots.js';
-import type { BudgetRequest, EncoderSignals, LayerSignals, MethodFactory, Pairwise, PruneMethod, Slot, StageResult } from './types.js';
+import {
+  gatherRows,
+  keepRows,
+  keepSlot,
+  mergeSlot,
+  rowsByFrame,
+  stageResult,
+  topK,
+  topKWithFrameMinimum,
+} from './slots.js';
+import type {
+  BudgetRequest,
+  EncoderSignals,
+  LayerSignals,
+  MethodFactory,
+  Pairwise,
+  PruneMethod,
+  Slot,
+  StageResult,
+} from './types.js';
 import { densityPeakClusters } from './vic.js';
 
 const OPTIONS = {
@@ -65,7 +90,9 @@ function staticFilter(signals: EncoderSignals, frames: number[][], tau: number, 
       }
       (similarity[r] < tau ? moving : still).push(r);
     }
-    const rescued = new Set(moving.length < minPerFrame ? topK(similarity, minPerFrame - moving.length, 'smallest', still) : []);
+    const rescued = new Set(
+      moving.length < minPerFrame ? topK(similarity, minPerFrame - moving.length, 'smallest', still) : [],
+    );
     for (const r of still) {
       if (rescued.has(r)) latest[ids[r] % N] = r;
       else lastFrame.set(ids[latest[ids[r] % N]], f);
@@ -87,8 +114,20 @@ function stageOne(saliency: Float32Array, survivors: readonly number[][], n1: nu
   const spare = survivors.length * n1 - kept.reduce((a, rows) => a + rows.length, 0);
   if (!respend || spare === 0) return kept;
   const taken = new Set(kept.flat());
-  const extra = new Set(topK(saliency, spare, 'largest', survivors.flat().filter((r) => !taken.has(r))));
-  return survivors.map((rows, f) => rows.filter((r) => extra.has(r)).concat(kept[f]).sort((a, b) => a - b));
+  const extra = new Set(
+    topK(
+      saliency,
+      spare,
+      'largest',
+      survivors.flat().filter((r) => !taken.has(r)),
+    ),
+  );
+  return survivors.map((rows, f) =>
+    rows
+      .filter((r) => extra.has(r))
+      .concat(kept[f])
+      .sort((a, b) => a - b),
+  );
 }
 
 /** Rows in one distance matrix: frames are batched up to this many rows so one ONNX Runtime call serves several. */
@@ -124,7 +163,12 @@ function diagonalBlock(matrix: Float32Array, m: number, offset: number, n: numbe
  * remainders go to the lower Σκ. The shares then sum to `slots` exactly whenever the clusters hold that
  * many spare members.
  */
-export function individualSlotQuotas(clusters: readonly { frame: number; size: number }[], rank: readonly number[], slots: number, minPerFrame: number): number[] {
+export function individualSlotQuotas(
+  clusters: readonly { frame: number; size: number }[],
+  rank: readonly number[],
+  slots: number,
+  minPerFrame: number,
+): number[] {
   const quota = new Array<number>(clusters.length).fill(0);
   const capacity = clusters.map((c) => c.size - 1);
   let left = slots;
@@ -197,7 +241,9 @@ class Vitcop implements PruneMethod {
       for (const f of batch) {
         const n = kept[f].length;
         const dist = diagonalBlock(all, rows.length, offset, n);
-        const coords = kept[f].map((r) => [Math.floor((ids[r] % N) / gridCols) / gridRows, ((ids[r] % N) % gridCols) / gridCols] as const);
+        const coords = kept[f].map(
+          (r) => [Math.floor((ids[r] % N) / gridCols) / gridRows, ((ids[r] % N) % gridCols) / gridCols] as const,
+        );
         const labels = densityPeakClusters(dist, n, coords, {
           dcQuantile: this.opts.dc_quantile,
           dc: this.opts.dc,
@@ -213,13 +259,20 @@ class Vitcop implements PruneMethod {
     const keptRows = kept.flat().sort((a, b) => a - b);
     const result = keepRows(signals, keptRows);
     const keptIds = new Set(keptRows.map((r) => ids[r]));
-    result.timeSpans = [...lastFrame].filter(([id]) => keptIds.has(id)).map(([id, last]) => ({ id, lastFrame: last })).sort((a, b) => a.id - b.id);
+    result.timeSpans = [...lastFrame]
+      .filter(([id]) => keptIds.has(id))
+      .map(([id, last]) => ({ id, lastFrame: last }))
+      .sort((a, b) => a.id - b.id);
     return result;
   }
 
   async layer(signals: LayerSignals): Promise<StageResult> {
     if (signals.layer === this.budget.S) return this.coPrune(signals);
-    if (signals.layer === this.budget.D) return keepRows(signals, topKWithFrameMinimum(signals, signals.kappa, this.counts.n3, 'smallest', this.opts.stage3_min_per_frame));
+    if (signals.layer === this.budget.D)
+      return keepRows(
+        signals,
+        topKWithFrameMinimum(signals, signals.kappa, this.counts.n3, 'smallest', this.opts.stage3_min_per_frame),
+      );
     throw new Error(`vitcop prunes at layers ${this.budget.S} and ${this.budget.D}, not ${signals.layer}`);
   }
 
@@ -238,14 +291,17 @@ class Vitcop implements PruneMethod {
     const clusters = this.clusters.map((c) => {
       const kappa = c.members.map((id) => {
         const r = rowOf[id];
-        if (!(r >= 0)) throw new Error(`vitcop Stage II: token ${id} of a VIC cluster is not alive (did the encoder stage run?)`);
+        if (!(r >= 0))
+          throw new Error(`vitcop Stage II: token ${id} of a VIC cluster is not alive (did the encoder stage run?)`);
         return signals.kappa[r];
       });
       return { ...c, kappa, sum: kappa.reduce((a, b) => a + b, 0) };
     });
     if (!clusters.length) throw new Error('vitcop Stage II has no VIC clusters: the encoder stage must run first');
     // Rank = ascending Σκ (ties: earlier first member): the more important clusters come first.
-    const rank = clusters.map((_, c) => c).sort((a, b) => clusters[a].sum - clusters[b].sum || clusters[a].members[0] - clusters[b].members[0]);
+    const rank = clusters
+      .map((_, c) => c)
+      .sort((a, b) => clusters[a].sum - clusters[b].sum || clusters[a].members[0] - clusters[b].members[0]);
     const R = Math.min(this.counts.R, alive);
     const K = clusters.length;
     const merge = this.opts.merge;
@@ -268,14 +324,24 @@ class Vitcop implements PruneMethod {
       return stageResult([...[...chosen].map((c) => mergeSlot(clusters[c].members, merge)), mergeSlot(rest, merge)]);
     }
 
-    const quota = individualSlotQuotas(clusters.map((c) => ({ frame: c.frame, size: c.members.length })), rank, R - K, mpf);
+    const quota = individualSlotQuotas(
+      clusters.map((c) => ({ frame: c.frame, size: c.members.length })),
+      rank,
+      R - K,
+      mpf,
+    );
     const slots: Slot[] = [];
     clusters.forEach((c, k) => {
       const keep = new Set(topK(c.kappa, quota[k], 'smallest'));
       c.members.forEach((id, i) => {
         if (keep.has(i)) slots.push(keepSlot(id));
       });
-      slots.push(mergeSlot(c.members.filter((_, i) => !keep.has(i)), merge));
+      slots.push(
+        mergeSlot(
+          c.members.filter((_, i) => !keep.has(i)),
+          merge,
+        ),
+      );
     });
     return stageResult(slots);
   }

@@ -80,7 +80,11 @@ export function videoName(split: Split, seed: number): string {
 }
 
 /** Records of one clip (no file is written). */
-export function clipRecords(split: Split, seed: number, types?: readonly QuestionType[]): { scene: Scene; records: QaRecord[] } {
+export function clipRecords(
+  split: Split,
+  seed: number,
+  types?: readonly QuestionType[],
+): { scene: Scene; records: QaRecord[] } {
   const scene = makeScene(seed);
   const records = questionsFor(scene, types).map((q) => ({
     video: videoName(split, seed),

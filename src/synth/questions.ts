@@ -32,7 +32,11 @@ const ask: Record<QuestionType, Asker> = {
     const statics = largeObjects(scene).filter((o) => o.motion === 'static');
     if (statics.length === 0) return null;
     const o = prng.pick(statics);
-    return { type: 'position', question: `where is the ${o.colour} object ?`, answer: quadrantOf(o, scene.width, scene.height) };
+    return {
+      type: 'position',
+      question: `where is the ${o.colour} object ?`,
+      answer: quadrantOf(o, scene.width, scene.height),
+    };
   },
   count(scene) {
     const n = largeObjects(scene).length;

@@ -56,7 +56,12 @@ function backgroundTexture(bg: Background, width: number, height: number, prng: 
           t = (Math.floor(x / bg.period) + Math.floor(y / bg.period)) % 2;
           break;
         case 'gradient':
-          t = bg.orientation === 0 ? y / (height - 1) : bg.orientation === 1 ? x / (width - 1) : (x + y) / (width + height - 2);
+          t =
+            bg.orientation === 0
+              ? y / (height - 1)
+              : bg.orientation === 1
+                ? x / (width - 1)
+                : (x + y) / (width + height - 2);
           break;
       }
       const n = (prng.next() * 2 - 1) * bg.noise;

@@ -54,9 +54,33 @@ export const ANSWERS: readonly string[] = [
 
 /** Words used by the question templates (besides the answer words). */
 export const QUESTION_WORDS = [
-  'what', 'colour', 'is', 'the', 'shape', 'object', 'where', 'how', 'many', 'large', 'objects',
-  'appear', 'in', 'clip', 'which', 'appeared', 'first', ',', 'or', 'way', 'does', 'move', 'there',
-  'a', 'small', 'dot', '?',
+  'what',
+  'colour',
+  'is',
+  'the',
+  'shape',
+  'object',
+  'where',
+  'how',
+  'many',
+  'large',
+  'objects',
+  'appear',
+  'in',
+  'clip',
+  'which',
+  'appeared',
+  'first',
+  ',',
+  'or',
+  'way',
+  'does',
+  'move',
+  'there',
+  'a',
+  'small',
+  'dot',
+  '?',
 ] as const;
 
 /** Words of the demo model's chat template. Frame markers print the 1-based frame index. */

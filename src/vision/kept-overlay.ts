@@ -20,7 +20,12 @@ export interface OverlayOptions {
  * crop), pruned patches dimmed and kept patches at full brightness, so a user sees what the model
  * looked at. Returns the files written.
  */
-export async function writeKeptOverlays(frames: readonly Frame[], keptPerFrame: readonly number[][], dir: string, opts: OverlayOptions): Promise<string[]> {
+export async function writeKeptOverlays(
+  frames: readonly Frame[],
+  keptPerFrame: readonly number[][],
+  dir: string,
+  opts: OverlayOptions,
+): Promise<string[]> {
   await mkdir(dir, { recursive: true });
   const { imageSize: s, gridSize: g } = opts;
   const dim = opts.dim ?? 0.25;
@@ -41,7 +46,10 @@ export async function writeKeptOverlays(frames: readonly Frame[], keptPerFrame: 
     }
     const file = join(dir, `frame-${String(f).padStart(3, '0')}.png`);
     const scale = opts.scale ?? Math.max(1, Math.round(256 / s));
-    await sharp(rgb, { raw: { width: s, height: s, channels: 3 } }).resize(s * scale, s * scale, { kernel: 'nearest' }).png().toFile(file);
+    await sharp(rgb, { raw: { width: s, height: s, channels: 3 } })
+      .resize(s * scale, s * scale, { kernel: 'nearest' })
+      .png()
+      .toFile(file);
     files.push(file);
   }
   return files;

@@ -59,7 +59,9 @@ export function preprocessBatch(frames: readonly Frame[], config: ProcessorConfi
 }
 
 function preprocessInto(frame: Frame, config: ProcessorConfig, out: Float32Array, offset: number): void {
-  const resized = config.doResize ? resizedSize(config.size, frame.width, frame.height) : { width: frame.width, height: frame.height };
+  const resized = config.doResize
+    ? resizedSize(config.size, frame.width, frame.height)
+    : { width: frame.width, height: frame.height };
   const pixels = resize(frame, resized.width, resized.height, config.resample);
   const crop = config.doCenterCrop ? config.cropSize : resized;
   // transformers' center_crop: floor offsets; where the crop is larger than the image it pads with 0.
@@ -141,7 +143,14 @@ const PRECISION_BITS = 22;
  * One pass of Pillow's separable resampling over RGB24: along x (horizontal = 1) or along y, from
  * `width`×`height` to `outSize` on that axis, with fixed-point coefficients and 8-bit rounding.
  */
-function resampleAxis(src: Uint8Array, width: number, height: number, outSize: number, horizontal: 0 | 1, filter: Filter): Uint8Array {
+function resampleAxis(
+  src: Uint8Array,
+  width: number,
+  height: number,
+  outSize: number,
+  horizontal: 0 | 1,
+  filter: Filter,
+): Uint8Array {
   const inSize = horizontal ? width : height;
   const scale = inSize / outSize;
   const filterScale = Math.max(scale, 1);

@@ -28,14 +28,28 @@ describe('sieve ask, end to end on a real H.264 video', () => {
   });
 
   it('answers with provenance in --json: the frames and timestamps used, tokens, timings, memory', () => {
-    const r = sieve('ask', video, 'what colour is the square ?', '--model', model, '--frames', '6', '--max-new-tokens', '5', '--json');
+    const r = sieve(
+      'ask',
+      video,
+      'what colour is the square ?',
+      '--model',
+      model,
+      '--frames',
+      '6',
+      '--max-new-tokens',
+      '5',
+      '--json',
+    );
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout);
     assert.equal(typeof out.answer, 'string');
     assert.ok(out.answer.length > 0);
     assert.equal(out.frames.length, 6);
     const ts = out.frames.map((f: { t: number }) => f.t);
-    assert.deepEqual(ts, [...ts].sort((a, b) => a - b));
+    assert.deepEqual(
+      ts,
+      [...ts].sort((a, b) => a - b),
+    );
     assert.ok(ts[0] > 0 && ts[5] < 3, `timestamps inside the 3 s clip: ${ts}`);
     assert.equal(out.tokens.visual_input, 6 * 16);
     for (const k of ['decode', 'vision', 'prefill', 'generate', 'first_token']) assert.ok(out.timings_ms[k] >= 0, k);
@@ -43,7 +57,9 @@ describe('sieve ask, end to end on a real H.264 video', () => {
   });
 
   it('streams the answer to stdout and the timing breakdown to stderr; same answer as --json (greedy)', () => {
-    const json = JSON.parse(sieve('ask', video, 'is there a circle ?', '--model', model, '--max-new-tokens', '4', '--json').stdout);
+    const json = JSON.parse(
+      sieve('ask', video, 'is there a circle ?', '--model', model, '--max-new-tokens', '4', '--json').stdout,
+    );
     const r = sieve('ask', video, 'is there a circle ?', '--model', model, '--max-new-tokens', '4');
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout.trim(), json.answer);
@@ -81,18 +97,44 @@ describe('sieve ask: bad input gets a clear error', () => {
     return dir;
   };
 
-  it('missing question → usage error (exit 2)', () => assertUserError(sieve('ask', video, '--model', model), 2, /missing the question/));
+  it('missing question → usage error (exit 2)', () =>
+    assertUserError(sieve('ask', video, '--model', model), 2, /missing the question/));
   it('no arguments → usage error (exit 2)', () => assertUserError(sieve('ask'), 2, /error/));
   it('bad flag values → usage error naming the flag', () => {
     assertUserError(sieve('ask', video, 'q ?', '--model', model, '--frames', 'abc'), 2, /--frames must be an integer/);
-    assertUserError(sieve('ask', video, 'q ?', '--model', model, '--frames', '4', '--fps', '1'), 2, /--frames or --fps/);
+    assertUserError(
+      sieve('ask', video, 'q ?', '--model', model, '--frames', '4', '--fps', '1'),
+      2,
+      /--frames or --fps/,
+    );
     assertUserError(sieve('ask', video, 'q ?', '--no-such-flag'), 2, /unknown option/);
   });
   it('missing model file → names the file', () =>
-    assertUserError(sieve('ask', video, 'q ?', '--model', brokenModel((d) => rmSync(join(d, 'tokenizer.json')))), 1, /tokenizer\.json/));
-  it('missing model folder → says so', () => assertUserError(sieve('ask', video, 'q ?', '--model', join(tempDir('none'), 'nothing')), 1, /does not exist/));
+    assertUserError(
+      sieve(
+        'ask',
+        video,
+        'q ?',
+        '--model',
+        brokenModel((d) => rmSync(join(d, 'tokenizer.json'))),
+      ),
+      1,
+      /tokenizer\.json/,
+    ));
+  it('missing model folder → says so', () =>
+    assertUserError(sieve('ask', video, 'q ?', '--model', join(tempDir('none'), 'nothing')), 1, /does not exist/));
   it('truncated weights → names model.safetensors', () =>
-    assertUserError(sieve('ask', video, 'q ?', '--model', brokenModel((d) => truncateSync(join(d, 'model.safetensors'), 4000))), 1, /model\.safetensors/));
+    assertUserError(
+      sieve(
+        'ask',
+        video,
+        'q ?',
+        '--model',
+        brokenModel((d) => truncateSync(join(d, 'model.safetensors'), 4000)),
+      ),
+      1,
+      /model\.safetensors/,
+    ));
   it('unsupported model_type → lists the supported ones', () => {
     const dir = brokenModel((d) => {
       const cfg = JSON.parse(readFileSync(join(d, 'config.json'), 'utf8'));
@@ -100,7 +142,8 @@ describe('sieve ask: bad input gets a clear error', () => {
     });
     assertUserError(sieve('ask', video, 'q ?', '--model', dir), 1, /"blip-2" is not supported; supported: llava/);
   });
-  it('unreadable video → says the file is not there', () => assertUserError(sieve('ask', '/no/such/video.mp4', 'q ?', '--model', model), 1, /no\/such\/video\.mp4/));
+  it('unreadable video → says the file is not there', () =>
+    assertUserError(sieve('ask', '/no/such/video.mp4', 'q ?', '--model', model), 1, /no\/such\/video\.mp4/));
   it('zero-length video → says it is empty', () => {
     const empty = join(tempDir('empty'), 'empty.mp4');
     writeFileSync(empty, '');

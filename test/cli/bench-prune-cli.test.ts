@@ -6,7 +6,11 @@ import { describe, it } from 'node:test';
 import { REPO_ROOT, tempDir } from '../helpers/fixtures.js';
 
 const sieve = (cwd: string, ...args: string[]) =>
-  spawnSync(process.execPath, [join(REPO_ROOT, 'bin', 'sieve.js'), ...args], { cwd, encoding: 'utf8', timeout: 300_000 });
+  spawnSync(process.execPath, [join(REPO_ROOT, 'bin', 'sieve.js'), ...args], {
+    cwd,
+    encoding: 'utf8',
+    timeout: 300_000,
+  });
 
 describe('sieve bench prune', () => {
   it('times the chosen methods beside the unpruned run on the demo model and writes the JSON', () => {
@@ -16,7 +20,10 @@ describe('sieve bench prune', () => {
     for (const m of ['none', 'random', 'vitcop']) assert.match(r.stdout, new RegExp(`^${m} `, 'm'));
     const [file] = readdirSync(join(cwd, 'bench', 'results'));
     const result = JSON.parse(readFileSync(join(cwd, 'bench', 'results', file), 'utf8'));
-    assert.deepEqual(result.methods.map((m: { method: string }) => m.method), ['none', 'random', 'vitcop']);
+    assert.deepEqual(
+      result.methods.map((m: { method: string }) => m.method),
+      ['none', 'random', 'vitcop'],
+    );
     const [none, random, vitcop] = result.methods;
     assert.equal(none.hostMs, 0);
     assert.ok(vitcop.hostMs > 0 && random.hostMs > 0);

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { REPO_ROOT, tempDir } from '../helpers/fixtures.js';
 
-const sieve = (...args: string[]) => spawnSync(process.execPath, [join(REPO_ROOT, 'bin', 'sieve.js'), ...args], { encoding: 'utf8', timeout: 300_000 });
+const sieve = (...args: string[]) =>
+  spawnSync(process.execPath, [join(REPO_ROOT, 'bin', 'sieve.js'), ...args], { encoding: 'utf8', timeout: 300_000 });
 
 describe('sieve eval', () => {
   it('a missing split is a usage error that says how to make it', () => {
@@ -24,12 +25,19 @@ describe('sieve eval', () => {
     const out = join(tempDir('evalout'), 'eval.json');
     const r = sieve('eval', '--data', data, '--json', out);
     assert.equal(r.status, 0, r.stderr);
-    assert.equal(r.stderr.split('\n').filter((l) => l.includes(broken)).length, perClip, 'one error line per question of the broken clip');
+    assert.equal(
+      r.stderr.split('\n').filter((l) => l.includes(broken)).length,
+      perClip,
+      'one error line per question of the broken clip',
+    );
     const report = JSON.parse(readFileSync(out, 'utf8'));
     const s = report.summaries[0];
     assert.equal(s.n, jsonl.length);
     assert.equal(s.errors, perClip);
-    assert.ok(s.correct >= 0.8 * (jsonl.length - perClip), `the demo model answers the intact clips: ${s.correct}/${jsonl.length - perClip}`);
+    assert.ok(
+      s.correct >= 0.8 * (jsonl.length - perClip),
+      `the demo model answers the intact clips: ${s.correct}/${jsonl.length - perClip}`,
+    );
     assert.match(r.stdout, /accuracy \d+\.\d% \(\d+\/\d+\), \d+ item\(s\) failed/);
   });
 });

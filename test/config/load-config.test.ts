@@ -14,14 +14,21 @@ describe('config files', () => {
   });
 
   it('substitutes ${VAR} and ${VAR:-default} in values, and resolves the model next to the file', () => {
-    const c = parseConfig('model: ${MODELS}/demo\npruning: { method: "${METHOD:-vitcop}", budget: 0.111 }\n', '/etc/sieve/sieve.yaml', { MODELS: 'm' });
+    const c = parseConfig(
+      'model: ${MODELS}/demo\npruning: { method: "${METHOD:-vitcop}", budget: 0.111 }\n',
+      '/etc/sieve/sieve.yaml',
+      { MODELS: 'm' },
+    );
     assert.equal(c.model, '/etc/sieve/m/demo');
     assert.equal(c.pruning.method, 'vitcop');
     assert.throws(() => parseConfig('model: ${UNSET}\n', 'x.yaml', {}), /UNSET is not set/);
   });
 
   it('names the key and the problem for bad values, unknown keys and broken YAML', () => {
-    assert.throws(() => parseConfig('pruning: { budget: 2 }', 'c.yaml', {}), (e: Error) => e instanceof UsageError && /pruning\.budget/.test(e.message));
+    assert.throws(
+      () => parseConfig('pruning: { budget: 2 }', 'c.yaml', {}),
+      (e: Error) => e instanceof UsageError && /pruning\.budget/.test(e.message),
+    );
     assert.throws(() => parseConfig('runtime: { ep: gpu }', 'c.yaml', {}), /runtime\.ep/);
     assert.throws(() => parseConfig('sampling: { frames: 4, fps: 1 }', 'c.yaml', {}), /frames or fps/);
     assert.throws(() => parseConfig('colour: red', 'c.yaml', {}), /Unrecognized key/);

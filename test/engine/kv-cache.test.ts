@@ -11,9 +11,17 @@ describe('KV cache', () => {
     const runner = await VlmRunner.open(prepared.graphDir, prepared.manifest, DEFAULT_RUNTIME);
     const d = prepared.manifest.config.text.hiddenSize;
     const rows = 10;
-    await runner.prefill(new Float32Array(rows * d).fill(0.1), Array.from({ length: rows }, (_, i) => i), 4);
+    await runner.prefill(
+      new Float32Array(rows * d).fill(0.1),
+      Array.from({ length: rows }, (_, i) => i),
+      4,
+    );
     // The caches are created by prefill; reach them through the public byte counts and the tensors.
-    const caches = (runner as unknown as { caches: { keys: { data: Float32Array }[]; capacity: number; headDim: number; length: number }[] }).caches;
+    const caches = (
+      runner as unknown as {
+        caches: { keys: { data: Float32Array }[]; capacity: number; headDim: number; length: number }[];
+      }
+    ).caches;
     const cache = caches[1];
     const keys = cache.keys[0].data;
     const sentinelAt = (cache.capacity - 1) * cache.headDim;

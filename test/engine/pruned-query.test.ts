@@ -21,11 +21,27 @@ describe('pruned queries through the engine', () => {
     prepared = await prepareModel(tinyCheckpoint(5), { graphDir: tempDir('graphs') });
     runner = await VlmRunner.open(prepared.graphDir, prepared.manifest, DEFAULT_RUNTIME);
     const { config, tokenizer, chatTemplate } = prepared.checkpoint;
-    const prompt = buildPrompt(tokenizer, chatTemplate, config.imageTokenId, config.tokensPerImage, Array.from({ length: frames }, (_, i) => ({ timestampS: i })), 'what colour is the square ?');
+    const prompt = buildPrompt(
+      tokenizer,
+      chatTemplate,
+      config.imageTokenId,
+      config.tokensPerImage,
+      Array.from({ length: frames }, (_, i) => ({ timestampS: i })),
+      'what colour is the square ?',
+    );
     const size = config.vision.imageSize;
     let s = 1;
-    const pixels = Float32Array.from({ length: frames * 3 * size * size }, () => ((s = (s * 16807) % 2147483647) / 2147483647) * 2 - 1);
-    query = { pixels, frames, promptIds: prompt.ids, imageSpans: prompt.imageSpans, generation: { maxNewTokens: 4, sampling: GREEDY, eosTokenIds: [] } };
+    const pixels = Float32Array.from(
+      { length: frames * 3 * size * size },
+      () => ((s = (s * 16807) % 2147483647) / 2147483647) * 2 - 1,
+    );
+    query = {
+      pixels,
+      frames,
+      promptIds: prompt.ids,
+      imageSpans: prompt.imageSpans,
+      generation: { maxNewTokens: 4, sampling: GREEDY, eosTokenIds: [] },
+    };
   });
   after(async () => {
     await runner.release();
@@ -33,7 +49,13 @@ describe('pruned queries through the engine', () => {
   });
 
   const methodFor = (name: string, budget: number) =>
-    createMethod(name, { budget, frames, tokensPerFrame: prepared.manifest.config.tokensPerImage, numLayers: prepared.manifest.config.text.numLayers, seed: 0 });
+    createMethod(name, {
+      budget,
+      frames,
+      tokensPerFrame: prepared.manifest.config.tokensPerImage,
+      numLayers: prepared.manifest.config.text.numLayers,
+      seed: 0,
+    });
 
   it('method none gives exactly the unpruned answer and token counts', async () => {
     const plain = await runVisualQuery(runner, query);
@@ -43,16 +65,33 @@ describe('pruned queries through the engine', () => {
     assert.equal(none.visualTokens.layerAveraged, frames * 16);
   });
 
-  for (const [name, budget] of [['random', 0.25], ['pool', 0.25], ['gprune', 0.25], ['divprune', 0.25], ['dart', 0.25], ['visionzip', 0.25], ['fastv', 0.75], ['vitcop', 0.333]] as const) {
+  for (const [name, budget] of [
+    ['random', 0.25],
+    ['pool', 0.25],
+    ['gprune', 0.25],
+    ['divprune', 0.25],
+    ['dart', 0.25],
+    ['visionzip', 0.25],
+    ['fastv', 0.75],
+    ['vitcop', 0.333],
+  ] as const) {
     it(`${name} at ${budget}: the LLM sees what the method planned, every frame keeps a token, KV shrinks`, async () => {
       const method = methodFor(name, budget);
       const planned = method.plannedTokensPerLayer();
       const r = await runVisualQuery(runner, query, method, pairwise);
       const L = prepared.manifest.config.text.numLayers;
-      assert.equal(r.visualTokens.layerAveraged, planned.reduce((a, b) => a + b, 0) / L, 'layer-averaged tokens follow the plan');
+      assert.equal(
+        r.visualTokens.layerAveraged,
+        planned.reduce((a, b) => a + b, 0) / L,
+        'layer-averaged tokens follow the plan',
+      );
       assert.equal(r.visualTokens.input, planned[0]);
       // ViTCoP's Stage III keeps the smallest-κ tokens globally over frames (methods.md §1), so a frame may end empty.
-      if (name !== 'vitcop') assert.ok(r.visualTokens.keptPerFrame.every((k) => k.length >= 1), 'no frame disappears');
+      if (name !== 'vitcop')
+        assert.ok(
+          r.visualTokens.keptPerFrame.every((k) => k.length >= 1),
+          'no frame disappears',
+        );
       assert.ok(r.kvBytes.used < (await runVisualQuery(runner, query)).kvBytes.used, 'the KV caches hold fewer tokens');
       assert.equal(r.tokens.length, 4);
       assert.ok(r.timings.pruneMs >= 0);

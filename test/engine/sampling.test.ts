@@ -23,6 +23,9 @@ describe('token sampling', () => {
   it('top-p keeps only the smallest set of tokens reaching the mass', () => {
     const s = new TokenSampler({ temperature: 1, topP: 0.5, seed: 1 });
     const seen = new Set(Array.from({ length: 200 }, () => s.next(logits)));
-    assert.ok([...seen].every((t) => t === 1 || t === 4), `only the two top tokens: ${[...seen]}`);
+    assert.ok(
+      [...seen].every((t) => t === 1 || t === 4),
+      `only the two top tokens: ${[...seen]}`,
+    );
   });
 });

@@ -21,7 +21,10 @@ describe('token sequences under pruning', () => {
   it('puts surviving visual rows back at their original positions between the text rows', () => {
     // prompt: t0 [img f0: 2 tokens] t3 [img f1: 2 tokens] t6
     const promptLength = 7;
-    const spans = [{ frame: 0, start: 1, length: 2 }, { frame: 1, start: 4, length: 2 }];
+    const spans = [
+      { frame: 0, start: 1, length: 2 },
+      { frame: 1, start: 4, length: 2 },
+    ];
     const text = rows(...Array.from({ length: promptLength }, (_, p) => [p, -p]));
     const visual = { ids: [1, 2], rows: rows([101, 101], [102, 102]), width: 2 };
     const p = assemblePrompt(text, promptLength, spans, 2, visual);

@@ -15,8 +15,24 @@ export function tempDir(prefix: string): string {
 export function tinyCheckpoint(seed = 1): string {
   const dir = tempDir('ckpt');
   writeRandomCheckpoint(dir, {
-    vision: { family: 'clip', hiddenSize: 32, intermediateSize: 64, numLayers: 3, numHeads: 4, imageSize: 64, patchSize: 16 },
-    text: { family: 'llama', hiddenSize: 64, intermediateSize: 128, numLayers: 4, numHeads: 4, numKvHeads: 2, vocabSize: 128 },
+    vision: {
+      family: 'clip',
+      hiddenSize: 32,
+      intermediateSize: 64,
+      numLayers: 3,
+      numHeads: 4,
+      imageSize: 64,
+      patchSize: 16,
+    },
+    text: {
+      family: 'llama',
+      hiddenSize: 64,
+      intermediateSize: 128,
+      numLayers: 4,
+      numHeads: 4,
+      numKvHeads: 2,
+      vocabSize: 128,
+    },
     seed,
   });
   return dir;
@@ -26,6 +42,18 @@ export function tinyCheckpoint(seed = 1): string {
 export async function testVideo(seconds = 3, size = '160x120'): Promise<string> {
   const { ffmpeg } = await ffmpegBinaries();
   const out = join(tempDir('video'), 'testsrc.mp4');
-  execFileSync(ffmpeg.path, ['-v', 'error', '-f', 'lavfi', '-i', `testsrc=duration=${seconds}:size=${size}:rate=10`, '-c:v', 'libx264', '-pix_fmt', 'yuv420p', out]);
+  execFileSync(ffmpeg.path, [
+    '-v',
+    'error',
+    '-f',
+    'lavfi',
+    '-i',
+    `testsrc=duration=${seconds}:size=${size}:rate=10`,
+    '-c:v',
+    'libx264',
+    '-pix_fmt',
+    'yuv420p',
+    out,
+  ]);
   return out;
 }

@@ -6,7 +6,17 @@ import { MediaError, UsageError } from '../../src/errors.js';
 import { configureFfmpeg, decodeFrames, encodeVideo, ffmpegBinaries, probe } from '../../src/media/ffmpeg.js';
 import type { DecodeOptions } from '../../src/media/ffmpeg.js';
 import type { Frame } from '../../src/media/frame.js';
-import { FPS, FRAMES, HEIGHT, PATCHES, WIDTH, frameId, patchMean, tempDir, writeSyntheticVideo } from './synthetic-video.js';
+import {
+  FPS,
+  FRAMES,
+  HEIGHT,
+  PATCHES,
+  WIDTH,
+  frameId,
+  patchMean,
+  tempDir,
+  writeSyntheticVideo,
+} from './synthetic-video.js';
 
 async function decodeAll(file: string, options?: DecodeOptions): Promise<Frame[]> {
   const frames: Frame[] = [];
@@ -39,7 +49,8 @@ function wav(): Buffer {
   b.writeUInt16LE(16, 34);
   b.write('data', 36);
   b.writeUInt32LE(rate * 2, 40);
-  for (let i = 0; i < rate; i++) b.writeInt16LE(Math.round(8000 * Math.sin((2 * Math.PI * 440 * i) / rate)), 44 + i * 2);
+  for (let i = 0; i < rate; i++)
+    b.writeInt16LE(Math.round(8000 * Math.sin((2 * Math.PI * 440 * i) / rate)), 44 + i * 2);
   return b;
 }
 
@@ -68,7 +79,10 @@ describe('ffmpeg adapter', () => {
     process.env.FFMPEG_PATH = path.join(dir, 'no-such-ffmpeg');
     configureFfmpeg();
     try {
-      await assert.rejects(ffmpegBinaries(), (err: unknown) => err instanceof UsageError && /FFMPEG_PATH/.test(err.message));
+      await assert.rejects(
+        ffmpegBinaries(),
+        (err: unknown) => err instanceof UsageError && /FFMPEG_PATH/.test(err.message),
+      );
     } finally {
       if (saved === undefined) delete process.env.FFMPEG_PATH;
       else process.env.FFMPEG_PATH = saved;
@@ -99,7 +113,9 @@ describe('ffmpeg adapter', () => {
     for (const f of [frames[0]!, frames[FRAMES - 1]!]) {
       for (const p of PATCHES) {
         const mean = patchMean(f, p);
-        mean.forEach((v, c) => assert.ok(Math.abs(v - p.rgb[c]!) <= 4, `patch ${p.rgb} decodes as ${mean.map(Math.round)}`));
+        mean.forEach((v, c) =>
+          assert.ok(Math.abs(v - p.rgb[c]!) <= 4, `patch ${p.rgb} decodes as ${mean.map(Math.round)}`),
+        );
       }
     }
   });
@@ -107,23 +123,38 @@ describe('ffmpeg adapter', () => {
   it('decodes the frame nearest to each timestamp, in time order', async () => {
     const frames = await decodeAll(clip, { timestamps: [4.99, 0.26, 0, 0.24, 2.5, 5] });
     assert.deepEqual(frames.map(frameId), [0, 2, 3, 25, 49, 49]);
-    assert.deepEqual(frames.map((f) => f.index), [0, 1, 2, 3, 4, 5]);
-    assert.deepEqual(frames.map((f) => f.timestampS), [0, 0.2, 0.3, 2.5, 4.9, 4.9]);
+    assert.deepEqual(
+      frames.map((f) => f.index),
+      [0, 1, 2, 3, 4, 5],
+    );
+    assert.deepEqual(
+      frames.map((f) => f.timestampS),
+      [0, 0.2, 0.3, 2.5, 4.9, 4.9],
+    );
     assert.notEqual(frames[4]!.rgb, frames[5]!.rgb, 'timestamps sharing a frame get separate pixels');
   });
 
   it('seeks ahead for late timestamps and keeps them exact', async () => {
     const frames = await decodeAll(clip, { timestamps: [3.04, 4.2] });
     assert.deepEqual(frames.map(frameId), [30, 42]);
-    assert.deepEqual(frames.map((f) => f.timestampS), [3, 4.2]);
+    assert.deepEqual(
+      frames.map((f) => f.timestampS),
+      [3, 4.2],
+    );
   });
 
   it('samples at a frame rate: the frame nearest each multiple of 1/fps', async () => {
     const two = await decodeAll(clip, { fps: 2 });
     assert.deepEqual(two.map(frameId), [0, 5, 10, 15, 20, 25, 30, 35, 40, 45]);
     const three = await decodeAll(clip, { fps: 3 });
-    assert.deepEqual(three.map(frameId), Array.from({ length: 15 }, (_, k) => Math.round((k * FPS) / 3)));
-    assert.deepEqual(three.map((f) => f.index), [...three.keys()]);
+    assert.deepEqual(
+      three.map(frameId),
+      Array.from({ length: 15 }, (_, k) => Math.round((k * FPS) / 3)),
+    );
+    assert.deepEqual(
+      three.map((f) => f.index),
+      [...three.keys()],
+    );
     const all = await decodeAll(clip, { fps: 25 });
     assert.equal(all.length, FRAMES, 'never more frames than the video has');
   });
@@ -155,12 +186,24 @@ describe('ffmpeg adapter', () => {
     // 3×3 squares on a checkerboard, moving one pixel a frame.
     const W = 96;
     const H = 64;
-    const colours = [[230, 30, 30], [30, 200, 40], [40, 60, 230], [240, 220, 30]];
-    const squares = Array.from({ length: 16 }, (_, i) => ({ x: 6 + (i % 8) * 10, y: 8 + Math.floor(i / 8) * 30, rgb: colours[i % 4]! }));
+    const colours = [
+      [230, 30, 30],
+      [30, 200, 40],
+      [40, 60, 230],
+      [240, 220, 30],
+    ];
+    const squares = Array.from({ length: 16 }, (_, i) => ({
+      x: 6 + (i % 8) * 10,
+      y: 8 + Math.floor(i / 8) * 30,
+      rgb: colours[i % 4]!,
+    }));
     const frames = Array.from({ length: 10 }, (_, k) => {
       const rgb = new Uint8Array(W * H * 3);
-      for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) rgb.fill(((x >> 2) + (y >> 2)) % 2 ? 150 : 100, (y * W + x) * 3, (y * W + x) * 3 + 3);
-      for (const s of squares) for (let y = s.y; y < s.y + 3; y++) for (let x = s.x + k; x < s.x + k + 3; x++) rgb.set(s.rgb, (y * W + x) * 3);
+      for (let y = 0; y < H; y++)
+        for (let x = 0; x < W; x++)
+          rgb.fill(((x >> 2) + (y >> 2)) % 2 ? 150 : 100, (y * W + x) * 3, (y * W + x) * 3 + 3);
+      for (const s of squares)
+        for (let y = s.y; y < s.y + 3; y++) for (let x = s.x + k; x < s.x + k + 3; x++) rgb.set(s.rgb, (y * W + x) * 3);
       return { width: W, height: H, rgb };
     });
     const colourError = async (pixelFormat: 'yuv444p' | 'yuv420p') => {
@@ -172,7 +215,8 @@ describe('ffmpeg adapter', () => {
         for (const s of squares) {
           for (let c = 0; c < 3; c++) {
             let sum = 0;
-            for (let y = s.y; y < s.y + 3; y++) for (let x = s.x + k; x < s.x + k + 3; x++) sum += f.rgb[(y * W + x) * 3 + c]!;
+            for (let y = s.y; y < s.y + 3; y++)
+              for (let x = s.x + k; x < s.x + k + 3; x++) sum += f.rgb[(y * W + x) * 3 + c]!;
             worst = Math.max(worst, Math.abs(sum / 9 - s.rgb[c]!));
           }
         }
@@ -189,10 +233,19 @@ describe('ffmpeg adapter', () => {
     const out = path.join(dir, 'bad.mp4');
     const a = { width: 4, height: 4, rgb: new Uint8Array(48) };
     const b = { width: 6, height: 4, rgb: new Uint8Array(72) };
-    await assert.rejects(encodeVideo([a, b], { fps: 1, out }), (err: unknown) => err instanceof UsageError && /frame 1 is 6×4/.test(err.message));
+    await assert.rejects(
+      encodeVideo([a, b], { fps: 1, out }),
+      (err: unknown) => err instanceof UsageError && /frame 1 is 6×4/.test(err.message),
+    );
     await assert.rejects(encodeVideo([], { fps: 1, out }), UsageError);
-    await assert.rejects(encodeVideo([{ width: 3, height: 3, rgb: new Uint8Array(27) }], { fps: 1, out, pixelFormat: 'yuv420p' }), UsageError);
-    await assert.rejects(encodeVideo([a], { fps: 1, out: path.join(dir, 'no-such-folder', 'x.mp4') }), mediaError(/cannot encode .*x\.mp4/));
+    await assert.rejects(
+      encodeVideo([{ width: 3, height: 3, rgb: new Uint8Array(27) }], { fps: 1, out, pixelFormat: 'yuv420p' }),
+      UsageError,
+    );
+    await assert.rejects(
+      encodeVideo([a], { fps: 1, out: path.join(dir, 'no-such-folder', 'x.mp4') }),
+      mediaError(/cannot encode .*x\.mp4/),
+    );
   });
 
   describe('bad input', () => {
@@ -212,10 +265,13 @@ describe('ffmpeg adapter', () => {
       await assert.rejects(probe(file), mediaError(/empty \(0 bytes\)/));
     });
 
-    it('garbage bytes, with ffmpeg\'s reason', async () => {
+    it("garbage bytes, with ffmpeg's reason", async () => {
       const file = path.join(dir, 'garbage.mp4');
       await writeFile(file, Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919) % 251)));
-      await assert.rejects(probe(file), mediaError(/cannot read video .*garbage\.mp4: .*Invalid data found when processing input/));
+      await assert.rejects(
+        probe(file),
+        mediaError(/cannot read video .*garbage\.mp4: .*Invalid data found when processing input/),
+      );
     });
 
     it('an MP4 cut inside its header', async () => {

@@ -50,40 +50,60 @@ describe('image source', () => {
   });
 
   it('drops alpha, expands grey, applies EXIF orientation', async () => {
-    const rgba = Uint8Array.from({ length: W * H * 4 }, (_, i) => (i % 4 === 3 ? 0 : PIXELS[Math.floor(i / 4) * 3 + (i % 4)]!));
+    const rgba = Uint8Array.from({ length: W * H * 4 }, (_, i) =>
+      i % 4 === 3 ? 0 : PIXELS[Math.floor(i / 4) * 3 + (i % 4)]!,
+    );
     await raw(4, rgba).png().toFile(path.join(dir, 'alpha.png'));
     assert.deepEqual([...(await readImage(path.join(dir, 'alpha.png'))).rgb], [...PIXELS], 'colour kept, alpha gone');
 
     const grey = Uint8Array.from({ length: W * H }, (_, i) => i * 10);
     await raw(1, grey).png().toFile(path.join(dir, 'grey.png'));
     const g = await readImage(path.join(dir, 'grey.png'));
-    assert.deepEqual([...g.rgb], [...grey].flatMap((v) => [v, v, v]));
+    assert.deepEqual(
+      [...g.rgb],
+      [...grey].flatMap((v) => [v, v, v]),
+    );
 
     // Orientation 6: the stored 5×3 picture is shown rotated 90° clockwise, 3×5.
     await raw(3, PIXELS).png().withMetadata({ orientation: 6 }).toFile(path.join(dir, 'turned.png'));
     const turned = await readImage(path.join(dir, 'turned.png'));
     assert.equal(turned.width, H);
     assert.equal(turned.height, W);
-    const at = (f: typeof turned, x: number, y: number) => [...f.rgb.subarray((y * f.width + x) * 3, (y * f.width + x) * 3 + 3)];
+    const at = (f: typeof turned, x: number, y: number) => [
+      ...f.rgb.subarray((y * f.width + x) * 3, (y * f.width + x) * 3 + 3),
+    ];
     assert.deepEqual(at(turned, H - 1, 0), [0, 0, 0], 'top-left stored pixel is now top-right');
   });
 
   it('numbers several images in order', async () => {
     const files = ['x.png', 'y.png', 'z.png'].map((n) => path.join(dir, n));
     for (const [i, f] of files.entries()) {
-      await sharp({ create: { width: 2, height: 2, channels: 3, background: { r: i * 100, g: 0, b: 0 } } }).png().toFile(f);
+      await sharp({ create: { width: 2, height: 2, channels: 3, background: { r: i * 100, g: 0, b: 0 } } })
+        .png()
+        .toFile(f);
     }
     const frames = await lastValueFrom(imageFrames(files).pipe(toArray()));
-    assert.deepEqual(frames.map((f) => [f.index, f.timestampS, f.rgb[0]]), [[0, 0, 0], [1, 1, 100], [2, 2, 200]]);
+    assert.deepEqual(
+      frames.map((f) => [f.index, f.timestampS, f.rgb[0]]),
+      [
+        [0, 0, 0],
+        [1, 1, 100],
+        [2, 2, 200],
+      ],
+    );
   });
 
   it('says what is wrong with a bad image', async () => {
-    const check = (pattern: RegExp) => (err: unknown) => err instanceof MediaError && pattern.test(err.message) && !!err.hint;
+    const check = (pattern: RegExp) => (err: unknown) =>
+      err instanceof MediaError && pattern.test(err.message) && !!err.hint;
     await assert.rejects(readImage(path.join(dir, 'missing.png')), check(/image file not found: .*missing\.png/));
     await writeFile(path.join(dir, 'empty.png'), '');
     await assert.rejects(readImage(path.join(dir, 'empty.png')), check(/is empty \(0 bytes\)/));
     await writeFile(path.join(dir, 'garbage.jpg'), Buffer.from('this is not an image at all, just text'));
-    await assert.rejects(readImage(path.join(dir, 'garbage.jpg')), check(/cannot read image .*garbage\.jpg: .*unsupported image format/));
+    await assert.rejects(
+      readImage(path.join(dir, 'garbage.jpg')),
+      check(/cannot read image .*garbage\.jpg: .*unsupported image format/),
+    );
     const png = await raw(3, PIXELS).png().toBuffer();
     await writeFile(path.join(dir, 'cut.png'), png.subarray(0, png.length - 20));
     await assert.rejects(readImage(path.join(dir, 'cut.png')), check(/cannot read image .*cut\.png/));

@@ -28,13 +28,22 @@ describe('sampler', () => {
   it('samples N frames uniformly from a file', async () => {
     const frames = await lastValueFrom(videoFrames(clip, { frames: 5 }).pipe(toArray()));
     assert.deepEqual(frames.map(frameId), [5, 15, 25, 35, 45]);
-    assert.deepEqual(frames.map((f) => f.timestampS), [0.5, 1.5, 2.5, 3.5, 4.5]);
-    assert.deepEqual(frames.map((f) => f.index), [0, 1, 2, 3, 4]);
+    assert.deepEqual(
+      frames.map((f) => f.timestampS),
+      [0.5, 1.5, 2.5, 3.5, 4.5],
+    );
+    assert.deepEqual(
+      frames.map((f) => f.index),
+      [0, 1, 2, 3, 4],
+    );
   });
 
   it('samples a file at a frame rate', async () => {
     const frames = await lastValueFrom(videoFrames(clip, { fps: 2 }).pipe(toArray()));
-    assert.deepEqual(frames.map((f) => f.timestampS), [0, 0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5]);
+    assert.deepEqual(
+      frames.map((f) => f.timestampS),
+      [0, 0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5],
+    );
   });
 
   it('picks the same frames from decoded streams as ffmpeg does for files', async () => {
@@ -43,15 +52,27 @@ describe('sampler', () => {
       const inFfmpeg = await lastValueFrom(videoFrames(clip, { fps }).pipe(toArray()));
       const inRx = await lastValueFrom(from(every).pipe(sampleFps(fps, 0.5 / FPS), renumber(), toArray()));
       assert.deepEqual(inRx.map(frameId), inFfmpeg.map(frameId), `${fps} fps`);
-      assert.deepEqual(inRx.map((f) => f.index), inFfmpeg.map((f) => f.index));
+      assert.deepEqual(
+        inRx.map((f) => f.index),
+        inFfmpeg.map((f) => f.index),
+      );
     }
   });
 
   it('keeps sampling state per subscription', async () => {
-    const frames: Frame[] = [0, 0.4, 1.1, 1.2, 2.05].map((t, index) => ({ index, timestampS: t, width: 1, height: 1, rgb: new Uint8Array(3) }));
+    const frames: Frame[] = [0, 0.4, 1.1, 1.2, 2.05].map((t, index) => ({
+      index,
+      timestampS: t,
+      width: 1,
+      height: 1,
+      rgb: new Uint8Array(3),
+    }));
     const sampled = from(frames).pipe(sampleFps(1));
     for (let i = 0; i < 2; i++) {
-      assert.deepEqual((await lastValueFrom(sampled.pipe(toArray()))).map((f) => f.timestampS), [0, 1.1, 2.05]);
+      assert.deepEqual(
+        (await lastValueFrom(sampled.pipe(toArray()))).map((f) => f.timestampS),
+        [0, 1.1, 2.05],
+      );
     }
   });
 

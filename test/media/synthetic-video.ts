@@ -61,7 +61,11 @@ export function patchMean(frame: RgbImage, patch: { x: number; y: number }): num
   return sum.map((s) => s / 100);
 }
 
-export async function writeSyntheticVideo(file: string, options: Partial<EncodeOptions> = {}, count = FRAMES): Promise<string> {
+export async function writeSyntheticVideo(
+  file: string,
+  options: Partial<EncodeOptions> = {},
+  count = FRAMES,
+): Promise<string> {
   await encodeVideo(
     Array.from({ length: count }, (_, k) => syntheticFrame(k)),
     { fps: FPS, out: file, ...options },

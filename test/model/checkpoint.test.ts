@@ -16,8 +16,24 @@ const FIXTURES = join(import.meta.dirname, '../../../test/fixtures/hf-reference'
 /** The fixtures' sizes: a random checkpoint with them must have exactly the fixture's tensors. */
 function fixtureSpec(vision: 'clip' | 'siglip', text: 'llama' | 'qwen2'): RandomCheckpointSpec {
   return {
-    vision: { family: vision, hiddenSize: 64, intermediateSize: 128, numLayers: 2, numHeads: 4, imageSize: 32, patchSize: 8 },
-    text: { family: text, hiddenSize: 64, intermediateSize: 128, numLayers: 2, numHeads: 4, numKvHeads: 2, vocabSize: 128 },
+    vision: {
+      family: vision,
+      hiddenSize: 64,
+      intermediateSize: 128,
+      numLayers: 2,
+      numHeads: 4,
+      imageSize: 32,
+      patchSize: 8,
+    },
+    text: {
+      family: text,
+      hiddenSize: 64,
+      intermediateSize: 128,
+      numLayers: 2,
+      numHeads: 4,
+      numKvHeads: 2,
+      vocabSize: 128,
+    },
     seed: 3,
   };
 }
@@ -48,16 +64,35 @@ function runReference(dir: string) {
   const pixels = Float32Array.from({ length: 3 * config.vision.imageSize ** 2 }, (_, i) => Math.sin(i * 0.37));
   const vision = ref.vision(pixels);
   const image = ref.project(vision.features, vision.tokens);
-  const prompt = ckpt.tokenizer.encode(ckpt.chatTemplate.renderChat([{ role: 'user', content: [{ type: 'image', index: 1, timestamp: 0 }, { type: 'text', text: 'what colour ?' }] }], { addGenerationPrompt: true }));
+  const prompt = ckpt.tokenizer.encode(
+    ckpt.chatTemplate.renderChat(
+      [
+        {
+          role: 'user',
+          content: [
+            { type: 'image', index: 1, timestamp: 0 },
+            { type: 'text', text: 'what colour ?' },
+          ],
+        },
+      ],
+      { addGenerationPrompt: true },
+    ),
+  );
   const ids = prompt.flatMap((id) => (id === config.imageTokenId ? Array<number>(vision.tokens).fill(id) : [id]));
-  const out = ref.decode(ref.embedPrompt(ids, image), ids.map((_, i) => i));
+  const out = ref.decode(
+    ref.embedPrompt(ids, image),
+    ids.map((_, i) => i),
+  );
   const names = ckpt.weights.names();
   ckpt.weights.close();
   return { config, ref, vision, image, out, names };
 }
 
 describe('random checkpoints', () => {
-  for (const [vision, text, fixture] of [['clip', 'llama', 'llava-tiny-clip-llama'], ['siglip', 'qwen2', 'llava-tiny-siglip-qwen2']] as const) {
+  for (const [vision, text, fixture] of [
+    ['clip', 'llama', 'llava-tiny-clip-llama'],
+    ['siglip', 'qwen2', 'llava-tiny-siglip-qwen2'],
+  ] as const) {
     it(`${vision} + ${text}: exactly the tensor names and shapes transformers 4.46 saves`, () => {
       assert.deepEqual(layout(write(fixtureSpec(vision, text))), layout(join(FIXTURES, fixture)));
     });
@@ -71,7 +106,10 @@ describe('random checkpoints', () => {
         n.startsWith('vision_tower.vision_model.post_layernorm.') ||
         n.startsWith('vision_tower.vision_model.head.') ||
         Number(/encoder\.layers\.(\d+)\./.exec(n)?.[1] ?? -1) >= config.vision.featureLayer;
-      assert.deepEqual(unused.filter((n) => !expectedUnused(n)), []);
+      assert.deepEqual(
+        unused.filter((n) => !expectedUnused(n)),
+        [],
+      );
       assert.ok(unused.some((n) => n.includes(`encoder.layers.${config.vision.featureLayer}.`)));
     });
   }
@@ -134,14 +172,22 @@ describe('loadCheckpoint', () => {
     assert.equal(ckpt.config.text.family, 'qwen2');
     assert.equal(ckpt.processor.size && 'height' in ckpt.processor.size, true);
     assert.equal(ckpt.tokenizer.eosTokenId, 2);
-    assert.deepEqual(ckpt.sourceFiles.map((f) => f.slice(dir.length + 1)), [
-      'config.json', 'model.safetensors.index.json', 'model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors',
-    ]);
+    assert.deepEqual(
+      ckpt.sourceFiles.map((f) => f.slice(dir.length + 1)),
+      [
+        'config.json',
+        'model.safetensors.index.json',
+        'model-00001-of-00002.safetensors',
+        'model-00002-of-00002.safetensors',
+      ],
+    );
     ckpt.weights.close();
 
     const cachePath = join(mkdtempSync(join(tmpdir(), 'sieve-hash-')), 'hashes.json');
     const hashes = await ckpt.hashSourceFiles(cachePath);
-    const direct = createHash('sha256').update(readFileSync(join(dir, 'config.json'))).digest('hex');
+    const direct = createHash('sha256')
+      .update(readFileSync(join(dir, 'config.json')))
+      .digest('hex');
     assert.equal(hashes['config.json'], direct);
     assert.equal(Object.keys(hashes).length, 4);
     assert.deepEqual(await ckpt.hashSourceFiles(null), hashes);
@@ -156,11 +202,21 @@ describe('loadCheckpoint', () => {
   });
 
   it('says which file is missing and how to get it', () => {
-    assert.throws(() => loadCheckpoint(join(tmpdir(), 'no-such-checkpoint')), (err: ModelError) => err instanceof ModelError && /does not exist/.test(err.message) && /huggingface-cli download/.test(err.hint ?? ''));
+    assert.throws(
+      () => loadCheckpoint(join(tmpdir(), 'no-such-checkpoint')),
+      (err: ModelError) =>
+        err instanceof ModelError &&
+        /does not exist/.test(err.message) &&
+        /huggingface-cli download/.test(err.hint ?? ''),
+    );
     for (const file of ['config.json', 'tokenizer_config.json', 'model.safetensors']) {
       const dir = write(fixtureSpec('clip', 'llama'));
       rmSync(join(dir, file));
-      assert.throws(() => loadCheckpoint(dir), (err: ModelError) => err instanceof ModelError && err.message.includes(file) && !!err.hint, file);
+      assert.throws(
+        () => loadCheckpoint(dir),
+        (err: ModelError) => err instanceof ModelError && err.message.includes(file) && !!err.hint,
+        file,
+      );
     }
   });
 
@@ -169,6 +225,9 @@ describe('loadCheckpoint', () => {
     const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
     config.text_config.vocab_size = 256;
     writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
-    assert.throws(() => loadCheckpoint(dir), (err: ModelError) => err instanceof ModelError && /vocab_size 256/.test(err.message));
+    assert.throws(
+      () => loadCheckpoint(dir),
+      (err: ModelError) => err instanceof ModelError && /vocab_size 256/.test(err.message),
+    );
   });
 });

@@ -22,7 +22,8 @@ function dirWith(config: unknown, generation?: unknown): string {
 function throwsModelError(fn: () => unknown, ...parts: (string | RegExp)[]): void {
   assert.throws(fn, (err: unknown) => {
     assert.ok(err instanceof ModelError, `expected ModelError, got ${String(err)}`);
-    for (const p of parts) assert.match(err.message, typeof p === 'string' ? new RegExp(p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')) : p);
+    for (const p of parts)
+      assert.match(err.message, typeof p === 'string' ? new RegExp(p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')) : p);
     assert.ok(err.hint, 'has a hint');
     return true;
   });
@@ -32,13 +33,40 @@ describe('readVlmConfig', () => {
   it('reads the CLIP + Llama fixture', () => {
     const c = readVlmConfig(join(FIXTURES, 'llava-tiny-clip-llama'));
     assert.deepEqual(c.vision, {
-      family: 'clip', hiddenSize: 64, intermediateSize: 128, numLayers: 2, numHeads: 4, imageSize: 32, patchSize: 8,
-      numChannels: 3, layerNormEps: 1e-5, act: 'quick_gelu', hasClassToken: true, featureLayer: 1, selectStrategy: 'default', gridSize: 4,
+      family: 'clip',
+      hiddenSize: 64,
+      intermediateSize: 128,
+      numLayers: 2,
+      numHeads: 4,
+      imageSize: 32,
+      patchSize: 8,
+      numChannels: 3,
+      layerNormEps: 1e-5,
+      act: 'quick_gelu',
+      hasClassToken: true,
+      featureLayer: 1,
+      selectStrategy: 'default',
+      gridSize: 4,
     });
     assert.deepEqual(c.text, {
-      family: 'llama', hiddenSize: 64, intermediateSize: 128, numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 16, vocabSize: 128,
-      rmsNormEps: 1e-6, ropeTheta: 10000, qkvBias: false, oProjBias: false, mlpBias: false, act: 'silu', tieWordEmbeddings: false,
-      maxPositionEmbeddings: 512, bosTokenId: 1, eosTokenIds: [2],
+      family: 'llama',
+      hiddenSize: 64,
+      intermediateSize: 128,
+      numLayers: 2,
+      numHeads: 4,
+      numKvHeads: 2,
+      headDim: 16,
+      vocabSize: 128,
+      rmsNormEps: 1e-6,
+      ropeTheta: 10000,
+      qkvBias: false,
+      oProjBias: false,
+      mlpBias: false,
+      act: 'silu',
+      tieWordEmbeddings: false,
+      maxPositionEmbeddings: 512,
+      bosTokenId: 1,
+      eosTokenIds: [2],
     });
     assert.deepEqual(c.projector, { act: 'gelu', inputSize: 64, hiddenSize: 64, outputSize: 64, bias: true });
     assert.equal(c.imageTokenId, 127);
@@ -60,11 +88,21 @@ describe('readVlmConfig', () => {
   });
 
   it('takes transformers defaults for fields a sparse config leaves out (llava-1.5-7b-hf style)', () => {
-    const c = readVlmConfig(dirWith({
-      model_type: 'llava',
-      text_config: { model_type: 'llama', max_position_embeddings: 4096, rms_norm_eps: 1e-5, vocab_size: 32064 },
-      vision_config: { model_type: 'clip_vision_model', hidden_size: 1024, image_size: 336, intermediate_size: 4096, num_attention_heads: 16, num_hidden_layers: 24, patch_size: 14 },
-    }));
+    const c = readVlmConfig(
+      dirWith({
+        model_type: 'llava',
+        text_config: { model_type: 'llama', max_position_embeddings: 4096, rms_norm_eps: 1e-5, vocab_size: 32064 },
+        vision_config: {
+          model_type: 'clip_vision_model',
+          hidden_size: 1024,
+          image_size: 336,
+          intermediate_size: 4096,
+          num_attention_heads: 16,
+          num_hidden_layers: 24,
+          patch_size: 14,
+        },
+      }),
+    );
     assert.equal(c.text.hiddenSize, 4096);
     assert.equal(c.text.numLayers, 32);
     assert.equal(c.text.numKvHeads, 32);

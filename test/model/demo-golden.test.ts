@@ -46,7 +46,8 @@ describe('the shipped demo model', () => {
     await convertCheckpoint({ ...checkpoint, weights: recording }, { outDir: tempDir('demo-keys') });
     const v = checkpoint.config.vision;
     // Hugging Face keeps the vision layers after the feature layer and post_layernorm, which llava never uses.
-    const unused = (n: string) => /post_layernorm/.test(n) || Number(/encoder\.layers\.(\d+)\./.exec(n)?.[1] ?? -1) >= v.featureLayer;
+    const unused = (n: string) =>
+      /post_layernorm/.test(n) || Number(/encoder\.layers\.(\d+)\./.exec(n)?.[1] ?? -1) >= v.featureLayer;
     const unexpected = checkpoint.weights.names().filter((n) => !read.has(n) && !unused(n));
     assert.deepEqual(unexpected, []);
   });
@@ -59,15 +60,33 @@ describe('the shipped demo model', () => {
     for (const c of golden.cases) {
       const [F, H, W] = c.frames_shape;
       const rgb = Buffer.from(c.frames_rgb_base64, 'base64');
-      const frames: Frame[] = Array.from({ length: F }, (_, f) => ({ index: f, timestampS: f, width: W, height: H, rgb: new Uint8Array(rgb.subarray(f * H * W * 3, (f + 1) * H * W * 3)) }));
-      const prompt = buildPrompt(tokenizer, chatTemplate, config.imageTokenId, config.tokensPerImage, frames, c.question);
+      const frames: Frame[] = Array.from({ length: F }, (_, f) => ({
+        index: f,
+        timestampS: f,
+        width: W,
+        height: H,
+        rgb: new Uint8Array(rgb.subarray(f * H * W * 3, (f + 1) * H * W * 3)),
+      }));
+      const prompt = buildPrompt(
+        tokenizer,
+        chatTemplate,
+        config.imageTokenId,
+        config.tokensPerImage,
+        frames,
+        c.question,
+      );
       assert.deepEqual(prompt.ids, c.input_ids, `prompt ids for "${c.question}"`);
       const pixels = await preprocessBatch(frames, processor);
       const vision = await runner.encodeImages(pixels.data, F);
       const tokens = await runner.project(vision.features, F * vision.tokens);
       const hidden = await runner.embed(prompt.ids);
-      for (const s of prompt.imageSpans) hidden.set(tokens.subarray(s.frame * s.length * d, (s.frame + 1) * s.length * d), s.start * d);
-      const { logits } = await runner.prefill(hidden, prompt.ids.map((_, i) => i), 1);
+      for (const s of prompt.imageSpans)
+        hidden.set(tokens.subarray(s.frame * s.length * d, (s.frame + 1) * s.length * d), s.start * d);
+      const { logits } = await runner.prefill(
+        hidden,
+        prompt.ids.map((_, i) => i),
+        1,
+      );
       const err = maxRelativeError(logits, c.last_logits);
       assert.ok(err <= 1e-3, `"${c.question}": relative error ${err}`);
     }

@@ -28,7 +28,7 @@ const SPECIAL = Float32Array.of(0, -0, 1, -2.5, 65504, 1e-7, -6e-8, 3.14159, Inf
 describe('safetensors', () => {
   it('round-trips F32 exactly and F16/BF16 within their precision, special values included', () => {
     const dir = tempDir();
-    const random = Float32Array.from({ length: 1000 }, (_, i) => Math.sin(i * 12.9898) * 43758.5453 % 8);
+    const random = Float32Array.from({ length: 1000 }, (_, i) => (Math.sin(i * 12.9898) * 43758.5453) % 8);
     for (const dtype of ['F32', 'F16', 'BF16'] as FloatDtype[]) {
       writeSafetensors(join(dir, `${dtype}.safetensors`), [
         { name: 'random', shape: [10, 100], dtype, data: random },
@@ -39,7 +39,10 @@ describe('safetensors', () => {
       const tol = { F32: 0, F16: 2 ** -11, BF16: 2 ** -8 }[dtype];
       for (let i = 0; i < random.length; i++) {
         // Relative rounding bound, plus F16's subnormal spacing for values near zero.
-        assert.ok(Math.abs(got[i]! - random[i]!) <= tol * Math.abs(random[i]!) + (dtype === 'F16' ? 2 ** -25 : 0), `${dtype} [${i}] ${got[i]} vs ${random[i]}`);
+        assert.ok(
+          Math.abs(got[i]! - random[i]!) <= tol * Math.abs(random[i]!) + (dtype === 'F16' ? 2 ** -25 : 0),
+          `${dtype} [${i}] ${got[i]} vs ${random[i]}`,
+        );
       }
       const special = f.readFloat32('special', f.tensors.get('special')!);
       assert.equal(special[0], 0);
@@ -71,7 +74,15 @@ describe('safetensors', () => {
     const path = join(dir, 'm.safetensors');
     writeSafetensors(path, [
       { name: 'b', shape: [3], data: Float32Array.of(1, 2, 3) },
-      { name: 'a', shape: [2, 3], dtype: 'BF16', data: function* () { yield Float32Array.of(1, 2); yield Float32Array.of(3, 4, 5, 6); } },
+      {
+        name: 'a',
+        shape: [2, 3],
+        dtype: 'BF16',
+        data: function* () {
+          yield Float32Array.of(1, 2);
+          yield Float32Array.of(3, 4, 5, 6);
+        },
+      },
     ]);
     const bytes = readFileSync(path);
     const n = Number(bytes.readBigUInt64LE(0));
@@ -90,16 +101,26 @@ describe('safetensors', () => {
 
   it('rejects a wrong number of values and leaves no file behind', () => {
     const path = join(tempDir(), 'model.safetensors');
-    assert.throws(() => writeSafetensors(path, [{ name: 'x', shape: [4], data: Float32Array.of(1, 2, 3) }]), /got 3 values/);
+    assert.throws(
+      () => writeSafetensors(path, [{ name: 'x', shape: [4], data: Float32Array.of(1, 2, 3) }]),
+      /got 3 values/,
+    );
     assert.equal(existsSync(path), false);
     assert.equal(existsSync(`${path}.partial`), false);
   });
 
   it('reads sharded checkpoints through the index', () => {
     const dir = tempDir();
-    writeSafetensors(join(dir, 'model-00001-of-00002.safetensors'), [{ name: 'a.weight', shape: [2], dtype: 'F16', data: Float32Array.of(1, 2) }]);
-    writeSafetensors(join(dir, 'model-00002-of-00002.safetensors'), [{ name: 'b.weight', shape: [1, 2], data: Float32Array.of(3, 4) }]);
-    const index = { metadata: { total_size: 12 }, weight_map: { 'a.weight': 'model-00001-of-00002.safetensors', 'b.weight': 'model-00002-of-00002.safetensors' } };
+    writeSafetensors(join(dir, 'model-00001-of-00002.safetensors'), [
+      { name: 'a.weight', shape: [2], dtype: 'F16', data: Float32Array.of(1, 2) },
+    ]);
+    writeSafetensors(join(dir, 'model-00002-of-00002.safetensors'), [
+      { name: 'b.weight', shape: [1, 2], data: Float32Array.of(3, 4) },
+    ]);
+    const index = {
+      metadata: { total_size: 12 },
+      weight_map: { 'a.weight': 'model-00001-of-00002.safetensors', 'b.weight': 'model-00002-of-00002.safetensors' },
+    };
     writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify(index));
     const store = openWeights(dir);
     assert.deepEqual(store.names(), ['a.weight', 'b.weight']);
@@ -143,6 +164,9 @@ describe('safetensors', () => {
     const dir = tempDir();
     assertModelError(() => openWeights(dir), 'model.safetensors');
     writeFileSync(join(dir, 'pytorch_model.bin'), 'x');
-    assert.throws(() => openWeights(dir), (err: ModelError) => /pytorch_model\.bin/.test(err.hint ?? ''));
+    assert.throws(
+      () => openWeights(dir),
+      (err: ModelError) => /pytorch_model\.bin/.test(err.hint ?? ''),
+    );
   });
 });

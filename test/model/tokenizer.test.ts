@@ -11,8 +11,24 @@ import { writeRandomCheckpoint, type RandomCheckpointSpec } from '../../src/mode
 import { loadTokenizer } from '../../src/model/tokenizer.js';
 
 const SPEC: RandomCheckpointSpec = {
-  vision: { family: 'clip', hiddenSize: 32, intermediateSize: 64, numLayers: 2, numHeads: 2, imageSize: 16, patchSize: 8 },
-  text: { family: 'llama', hiddenSize: 32, intermediateSize: 64, numLayers: 2, numHeads: 4, numKvHeads: 2, vocabSize: 160 },
+  vision: {
+    family: 'clip',
+    hiddenSize: 32,
+    intermediateSize: 64,
+    numLayers: 2,
+    numHeads: 2,
+    imageSize: 16,
+    patchSize: 8,
+  },
+  text: {
+    family: 'llama',
+    hiddenSize: 32,
+    intermediateSize: 64,
+    numLayers: 2,
+    numHeads: 4,
+    numKvHeads: 2,
+    vocabSize: 160,
+  },
   seed: 1,
 };
 
@@ -63,7 +79,10 @@ describe('tokenizer', () => {
   it('reports a missing tokenizer.json with the path', () => {
     const broken = randomDir();
     rmSync(join(broken, 'tokenizer.json'));
-    assert.throws(() => loadTokenizer(broken), (err: ModelError) => err instanceof ModelError && err.message.includes(join(broken, 'tokenizer.json')));
+    assert.throws(
+      () => loadTokenizer(broken),
+      (err: ModelError) => err instanceof ModelError && err.message.includes(join(broken, 'tokenizer.json')),
+    );
   });
 });
 
@@ -74,7 +93,10 @@ describe('chat template', () => {
     const template = loadChatTemplate(dir, tok.specialTokens);
     const text = template.renderChat(MESSAGES, { addGenerationPrompt: true });
     assert.equal(text, '<s>user: frame 1 <image> frame 2 <image> what colour is the square ?\nassistant:');
-    assert.equal(template.renderChat(MESSAGES), '<s>user: frame 1 <image> frame 2 <image> what colour is the square ?\n');
+    assert.equal(
+      template.renderChat(MESSAGES),
+      '<s>user: frame 1 <image> frame 2 <image> what colour is the square ?\n',
+    );
     const ids = tok.encode(text);
     assert.equal(ids[0], 1);
     assert.equal(ids.filter((id) => id === 4).length, 2);
@@ -94,13 +116,24 @@ describe('chat template', () => {
     writeFileSync(join(dir, 'chat_template.json'), JSON.stringify({ chat_template: llavaHf }));
     const fromJson = loadChatTemplate(dir, specials);
     assert.equal(fromJson.file, join(dir, 'chat_template.json'));
-    assert.equal(fromJson.renderChat(MESSAGES, { addGenerationPrompt: true }), 'USER: <image>\n<image>\nwhat colour is the square ? ASSISTANT:');
+    assert.equal(
+      fromJson.renderChat(MESSAGES, { addGenerationPrompt: true }),
+      'USER: <image>\n<image>\nwhat colour is the square ? ASSISTANT:',
+    );
 
     writeFileSync(join(dir, 'chat_template.jinja'), '{{ eos_token }}{{ messages | length }}');
     assert.equal(loadChatTemplate(dir, specials).renderChat(MESSAGES), '</s>1');
 
     rmSync(join(dir, 'chat_template.jinja'));
-    writeFileSync(join(dir, 'chat_template.json'), JSON.stringify({ chat_template: [{ name: 'tool_use', template: 'T' }, { name: 'default', template: 'D' }] }));
+    writeFileSync(
+      join(dir, 'chat_template.json'),
+      JSON.stringify({
+        chat_template: [
+          { name: 'tool_use', template: 'T' },
+          { name: 'default', template: 'D' },
+        ],
+      }),
+    );
     assert.equal(loadChatTemplate(dir, specials).renderChat(MESSAGES), 'D');
   });
 
@@ -110,12 +143,21 @@ describe('chat template', () => {
     const config = JSON.parse(readFileSync(join(dir, 'tokenizer_config.json'), 'utf8'));
     delete config.chat_template;
     writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify(config));
-    assert.throws(() => loadChatTemplate(dir, specials), (err: ModelError) => err instanceof ModelError && /no chat template/.test(err.message) && !!err.hint);
+    assert.throws(
+      () => loadChatTemplate(dir, specials),
+      (err: ModelError) => err instanceof ModelError && /no chat template/.test(err.message) && !!err.hint,
+    );
 
     writeFileSync(join(dir, 'chat_template.jinja'), "{{ raise_exception('roles must alternate') }}");
-    assert.throws(() => loadChatTemplate(dir, specials).renderChat(MESSAGES), (err: ModelError) => err instanceof ModelError && /roles must alternate/.test(err.message));
+    assert.throws(
+      () => loadChatTemplate(dir, specials).renderChat(MESSAGES),
+      (err: ModelError) => err instanceof ModelError && /roles must alternate/.test(err.message),
+    );
     writeFileSync(join(dir, 'chat_template.jinja'), '{% for x in %}');
-    assert.throws(() => loadChatTemplate(dir, specials), (err: ModelError) => err instanceof ModelError && err.message.includes('chat_template.jinja'));
+    assert.throws(
+      () => loadChatTemplate(dir, specials),
+      (err: ModelError) => err instanceof ModelError && err.message.includes('chat_template.jinja'),
+    );
   });
 });
 
@@ -124,8 +166,16 @@ describe('processor config', () => {
     const clipDir = randomDir();
     const clip = readProcessorConfig(clipDir, readVlmConfig(clipDir).vision);
     assert.deepEqual(clip, {
-      doResize: true, size: { shortestEdge: 16 }, resample: 'bicubic', doCenterCrop: true, cropSize: { height: 16, width: 16 },
-      doRescale: true, rescaleFactor: 1 / 255, doNormalize: true, imageMean: [0.48145466, 0.4578275, 0.40821073], imageStd: [0.26862954, 0.26130258, 0.27577711],
+      doResize: true,
+      size: { shortestEdge: 16 },
+      resample: 'bicubic',
+      doCenterCrop: true,
+      cropSize: { height: 16, width: 16 },
+      doRescale: true,
+      rescaleFactor: 1 / 255,
+      doNormalize: true,
+      imageMean: [0.48145466, 0.4578275, 0.40821073],
+      imageStd: [0.26862954, 0.26130258, 0.27577711],
     });
     const siglipDir = randomDir({ ...SPEC, vision: { ...SPEC.vision, family: 'siglip' } });
     const siglip = readProcessorConfig(siglipDir, readVlmConfig(siglipDir).vision);
@@ -141,7 +191,10 @@ describe('processor config', () => {
     const defaults = readProcessorConfig(dir, vision);
     assert.deepEqual(defaults.size, { shortestEdge: 16 });
     assert.equal(defaults.doCenterCrop, true);
-    writeFileSync(join(dir, 'preprocessor_config.json'), JSON.stringify({ size: 20, crop_size: 16, resample: 2, image_mean: 0.5 }));
+    writeFileSync(
+      join(dir, 'preprocessor_config.json'),
+      JSON.stringify({ size: 20, crop_size: 16, resample: 2, image_mean: 0.5 }),
+    );
     const legacy = readProcessorConfig(dir, vision);
     assert.deepEqual(legacy.size, { shortestEdge: 20 });
     assert.deepEqual(legacy.cropSize, { height: 16, width: 16 });
@@ -153,8 +206,14 @@ describe('processor config', () => {
     const dir = randomDir();
     const vision = readVlmConfig(dir).vision;
     writeFileSync(join(dir, 'preprocessor_config.json'), JSON.stringify({ crop_size: { height: 336, width: 336 } }));
-    assert.throws(() => readProcessorConfig(dir, vision), (err: ModelError) => err instanceof ModelError && /336×336/.test(err.message) && /16×16/.test(err.message));
+    assert.throws(
+      () => readProcessorConfig(dir, vision),
+      (err: ModelError) => err instanceof ModelError && /336×336/.test(err.message) && /16×16/.test(err.message),
+    );
     writeFileSync(join(dir, 'preprocessor_config.json'), JSON.stringify({ image_std: [0.5, 0.5] }));
-    assert.throws(() => readProcessorConfig(dir, vision), (err: ModelError) => err instanceof ModelError && /image_std/.test(err.message));
+    assert.throws(
+      () => readProcessorConfig(dir, vision),
+      (err: ModelError) => err instanceof ModelError && /image_std/.test(err.message),
+    );
   });
 });

@@ -15,7 +15,11 @@ describe('--dtype fp16 graphs', () => {
       const d = p.manifest.config.text.hiddenSize;
       const rows = 12;
       const hidden = await runner.embed(Array.from({ length: rows }, (_, i) => 5 + i));
-      const { logits } = await runner.prefill(hidden, Array.from({ length: rows }, (_, i) => i), 1);
+      const { logits } = await runner.prefill(
+        hidden,
+        Array.from({ length: rows }, (_, i) => i),
+        1,
+      );
       await runner.release();
       p.checkpoint.weights.close();
       const bytes = Object.values(p.manifest.weightBytes).reduce((a, b) => a + b, 0);

@@ -16,13 +16,45 @@ const TOL = 1e-4;
 
 const SPECS: Record<string, RandomCheckpointSpec> = {
   'CLIP + Llama (GQA 4 heads / 2 KV heads)': {
-    vision: { family: 'clip', hiddenSize: 32, intermediateSize: 64, numLayers: 3, numHeads: 4, imageSize: 32, patchSize: 8 },
-    text: { family: 'llama', hiddenSize: 64, intermediateSize: 96, numLayers: 4, numHeads: 4, numKvHeads: 2, vocabSize: 96 },
+    vision: {
+      family: 'clip',
+      hiddenSize: 32,
+      intermediateSize: 64,
+      numLayers: 3,
+      numHeads: 4,
+      imageSize: 32,
+      patchSize: 8,
+    },
+    text: {
+      family: 'llama',
+      hiddenSize: 64,
+      intermediateSize: 96,
+      numLayers: 4,
+      numHeads: 4,
+      numKvHeads: 2,
+      vocabSize: 96,
+    },
     seed: 11,
   },
   'SigLIP + Qwen2 (QKV bias, GQA 6 heads / 2 KV heads)': {
-    vision: { family: 'siglip', hiddenSize: 32, intermediateSize: 64, numLayers: 3, numHeads: 2, imageSize: 32, patchSize: 8 },
-    text: { family: 'qwen2', hiddenSize: 48, intermediateSize: 80, numLayers: 4, numHeads: 6, numKvHeads: 2, vocabSize: 96 },
+    vision: {
+      family: 'siglip',
+      hiddenSize: 32,
+      intermediateSize: 64,
+      numLayers: 3,
+      numHeads: 2,
+      imageSize: 32,
+      patchSize: 8,
+    },
+    text: {
+      family: 'qwen2',
+      hiddenSize: 48,
+      intermediateSize: 80,
+      numLayers: 4,
+      numHeads: 6,
+      numKvHeads: 2,
+      vocabSize: 96,
+    },
     seed: 12,
   },
 };
@@ -77,9 +109,15 @@ for (const [name, spec] of Object.entries(SPECS)) {
       const n = out.tokens;
       for (let f = 0; f < frames; f++) {
         const r = ref.vision(pixels.subarray(f * perFrame, (f + 1) * perFrame));
-        assert.ok(maxRelativeError(out.features.subarray(f * n * v.hiddenSize, (f + 1) * n * v.hiddenSize), r.features) < TOL, 'features');
+        assert.ok(
+          maxRelativeError(out.features.subarray(f * n * v.hiddenSize, (f + 1) * n * v.hiddenSize), r.features) < TOL,
+          'features',
+        );
         assert.ok(maxRelativeError(out.saliency.subarray(f * n, (f + 1) * n), r.clsAttention) < TOL, 'saliency');
-        assert.ok(maxRelativeError(out.keys.subarray(f * n * v.hiddenSize, (f + 1) * n * v.hiddenSize), r.keys) < TOL, 'keys');
+        assert.ok(
+          maxRelativeError(out.keys.subarray(f * n * v.hiddenSize, (f + 1) * n * v.hiddenSize), r.keys) < TOL,
+          'keys',
+        );
       }
       const projected = await single.project(out.features, frames * n);
       assert.ok(maxRelativeError(projected, ref.project(out.features, frames * n)) < TOL, 'projector');
@@ -88,13 +126,18 @@ for (const [name, spec] of Object.entries(SPECS)) {
     it('prefill logits match; two segments back to back equal one graph; κ and the last-token row match', async () => {
       const ids = prompt();
       const d = ckpt.config.text.hiddenSize;
-      const features = randomPixels(frames * ckpt.config.tokensPerImage * ckpt.config.vision.hiddenSize, 5).map((x) => x / 2);
+      const features = randomPixels(frames * ckpt.config.tokensPerImage * ckpt.config.vision.hiddenSize, 5).map(
+        (x) => x / 2,
+      );
       const embeds = ref.embedPrompt(ids, ref.project(features, frames * ckpt.config.tokensPerImage));
       const positions = ids.map((_, i) => i);
       const expected = ref.decode(embeds, positions);
 
       const one = await single.prefill(embeds.slice(), positions, 1);
-      assert.ok(maxRelativeError(one.logits, expected.logits!) < TOL, `one segment: ${maxRelativeError(one.logits, expected.logits!)}`);
+      assert.ok(
+        maxRelativeError(one.logits, expected.logits!) < TOL,
+        `one segment: ${maxRelativeError(one.logits, expected.logits!)}`,
+      );
 
       const seen: { end: number; kappa: Float32Array; last?: Float32Array }[] = [];
       const two = await split.prefill(embeds.slice(), positions, 1, (s) => {
@@ -102,10 +145,16 @@ for (const [name, spec] of Object.entries(SPECS)) {
         return s;
       });
       assert.ok(maxRelativeError(two.logits, one.logits) < TOL, 'segmented = single graph');
-      assert.deepEqual(seen.map((s) => s.end), [1, 3]);
+      assert.deepEqual(
+        seen.map((s) => s.end),
+        [1, 3],
+      );
       for (const s of seen) {
         assert.ok(maxRelativeError(s.kappa, expected.kappa[s.end - 1]) < TOL, `κ at layer ${s.end - 1}`);
-        assert.ok(maxRelativeError(s.last!, expected.lastAttention[s.end - 1]) < TOL, `last-token attention at layer ${s.end - 1}`);
+        assert.ok(
+          maxRelativeError(s.last!, expected.lastAttention[s.end - 1]) < TOL,
+          `last-token attention at layer ${s.end - 1}`,
+        );
       }
       assert.equal(d, ckpt.config.text.hiddenSize);
     });
@@ -140,7 +189,10 @@ for (const [name, spec] of Object.entries(SPECS)) {
       for (let t = 1; t < steps; t++) {
         const logits = await split.decode(tokens[t - 1], ids.length + t - 1);
         const all = [...ids, ...tokens];
-        const full = ref.decode(ref.embed(all), all.map((_, i) => i));
+        const full = ref.decode(
+          ref.embed(all),
+          all.map((_, i) => i),
+        );
         assert.ok(maxRelativeError(logits, full.logits!) < TOL, `step ${t}: ${maxRelativeError(logits, full.logits!)}`);
         tokens.push(argmax(logits));
       }

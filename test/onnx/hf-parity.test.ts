@@ -22,7 +22,11 @@ interface Reference {
 
 async function runFixture(name: string, boundaries: number[]) {
   const dir = join(FIXTURES, name);
-  const input = JSON.parse(readFileSync(join(dir, 'input.json'), 'utf8')) as { input_ids: number[]; pixel_values: unknown; n_new_tokens: number };
+  const input = JSON.parse(readFileSync(join(dir, 'input.json'), 'utf8')) as {
+    input_ids: number[];
+    pixel_values: unknown;
+    n_new_tokens: number;
+  };
   const ref = JSON.parse(readFileSync(join(dir, 'reference_output.json'), 'utf8')) as Reference;
   const config = readVlmConfig(dir);
   const weights = openWeights(dir);

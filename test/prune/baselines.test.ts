@@ -11,7 +11,12 @@ import { jsPairwise } from './js-pairwise.js';
 import { randomArray, request, tokens } from './signals.js';
 
 function inputSignals(frames: number, side: number, rows: number[][], textTail: number[][] = []): InputSignals {
-  return { ...tokens(frames, side), tokens: Float32Array.from(rows.flat()), hidden: rows[0].length, textTail: Float32Array.from(textTail.flat()) };
+  return {
+    ...tokens(frames, side),
+    tokens: Float32Array.from(rows.flat()),
+    hidden: rows[0].length,
+    textTail: Float32Array.from(textTail.flat()),
+  };
 }
 
 const kept = (r: StageResult) => r.slots.map((s) => s.positionOf);
@@ -25,16 +30,28 @@ describe('baselines and shared selection', () => {
   });
 
   it('random: a seeded sample of each frame quota, the same for the same seed', async () => {
-    const signals = inputSignals(4, 4, Array.from({ length: 64 }, (_, i) => [i]));
-    const run = async (seed: number) => kept(await createMethod('random', { ...request(4, 16, 0.3), seed }).input!(signals, jsPairwise));
+    const signals = inputSignals(
+      4,
+      4,
+      Array.from({ length: 64 }, (_, i) => [i]),
+    );
+    const run = async (seed: number) =>
+      kept(await createMethod('random', { ...request(4, 16, 0.3), seed }).input!(signals, jsPairwise));
     const a = await run(7);
-    assert.deepEqual([0, 1, 2, 3].map((f) => a.filter((id) => Math.floor(id / 16) === f).length), frameQuotas(19, 4));
+    assert.deepEqual(
+      [0, 1, 2, 3].map((f) => a.filter((id) => Math.floor(id / 16) === f).length),
+      frameQuotas(19, 4),
+    );
     assert.deepEqual(await run(7), a);
     assert.notDeepEqual(await run(8), a);
   });
 
   it('pool: each frame becomes the means of a 2×2 grid of bins at their upper-median positions', async () => {
-    const signals = inputSignals(2, 4, Array.from({ length: 32 }, (_, i) => [i]));
+    const signals = inputSignals(
+      2,
+      4,
+      Array.from({ length: 32 }, (_, i) => [i]),
+    );
     const result = await createMethod('pool', request(2, 16, 0.25)).input!(signals, jsPairwise);
     assert.deepEqual(result.slots[0], { members: [0, 1, 4, 5], mode: 'mean', positionOf: 4 });
     const pooled = applySlots({ ids: signals.ids, rows: signals.tokens, width: 1 }, result.slots);
@@ -48,14 +65,22 @@ describe('baselines and shared selection', () => {
     assert.deepEqual(method.plannedTokensPerLayer(), [32, 32, 11, 11, 11, 11, 11, 11]);
     const base = { ...tokens(2, 4), layer: 2, kappa: new Float32Array(32) };
     const lastTokenAttention = Float32Array.from({ length: 32 }, (_, id) => (id % 4 === 0 ? 1 : 0.5));
-    assert.deepEqual(kept(await method.layer!({ ...base, lastTokenAttention }, jsPairwise)), [0, 1, 2, 3, 4, 8, 12, 16, 20, 24, 28]);
+    assert.deepEqual(
+      kept(await method.layer!({ ...base, lastTokenAttention }, jsPairwise)),
+      [0, 1, 2, 3, 4, 8, 12, 16, 20, 24, 28],
+    );
     await assert.rejects(method.layer!(base, jsPairwise), /last token's attention/);
   });
 
   it('DivPrune picks the max–min cosine-distance set on a hand case', async () => {
     // a and b nearly parallel, c orthogonal to a, d opposite a: d has the farthest nearest neighbour,
     // then a (distance 2 from d), then c (distance 1 from both); b (0.01 from a) is left out.
-    const signals = inputSignals(1, 2, [[1, 0], [0.99, 0.14], [0, 1], [-1, 0]]);
+    const signals = inputSignals(1, 2, [
+      [1, 0],
+      [0.99, 0.14],
+      [0, 1],
+      [-1, 0],
+    ]);
     assert.deepEqual(kept(await createMethod('divprune', request(1, 4, 0.75)).input!(signals, jsPairwise)), [0, 2, 3]);
   });
 
@@ -63,8 +88,20 @@ describe('baselines and shared selection', () => {
     const signals = inputSignals(
       2,
       2,
-      [[10, 0], [1, 0.1], [0, 1], [0.7, 0.7], [1, 0], [-1, 0.2], [0.5, 0.5], [0, -1]],
-      [[1, 0], [0, 1]],
+      [
+        [10, 0],
+        [1, 0.1],
+        [0, 1],
+        [0.7, 0.7],
+        [1, 0],
+        [-1, 0.2],
+        [0.5, 0.5],
+        [0, -1],
+      ],
+      [
+        [1, 0],
+        [0, 1],
+      ],
     );
     const method = createMethod('dart', request(2, 4, 0.5), { pivots_visual: 1, pivots_text: 1 });
     // Pivots (10,0) and the text tail's last row (0,1); frame 0 keeps its pivot + (0.7,0.7), frame 1 its two least similar.
@@ -74,7 +111,8 @@ describe('baselines and shared selection', () => {
   it('DyCoke-TTM keeps anchors whole and drops the static patches of the other frames', async () => {
     const prng = new Prng(3);
     const frame0 = Array.from({ length: 4 }, () => Array.from(randomArray(prng, 3)));
-    const change = (frame: number[][], p: number) => frame.map((row, i) => (i === p ? Array.from(randomArray(prng, 3)) : row));
+    const change = (frame: number[][], p: number) =>
+      frame.map((row, i) => (i === p ? Array.from(randomArray(prng, 3)) : row));
     const frame1 = change(frame0, 2);
     const frame2 = change(frame0, 3);
     const frame3 = change(frame2, 1);
@@ -100,7 +138,16 @@ describe('baselines and shared selection', () => {
   });
 
   it('G-Prune prefers a unique token over duplicates (score = I / degree) and keeps frame or clip quotas', async () => {
-    const signals = inputSignals(2, 2, [[1, 0], [1, 0], [1, 0], [0, 1], [1, 0], [0, 1], [0, 1], [0, 1]]);
+    const signals = inputSignals(2, 2, [
+      [1, 0],
+      [1, 0],
+      [1, 0],
+      [0, 1],
+      [1, 0],
+      [0, 1],
+      [0, 1],
+      [0, 1],
+    ]);
     const frame = await createMethod('gprune', request(2, 4, 0.5)).input!(signals, jsPairwise);
     assert.deepEqual(kept(frame), [0, 3, 4, 5]);
     const clip = await createMethod('gprune', request(2, 4, 0.25), { scope: 'clip' }).input!(signals, jsPairwise);
@@ -113,7 +160,10 @@ describe('baselines and shared selection', () => {
     const saliency = Float32Array.from({ length: N }, (_, id) => (id === 5 || id === 9 ? 1 : 0));
     const features = Float32Array.from({ length: N }, (_, id) => id);
     const method = createMethod('visionzip', request(1, N, 0.25), { dominant: 2, contextual: 2 });
-    const result = await method.encoder!({ ...tokens(1, 4), features, saliency, keys: Float32Array.from(keys), visionHidden: 4, visionHeads: 2 }, jsPairwise);
+    const result = await method.encoder!(
+      { ...tokens(1, 4), features, saliency, keys: Float32Array.from(keys), visionHidden: 4, visionHeads: 2 },
+      jsPairwise,
+    );
     assert.deepEqual(result.slots, [
       { members: [1, 2, 3, 4, 6, 7], mode: 'anchor_plus_mean', anchor: 0, positionOf: 3 },
       { members: [5], mode: 'keep', positionOf: 5 },

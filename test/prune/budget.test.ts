@@ -1,7 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { UsageError } from '../../src/errors.js';
-import { budgetReport, frameQuotas, inputTokenTotal, respentStageCounts, roundHalfEven, vitcopBudget, vitcopPlan } from '../../src/prune/budget.js';
+import {
+  budgetReport,
+  frameQuotas,
+  inputTokenTotal,
+  respentStageCounts,
+  roundHalfEven,
+  vitcopBudget,
+  vitcopPlan,
+} from '../../src/prune/budget.js';
 import { request } from './signals.js';
 
 describe('budget arithmetic', () => {
@@ -17,11 +25,20 @@ describe('budget arithmetic', () => {
   });
 
   it('reports input and layer-averaged budgets from a per-layer plan', () => {
-    assert.deepEqual(budgetReport([100, 100, 50, 10], 2, 100), { input: 100, layerAveraged: 65, inputFraction: 0.5, layerAveragedFraction: 0.325 });
+    assert.deepEqual(budgetReport([100, 100, 50, 10], 2, 100), {
+      input: 100,
+      layerAveraged: 65,
+      inputFraction: 0.5,
+      layerAveragedFraction: 0.325,
+    });
   });
 
   it('ViTCoP at the published budgets on a 32-layer model with 576 patches: the table, D = 22, and the ≈π identity', () => {
-    for (const [budget, rv, p] of [[1 / 3, 0.5, 0.18], [2 / 9, 0.4, 0.15], [1 / 9, 0.3, 0.12]]) {
+    for (const [budget, rv, p] of [
+      [1 / 3, 0.5, 0.18],
+      [2 / 9, 0.4, 0.15],
+      [1 / 9, 0.3, 0.12],
+    ]) {
       for (const F of [1, 8, 16]) {
         const req = request(F, 576, budget, 32);
         const b = vitcopBudget(req, { S: 2, D: roundHalfEven(0.69 * 32), minPerFrame: 1, stage3MinPerFrame: 0 });
@@ -39,7 +56,13 @@ describe('budget arithmetic', () => {
   });
 
   it('ViTCoP: budgets between the published ones take the nearest row; n1 moves to the nearest count that reaches the budget', () => {
-    const b = (budget: number, L = 32) => vitcopBudget(request(8, 576, budget, L), { S: 2, D: roundHalfEven(0.69 * L), minPerFrame: 1, stage3MinPerFrame: 1 });
+    const b = (budget: number, L = 32) =>
+      vitcopBudget(request(8, 576, budget, L), {
+        S: 2,
+        D: roundHalfEven(0.69 * L),
+        minPerFrame: 1,
+        stage3MinPerFrame: 1,
+      });
     assert.equal(b(0.15).r_v, 0.3);
     assert.equal(b(0.2).r_v, 0.4);
     assert.equal(b(0.3).r_v, 0.5);
@@ -60,7 +83,8 @@ describe('budget arithmetic', () => {
     assert.ok(global.n3 < 8);
     assert.equal(perFrame.n3, 8);
     assert.ok(perFrame.R <= global.R);
-    for (const b of [global, perFrame]) assert.ok(Math.abs(budgetReport(vitcopPlan(b, 8, 8), 8, 64).layerAveraged - 512 / 9) <= 0.5);
+    for (const b of [global, perFrame])
+      assert.ok(Math.abs(budgetReport(vitcopPlan(b, 8, 8), 8, 64).layerAveraged - 512 / 9) <= 0.5);
   });
 
   it('ViTCoP: token-layers Stage 0 saves go to Stages II and III, never beyond the tokens alive', () => {
@@ -76,9 +100,19 @@ describe('budget arithmetic', () => {
   });
 
   it('ViTCoP: a budget below one Stage II token per frame, or above its reach, is a UsageError with its range', () => {
-    const build = (budget: number) => () => vitcopBudget(request(8, 64, budget, 8), { S: 2, D: 6, minPerFrame: 1, stage3MinPerFrame: 1 });
-    assert.throws(build(0.01), (e) => e instanceof UsageError && /vitcop cannot reach/.test(e.message) && /about \[0\.021, 0\.800\]/.test(e.hint ?? ''));
+    const build = (budget: number) => () =>
+      vitcopBudget(request(8, 64, budget, 8), { S: 2, D: 6, minPerFrame: 1, stage3MinPerFrame: 1 });
+    assert.throws(
+      build(0.01),
+      (e) =>
+        e instanceof UsageError &&
+        /vitcop cannot reach/.test(e.message) &&
+        /about \[0\.021, 0\.800\]/.test(e.hint ?? ''),
+    );
     assert.throws(build(0.9), UsageError);
-    assert.throws(() => vitcopBudget(request(8, 64, 0.2, 8), { S: 6, D: 6, minPerFrame: 1, stage3MinPerFrame: 1 }), /1 ≤ S < D < L/);
+    assert.throws(
+      () => vitcopBudget(request(8, 64, 0.2, 8), { S: 6, D: 6, minPerFrame: 1, stage3MinPerFrame: 1 }),
+      /1 ≤ S < D < L/,
+    );
   });
 });

@@ -31,17 +31,29 @@ export const jsPairwise: Pairwise = {
     return out;
   },
   async propagate(x, batch, n, d, opts) {
-    const parts = await Promise.all(Array.from({ length: batch }, async (_, b) => {
-      const group = x.subarray(b * n * d, (b + 1) * n * d);
-      return propagateGroup(await this.cosine(group, n, d), Array.from({ length: n }, (_, i) => Math.sqrt(dot(group, i, i, d))), n, opts);
-    }));
+    const parts = await Promise.all(
+      Array.from({ length: batch }, async (_, b) => {
+        const group = x.subarray(b * n * d, (b + 1) * n * d);
+        return propagateGroup(
+          await this.cosine(group, n, d),
+          Array.from({ length: n }, (_, i) => Math.sqrt(dot(group, i, i, d))),
+          n,
+          opts,
+        );
+      }),
+    );
     const join = (key: keyof Propagation) => Float32Array.from(parts.flatMap((p) => [...p[key]]));
     return { initial: join('initial'), information: join('information'), degree: join('degree') };
   },
 };
 
 /** G-Prune's propagation on one group in float64 (P built row by row, then I ← I·P). */
-function propagateGroup(cos: Float32Array, norms: number[], n: number, opts: PropagationOptions): { initial: Float64Array; information: Float64Array; degree: Float64Array } {
+function propagateGroup(
+  cos: Float32Array,
+  norms: number[],
+  n: number,
+  opts: PropagationOptions,
+): { initial: Float64Array; information: Float64Array; degree: Float64Array } {
   const P = new Float64Array(n * n);
   const degree = new Float64Array(n);
   for (let i = 0; i < n; i++) {

@@ -17,7 +17,11 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
 describe('ONNX Runtime pairwise kernel', () => {
   const kernel = new OrtPairwise(1);
 
-  for (const [n, d] of [[1, 3], [7, 5], [96, 128]] as const) {
+  for (const [n, d] of [
+    [1, 3],
+    [7, 5],
+    [96, 128],
+  ] as const) {
     it(`cosine and euclidean match the JS reference within 1e-5 (n=${n}, d=${d})`, async () => {
       const x = randomRows(n, d, n * 1000 + d);
       assert.ok(maxAbsDiff(await kernel.cosine(x, n, d), await jsPairwise.cosine(x, n, d)) < 1e-5);
@@ -53,7 +57,9 @@ describe('ONNX Runtime pairwise kernel', () => {
     assert.ok(maxAbsDiff(ort.initial, js.initial) < 1e-4);
     assert.ok(maxAbsDiff(ort.information, js.information) < 1e-3 * Math.max(...js.information));
     const second = await kernel.propagate(x.subarray(n * d, 2 * n * d), 1, n, d, opts);
-    assert.ok(maxAbsDiff(second.information, ort.information.subarray(n, 2 * n)) < 1e-5 * Math.max(...second.information));
+    assert.ok(
+      maxAbsDiff(second.information, ort.information.subarray(n, 2 * n)) < 1e-5 * Math.max(...second.information),
+    );
   });
 
   it('rejects data whose length does not match the shape', async () => {

@@ -7,7 +7,9 @@ import { jsPairwise } from './js-pairwise.js';
 /** Points around the given feature-space centres, `per` each, in order. */
 function blobs(centres: number[][], per: number, seed: number): Float32Array {
   const prng = new Prng(seed);
-  return Float32Array.from(centres.flatMap((c) => Array.from({ length: per }, () => c.map((v) => v + (prng.next() - 0.5) * 0.4)).flat()));
+  return Float32Array.from(
+    centres.flatMap((c) => Array.from({ length: per }, () => c.map((v) => v + (prng.next() - 0.5) * 0.4)).flat()),
+  );
 }
 
 /** The partition a labelling makes, as sorted lists of indices (independent of label numbering). */
@@ -29,15 +31,34 @@ describe('VIC density-peak clustering', () => {
   });
 
   it('finds three hand-made clusters', async () => {
-    const x = blobs([[0, 0], [10, 0], [0, 10]], 6, 3);
+    const x = blobs(
+      [
+        [0, 0],
+        [10, 0],
+        [0, 10],
+      ],
+      6,
+      3,
+    );
     const n = 18;
     const coords = range(0, n).map(() => [0.5, 0.5] as const);
-    const labels = densityPeakClusters(await jsPairwise.euclidean(x, n, 2), n, coords, { dcQuantile: 0.02, radius: 0.6, centres: 3 });
+    const labels = densityPeakClusters(await jsPairwise.euclidean(x, n, 2), n, coords, {
+      dcQuantile: 0.02,
+      radius: 0.6,
+      centres: 3,
+    });
     assert.deepEqual(partition(labels), [range(0, 6), range(6, 12), range(12, 18)]);
   });
 
   it('neighbours only within the spatial radius: equal features far apart form their own clusters', async () => {
-    const x = blobs([[0, 0], [0, 0]], 5, 4);
+    const x = blobs(
+      [
+        [0, 0],
+        [0, 0],
+      ],
+      5,
+      4,
+    );
     const n = 10;
     const coords = range(0, n).map((i) => [0, i < 5 ? 0 : 1] as const);
     const dist = await jsPairwise.euclidean(x, n, 2);
@@ -53,8 +74,20 @@ describe('VIC density-peak clustering', () => {
     const coords = range(0, 4).map(() => [0, 0] as const);
     const dist = await jsPairwise.euclidean(x, 4, 2);
     assert.equal(offDiagonalQuantile(dist, 4, 0.02), 0);
-    assert.deepEqual(partition(densityPeakClusters(dist, 4, coords, { dcQuantile: 0.02, radius: 1, centres: 2 })), [[0, 1], [2, 3]]);
-    assert.deepEqual(partition(densityPeakClusters(dist, 4, coords, { dcQuantile: 0.02, dc: 8, radius: 1, centres: 2 })), [[0, 1], [2, 3]]);
-    assert.deepEqual([...densityPeakClusters(new Float32Array(1), 1, [[0, 0]], { dcQuantile: 0.02, radius: 1, centres: 1 })], [0]);
+    assert.deepEqual(partition(densityPeakClusters(dist, 4, coords, { dcQuantile: 0.02, radius: 1, centres: 2 })), [
+      [0, 1],
+      [2, 3],
+    ]);
+    assert.deepEqual(
+      partition(densityPeakClusters(dist, 4, coords, { dcQuantile: 0.02, dc: 8, radius: 1, centres: 2 })),
+      [
+        [0, 1],
+        [2, 3],
+      ],
+    );
+    assert.deepEqual(
+      [...densityPeakClusters(new Float32Array(1), 1, [[0, 0]], { dcQuantile: 0.02, radius: 1, centres: 1 })],
+      [0],
+    );
   });
 });

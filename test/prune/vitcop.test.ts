@@ -10,7 +10,8 @@ import { jsPairwise } from './js-pairwise.js';
 import { randomArray, request, runMethod, tokens } from './signals.js';
 
 const budgetOf = (m: PruneMethod) => (m as unknown as { budget: VitcopBudget }).budget;
-const perFrame = (ids: number[], N: number, F: number) => Array.from({ length: F }, (_, f) => ids.filter((id) => Math.floor(id / N) === f).length);
+const perFrame = (ids: number[], N: number, F: number) =>
+  Array.from({ length: F }, (_, f) => ids.filter((id) => Math.floor(id / N) === f).length);
 
 function checkMergedPositions(slots: Slot[], merge: string): void {
   for (const s of slots) {
@@ -27,7 +28,8 @@ function checkMergedPositions(slots: Slot[], merge: string): void {
 
 describe('ViTCoP', () => {
   it('Stage II quotas: largest remainder in proportion to |G|−1, ties to lower Σκ, min_per_frame first', () => {
-    const clusters = (sizes: number[], frames = sizes.map(() => 0)) => sizes.map((size, i) => ({ size, frame: frames[i] }));
+    const clusters = (sizes: number[], frames = sizes.map(() => 0)) =>
+      sizes.map((size, i) => ({ size, frame: frames[i] }));
     // Weights 4, 2, 0, 1 (W = 7), 4 slots: floors 2, 1, 0, 0; the leftover goes to the largest remainder (4/7).
     assert.deepEqual(individualSlotQuotas(clusters([5, 3, 1, 2]), [0, 1, 2, 3], 4, 1), [2, 1, 0, 1]);
     // Equal remainders: the cluster with the lower Σκ (earlier in rank) wins.
@@ -45,15 +47,25 @@ describe('ViTCoP', () => {
         for (let seed = 1; seed <= 6; seed++) {
           const F = 3;
           const side = 6;
-          const method = createMethod('vitcop', request(F, side * side, 0.3 - seed * 0.02, 8), { merge, stage0: false, ...(p ? { p } : {}) });
+          const method = createMethod('vitcop', request(F, side * side, 0.3 - seed * 0.02, 8), {
+            merge,
+            stage0: false,
+            ...(p ? { p } : {}),
+          });
           const b = budgetOf(method);
           const trace = await runMethod(method, F, side, 8, seed);
-          assert.deepEqual(trace.alive.map((ids) => ids.length), [F * b.n1, b.R, b.n3]);
+          assert.deepEqual(
+            trace.alive.map((ids) => ids.length),
+            [F * b.n1, b.R, b.n3],
+          );
           assert.deepEqual(perFrame(trace.alive[0], 36, F), [b.n1, b.n1, b.n1]);
           assert.ok(perFrame(trace.alive[1], 36, F).every((n) => n >= 1));
           checkMergedPositions(trace.results[1].slots, merge);
           // Every Stage I token is accounted for exactly once.
-          assert.deepEqual(trace.results[1].slots.flatMap((s) => s.members).sort((x, y) => x - y), trace.alive[0]);
+          assert.deepEqual(
+            trace.results[1].slots.flatMap((s) => s.members).sort((x, y) => x - y),
+            trace.alive[0],
+          );
         }
       });
     }
@@ -73,10 +85,16 @@ describe('ViTCoP', () => {
     assert.ok(b.R < ids.length);
     const rest = slots.find((s) => s.members.length > 1)!;
     const singles = slots.filter((s) => s !== rest).map((s) => s.positionOf);
-    assert.deepEqual(perFrame([...singles, rest.positionOf], 16, F).map((n) => n >= 2), [true, true, true, true]);
+    assert.deepEqual(
+      perFrame([...singles, rest.positionOf], 16, F).map((n) => n >= 2),
+      [true, true, true, true],
+    );
     const reserved = [0, 1, 2, 3].flatMap((f) => ids.filter((id) => Math.floor(id / 16) === f).slice(0, 2));
     const best = [...new Set([...reserved, ...ids])].sort((x, y) => x - y);
-    assert.deepEqual(new Set(singles), new Set([...reserved, ...best.filter((id) => !reserved.includes(id))].slice(0, b.R - 1)));
+    assert.deepEqual(
+      new Set(singles),
+      new Set([...reserved, ...best.filter((id) => !reserved.includes(id))].slice(0, b.R - 1)),
+    );
     assert.equal(rest.positionOf, upperMedian(rest.members));
   });
 
@@ -86,8 +104,15 @@ describe('ViTCoP', () => {
     const ids = Array.from({ length: 12 }, (_, i) => i * 2 + 1);
     const kappa = Float32Array.from(ids, (_, i) => (i % 3 === 0 ? 0.5 : 2 + i));
     const { slots } = await method.layer!({ ...tokens(2, 4, ids), layer: b.D, kappa }, jsPairwise);
-    const expected = ids.filter((_, i) => i % 3 === 0).concat(ids.filter((_, i) => i % 3 !== 0)).slice(0, b.n3).sort((x, y) => x - y);
-    assert.deepEqual(slots.map((s) => s.positionOf), expected);
+    const expected = ids
+      .filter((_, i) => i % 3 === 0)
+      .concat(ids.filter((_, i) => i % 3 !== 0))
+      .slice(0, b.n3)
+      .sort((x, y) => x - y);
+    assert.deepEqual(
+      slots.map((s) => s.positionOf),
+      expected,
+    );
   });
 
   it('Stage 0 drops static patches, records their span on the earlier kept patch, and never empties a frame', async () => {
@@ -97,14 +122,27 @@ describe('ViTCoP', () => {
     const result = await method.encoder!(enc, jsPairwise);
     const kept = result.slots.map((s) => s.positionOf);
     assert.deepEqual(perFrame(kept, N, F), [b.n1, 4, 1]);
-    assert.deepEqual(kept.filter((id) => id >= N), [16, 17, 18, 19, 32], 'frame 1: its moving patches; frame 2: its least static one');
-    const frame0 = kept.filter((id) => id < N);
     assert.deepEqual(
-      result.timeSpans,
-      [...frame0.filter((id) => id >= 4).map((id) => ({ id, lastFrame: 2 })), { id: 17, lastFrame: 2 }, { id: 18, lastFrame: 2 }, { id: 19, lastFrame: 2 }],
+      kept.filter((id) => id >= N),
+      [16, 17, 18, 19, 32],
+      'frame 1: its moving patches; frame 2: its least static one',
     );
+    const frame0 = kept.filter((id) => id < N);
+    assert.deepEqual(result.timeSpans, [
+      ...frame0.filter((id) => id >= 4).map((id) => ({ id, lastFrame: 2 })),
+      { id: 17, lastFrame: 2 },
+      { id: 18, lastFrame: 2 },
+      { id: 19, lastFrame: 2 },
+    ]);
     const off = await createMethod('vitcop', request(F, N, 0.3, 8), { stage0: 'off' }).encoder!(enc, jsPairwise);
-    assert.deepEqual(perFrame(off.slots.map((s) => s.positionOf), N, F), [b.n1, b.n1, b.n1]);
+    assert.deepEqual(
+      perFrame(
+        off.slots.map((s) => s.positionOf),
+        N,
+        F,
+      ),
+      [b.n1, b.n1, b.n1],
+    );
   });
 
   it('Stage 0 re-spends what static frames leave: Stage I keeps F·n1 patches while that many survive, the most salient ones', async () => {
@@ -115,10 +153,13 @@ describe('ViTCoP', () => {
     // 16 + 4 + 1 patches survive Stage 0; frames 1 and 2 keep all of theirs, frame 0 gets the rest.
     assert.deepEqual(perFrame(kept, N, F), [Math.min(N, F * b.n1 - 5), 4, 1]);
     const frame0 = Array.from({ length: N }, (_, i) => i).sort((x, y) => enc.saliency[y] - enc.saliency[x] || x - y);
-    assert.deepEqual(kept.filter((id) => id < N), frame0.slice(0, perFrame(kept, N, F)[0]).sort((x, y) => x - y));
+    assert.deepEqual(
+      kept.filter((id) => id < N),
+      frame0.slice(0, perFrame(kept, N, F)[0]).sort((x, y) => x - y),
+    );
   });
 
-  it('Stage III keeps every frame\'s smallest-κ token (stage3_min_per_frame = 1), then the smallest κ overall', async () => {
+  it("Stage III keeps every frame's smallest-κ token (stage3_min_per_frame = 1), then the smallest κ overall", async () => {
     const method = createMethod('vitcop', request(2, 16, 0.3, 8), { stage0: false });
     const b = budgetOf(method);
     const ids = Array.from({ length: 24 }, (_, i) => i + (i >= 12 ? 4 : 0));
@@ -127,7 +168,10 @@ describe('ViTCoP', () => {
     const { slots } = await method.layer!({ ...tokens(2, 4, ids), layer: b.D, kappa }, jsPairwise);
     const kept = slots.map((s) => s.positionOf);
     assert.equal(kept.length, b.n3);
-    assert.deepEqual(kept, [...ids.slice(0, b.n3 - 1), 20].sort((x, y) => x - y));
+    assert.deepEqual(
+      kept,
+      [...ids.slice(0, b.n3 - 1), 20].sort((x, y) => x - y),
+    );
   });
 
   it('the default D is round(0.69·L) with halves to even; S and D are options', () => {
@@ -153,5 +197,12 @@ function encoderSignals(frames: number, side: number, seed: number): EncoderSign
   const prng = new Prng(seed);
   const dv = 6;
   const n = frames * side * side;
-  return { ...tokens(frames, side), features: randomArray(prng, n * dv), saliency: randomArray(prng, n), keys: randomArray(prng, n * dv), visionHidden: dv, visionHeads: 2 };
+  return {
+    ...tokens(frames, side),
+    features: randomArray(prng, n * dv),
+    saliency: randomArray(prng, n),
+    keys: randomArray(prng, n * dv),
+    visionHidden: dv,
+    visionHeads: 2,
+  };
 }

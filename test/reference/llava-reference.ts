@@ -86,7 +86,9 @@ export class LlavaReference {
           for (let ch = 0; ch < v.numChannels; ch++) {
             for (let ky = 0; ky < p; ky++) {
               for (let kx = 0; kx < p; kx++) {
-                s += patchW[((h * v.numChannels + ch) * p + ky) * p + kx]! * pixels[(ch * S + r * p + ky) * S + c * p + kx]!;
+                s +=
+                  patchW[((h * v.numChannels + ch) * p + ky) * p + kx]! *
+                  pixels[(ch * S + r * p + ky) * S + c * p + kx]!;
               }
             }
           }
@@ -97,14 +99,27 @@ export class LlavaReference {
     if (cls) x.set(this.w(`${VISION}.embeddings.class_embedding`), 0);
     const pos = this.w(`${VISION}.embeddings.position_embedding.weight`);
     for (let i = 0; i < T * H; i++) x[i] = x[i]! + pos[i]!;
-    if (cls) x = layerNorm(x, T, this.w(`${VISION}.pre_layrnorm.weight`), this.w(`${VISION}.pre_layrnorm.bias`), v.layerNormEps);
+    if (cls)
+      x = layerNorm(
+        x,
+        T,
+        this.w(`${VISION}.pre_layrnorm.weight`),
+        this.w(`${VISION}.pre_layrnorm.bias`),
+        v.layerNormEps,
+      );
 
     const heads = v.numHeads;
     const hd = H / heads;
     let probe: { probs: Float32Array; keys: Float32Array } | null = null;
     for (let l = 0; l < v.featureLayer; l++) {
       const pre = `${VISION}.encoder.layers.${l}`;
-      const h1 = layerNorm(x, T, this.w(`${pre}.layer_norm1.weight`), this.w(`${pre}.layer_norm1.bias`), v.layerNormEps);
+      const h1 = layerNorm(
+        x,
+        T,
+        this.w(`${pre}.layer_norm1.weight`),
+        this.w(`${pre}.layer_norm1.bias`),
+        v.layerNormEps,
+      );
       const q = this.linear(h1, T, `${pre}.self_attn.q_proj`, true);
       const k = this.linear(h1, T, `${pre}.self_attn.k_proj`, true);
       const val = this.linear(h1, T, `${pre}.self_attn.v_proj`, true);
@@ -124,7 +139,13 @@ export class LlavaReference {
       }
       if (l === v.featureLayer - 1) probe = { probs, keys: k };
       x = add(x, this.linear(ctx, T, `${pre}.self_attn.out_proj`, true));
-      const h2 = layerNorm(x, T, this.w(`${pre}.layer_norm2.weight`), this.w(`${pre}.layer_norm2.bias`), v.layerNormEps);
+      const h2 = layerNorm(
+        x,
+        T,
+        this.w(`${pre}.layer_norm2.weight`),
+        this.w(`${pre}.layer_norm2.bias`),
+        v.layerNormEps,
+      );
       const up = activate(this.linear(h2, T, `${pre}.mlp.fc1`, true), v.act);
       x = add(x, this.linear(up, T, `${pre}.mlp.fc2`, true));
     }
@@ -169,7 +190,8 @@ export class LlavaReference {
       out.set(imageFeatures.subarray(next * D, (next + 1) * D), t * D);
       next++;
     });
-    if (next * D !== imageFeatures.length) throw new Error(`prompt has ${next} image tokens, features have ${imageFeatures.length / D} rows`);
+    if (next * D !== imageFeatures.length)
+      throw new Error(`prompt has ${next} image tokens, features have ${imageFeatures.length / D} rows`);
     return out;
   }
 
@@ -177,7 +199,11 @@ export class LlavaReference {
    * Decoder layers [from, to) over `hidden` [T, D] at explicit RoPE `positions`, attending to `past`
    * (one entry per layer of the range) and causally (in sequence order) to the new tokens.
    */
-  decode(hidden: Float32Array, positions: readonly number[], { from = 0, to = this.config.text.numLayers, past }: { from?: number; to?: number; past?: LayerKv[] } = {}): DecoderOutput {
+  decode(
+    hidden: Float32Array,
+    positions: readonly number[],
+    { from = 0, to = this.config.text.numLayers, past }: { from?: number; to?: number; past?: LayerKv[] } = {},
+  ): DecoderOutput {
     const c = this.config.text;
     const D = c.hiddenSize;
     const T = positions.length;
@@ -233,7 +259,8 @@ export class LlavaReference {
         for (let t = 0; t < T; t++) {
           const visible = P + t + 1;
           const row = new Float32Array(visible);
-          for (let j = 0; j < visible; j++) row[j] = dot(q, (t * nH + h) * hd, kv.k, (g * S + j) * hd, hd) / Math.sqrt(hd);
+          for (let j = 0; j < visible; j++)
+            row[j] = dot(q, (t * nH + h) * hd, kv.k, (g * S + j) * hd, hd) / Math.sqrt(hd);
           softmaxInPlace(row);
           for (let d = 0; d < hd; d++) {
             let s = 0;
@@ -256,7 +283,9 @@ export class LlavaReference {
 
     if (to === c.numLayers) {
       const last = rmsNorm(x.slice((T - 1) * D), 1, this.w(`${TEXT}.norm.weight`), c.rmsNormEps);
-      const head = c.tieWordEmbeddings ? this.w(`${TEXT}.embed_tokens.weight`) : this.w('language_model.lm_head.weight');
+      const head = c.tieWordEmbeddings
+        ? this.w(`${TEXT}.embed_tokens.weight`)
+        : this.w('language_model.lm_head.weight');
       out.logits = linear(last, 1, head, null);
     }
     return out;
@@ -264,9 +293,16 @@ export class LlavaReference {
 }
 
 /** Greedy decoding with the KV cache; ties go to the lowest id; no EOS stop. */
-export function greedyGenerate(ref: LlavaReference, inputEmbeds: Float32Array, maxNewTokens: number): { tokens: number[]; maxLogits: number[] } {
+export function greedyGenerate(
+  ref: LlavaReference,
+  inputEmbeds: Float32Array,
+  maxNewTokens: number,
+): { tokens: number[]; maxLogits: number[] } {
   const T = inputEmbeds.length / ref.config.text.hiddenSize;
-  let step = ref.decode(inputEmbeds, Array.from({ length: T }, (_, i) => i));
+  let step = ref.decode(
+    inputEmbeds,
+    Array.from({ length: T }, (_, i) => i),
+  );
   const tokens: number[] = [];
   const maxLogits: number[] = [];
   for (let n = 0; n < maxNewTokens; n++) {
@@ -285,7 +321,8 @@ function linear(x: Float32Array, rows: number, weight: Float32Array, bias: Float
   const outDim = weight.length / inp;
   const out = new Float32Array(rows * outDim);
   for (let r = 0; r < rows; r++) {
-    for (let o = 0; o < outDim; o++) out[r * outDim + o] = dot(x, r * inp, weight, o * inp, inp) + (bias ? bias[o]! : 0);
+    for (let o = 0; o < outDim; o++)
+      out[r * outDim + o] = dot(x, r * inp, weight, o * inp, inp) + (bias ? bias[o]! : 0);
   }
   return out;
 }

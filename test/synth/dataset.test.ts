@@ -6,7 +6,15 @@ import { after, before, describe, it } from 'node:test';
 import { SieveError, UsageError } from '../../src/errors.js';
 import { runSynth } from '../../src/cli/synth-command.js';
 import { decodeFrames, probe } from '../../src/media/ffmpeg.js';
-import { SPLITS, SPLIT_CAPACITY, SPLIT_SEED_BASE, clipRecords, splitOfSeed, splitSeed, writeSplit } from '../../src/synth/dataset.js';
+import {
+  SPLITS,
+  SPLIT_CAPACITY,
+  SPLIT_SEED_BASE,
+  clipRecords,
+  splitOfSeed,
+  splitSeed,
+  writeSplit,
+} from '../../src/synth/dataset.js';
 import type { EncodeVideo, QaRecord } from '../../src/synth/dataset.js';
 import { renderScene } from '../../src/synth/render.js';
 import { makeScene, positionAt } from '../../src/synth/scene.js';
@@ -22,7 +30,10 @@ after(async () => {
 const noEncode: EncodeVideo = async (_frames, { out }) => writeFile(out, 'not a video');
 
 function readJsonl<T>(text: string): T[] {
-  return text.trim().split('\n').map((l) => JSON.parse(l) as T);
+  return text
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as T);
 }
 
 describe('splits', () => {
@@ -65,9 +76,21 @@ describe('writeSplit', () => {
     await runSynth({ split: 'test', n: '2', out, offset: '0', labels: true, concurrency: '2' }, undefined, () => {});
     const recs = readJsonl<QaRecord>(await readFile(path.join(out, 'test.jsonl'), 'utf8'));
     assert.equal(recs.length, 16);
-    assert.deepEqual(recs, [...clipRecords('test', SPLIT_SEED_BASE.test).records, ...clipRecords('test', SPLIT_SEED_BASE.test + 1).records]);
+    assert.deepEqual(recs, [
+      ...clipRecords('test', SPLIT_SEED_BASE.test).records,
+      ...clipRecords('test', SPLIT_SEED_BASE.test + 1).records,
+    ]);
     for (const r of recs) {
-      assert.deepEqual(Object.keys(r).sort(), ['answer', 'fps', 'frames', 'question', 'seed', 'split', 'type', 'video']);
+      assert.deepEqual(Object.keys(r).sort(), [
+        'answer',
+        'fps',
+        'frames',
+        'question',
+        'seed',
+        'split',
+        'type',
+        'video',
+      ]);
     }
     const video = path.join(out, recs[0]!.video);
     const info = await probe(video);
@@ -84,10 +107,14 @@ describe('writeSplit', () => {
       const i = ((y + (o.size >> 1) + (o.shape === 'triangle' ? 2 : 0)) * 64 + x + (o.size >> 1)) * 3;
       const got = decoded[o.start]!.rgb.subarray(i, i + 3);
       const want = frames[o.start]!.rgb.subarray(i, i + 3);
-      for (let c = 0; c < 3; c++) assert.ok(Math.abs(got[c]! - want[c]!) <= 24, `object ${o.id}: ${[...got]} vs ${[...want]}`);
+      for (let c = 0; c < 3; c++)
+        assert.ok(Math.abs(got[c]! - want[c]!) <= 24, `object ${o.id}: ${[...got]} vs ${[...want]}`);
     }
     const scenes = readJsonl<{ seed: number }>(await readFile(path.join(out, 'test.scenes.jsonl'), 'utf8'));
-    assert.deepEqual(scenes.map((s) => s.seed), [SPLIT_SEED_BASE.test, SPLIT_SEED_BASE.test + 1]);
+    assert.deepEqual(
+      scenes.map((s) => s.seed),
+      [SPLIT_SEED_BASE.test, SPLIT_SEED_BASE.test + 1],
+    );
     const labels = await stat(path.join(out, 'labels', `test-${SPLIT_SEED_BASE.test}.ids`));
     assert.equal(labels.size, 8 * 64 * 64);
   });
@@ -125,17 +152,32 @@ describe('sieve synth: bad input', () => {
   });
 
   it('fails (does not hang) on an output folder on a pseudo file system', async () => {
-    await assert.rejects(runSynth({ ...base, split: 'val', out: '/proc/sieve-synth-test/out' }, noEncode), (err: unknown) => {
-      assert.ok(err instanceof SieveError);
-      assert.match(err.message, /cannot write to output directory \/proc\/sieve-synth-test\/out \(ENOENT\)/);
-      return true;
-    });
+    await assert.rejects(
+      runSynth({ ...base, split: 'val', out: '/proc/sieve-synth-test/out' }, noEncode),
+      (err: unknown) => {
+        assert.ok(err instanceof SieveError);
+        assert.match(err.message, /cannot write to output directory \/proc\/sieve-synth-test\/out \(ENOENT\)/);
+        return true;
+      },
+    );
   });
 
   it('rejects bad counts and question types', async () => {
-    await assert.rejects(runSynth({ ...base, n: 'ten', split: 'val', out: dir }, noEncode), /--n must be a non-negative integer/);
-    await assert.rejects(runSynth({ ...base, n: '0', split: 'val', out: dir }, noEncode), /--n must be a positive integer/);
-    await assert.rejects(runSynth({ ...base, split: 'val', out: dir, types: 'colour,size' }, noEncode), /unknown question type\(s\): size/);
-    await assert.rejects(runSynth({ ...base, split: 'val', out: dir, offset: String(SPLIT_CAPACITY) }, noEncode), UsageError);
+    await assert.rejects(
+      runSynth({ ...base, n: 'ten', split: 'val', out: dir }, noEncode),
+      /--n must be a non-negative integer/,
+    );
+    await assert.rejects(
+      runSynth({ ...base, n: '0', split: 'val', out: dir }, noEncode),
+      /--n must be a positive integer/,
+    );
+    await assert.rejects(
+      runSynth({ ...base, split: 'val', out: dir, types: 'colour,size' }, noEncode),
+      /unknown question type\(s\): size/,
+    );
+    await assert.rejects(
+      runSynth({ ...base, split: 'val', out: dir, offset: String(SPLIT_CAPACITY) }, noEncode),
+      UsageError,
+    );
   });
 });

@@ -31,7 +31,15 @@ function handMade(seed = 12345): Scene {
     height: 64,
     frames: 8,
     fps: 4,
-    background: { kind: 'checker', base: [60, 60, 60], alt: [80, 80, 80], period: 4, orientation: 0, noise: 0, flicker: 0 },
+    background: {
+      kind: 'checker',
+      base: [60, 60, 60],
+      alt: [80, 80, 80],
+      period: 4,
+      orientation: 0,
+      noise: 0,
+      flicker: 0,
+    },
     objects: [
       obj({ id: 1, colour: 'red', shape: 'circle', x0: 4, y0: 4 }),
       obj({ id: 2, colour: 'blue', shape: 'square', x0: 0, y0: 24, start: 3, end: 7, motion: 'right', speed: 4 }),
@@ -46,9 +54,15 @@ describe('synthetic generator: determinism', () => {
     const a = new Prng(7);
     const b = new Prng(7);
     const xs = Array.from({ length: 1000 }, () => a.next());
-    assert.deepEqual(xs, Array.from({ length: 1000 }, () => b.next()));
+    assert.deepEqual(
+      xs,
+      Array.from({ length: 1000 }, () => b.next()),
+    );
     assert.ok(xs.every((x) => x >= 0 && x < 1));
-    assert.notDeepEqual(xs.slice(0, 10), Array.from({ length: 10 }, () => new Prng(8).next()));
+    assert.notDeepEqual(
+      xs.slice(0, 10),
+      Array.from({ length: 10 }, () => new Prng(8).next()),
+    );
     assert.throws(() => new Prng(-1), RangeError);
     assert.throws(() => new Prng(2 ** 32), RangeError);
   });
@@ -104,7 +118,11 @@ describe('synthetic generator: answers correct by construction (hand-made scene)
   });
 
   it('small object: the colour of the dot', () => {
-    assert.deepEqual(byType.get('small'), { type: 'small', question: 'what colour is the small dot ?', answer: 'yellow' });
+    assert.deepEqual(byType.get('small'), {
+      type: 'small',
+      question: 'what colour is the small dot ?',
+      answer: 'yellow',
+    });
   });
 
   it('existence answers both ways over many seeds, with hard negatives that share a colour or a shape', () => {
@@ -164,7 +182,10 @@ describe('synthetic generator: invariants over many seeds', () => {
     const answersByType = new Map<string, Map<string, number>>();
     for (const seed of seeds) {
       const qs = questionsFor(makeScene(seed));
-      assert.deepEqual(qs.map((q) => q.type), [...QUESTION_TYPES]);
+      assert.deepEqual(
+        qs.map((q) => q.type),
+        [...QUESTION_TYPES],
+      );
       for (const q of qs) {
         assert.ok(ANSWERS.includes(q.answer), q.answer);
         for (const w of q.question.split(' ')) assert.ok(words.has(w), `"${w}" is not in the vocabulary`);
@@ -197,7 +218,8 @@ describe('synthetic generator: invariants over many seeds', () => {
           const n = idMaps[f]!.reduce((acc, v) => acc + (v === o.id ? 1 : 0), 0);
           const { x, y } = positionAt(o, f);
           let area = 0;
-          for (let py = y; py < y + o.size; py++) for (let px = x; px < x + o.size; px++) if (covers(o, x, y, px, py)) area++;
+          for (let py = y; py < y + o.size; py++)
+            for (let px = x; px < x + o.size; px++) if (covers(o, x, y, px, py)) area++;
           assert.equal(n, area, `seed ${seed} object ${o.id} frame ${f} is occluded`);
         }
       }

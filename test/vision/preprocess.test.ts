@@ -47,7 +47,8 @@ function frame(width: number, height: number, pixel: (x: number, y: number) => r
 }
 
 /** Channel c of the CHW image at (x, y). */
-const at = (chw: Float32Array, width: number, height: number, c: number, x: number, y: number) => chw[c * width * height + y * width + x]!;
+const at = (chw: Float32Array, width: number, height: number, c: number, x: number, y: number) =>
+  chw[c * width * height + y * width + x]!;
 
 /**
  * Pillow's 8-bit BICUBIC resize written out plainly from src/libImaging/Resample.c (two passes,
@@ -75,8 +76,8 @@ function pillowBicubic(src: Uint8Array, w: number, h: number, ow: number, oh: nu
       for (let j = 0; j < (alongX ? ih : iw); j++) {
         for (let c = 0; c < 3; c++) {
           let acc = 2 ** 21;
-          for (let i = lo; i < hi; i++) acc += img[((alongX ? j * iw + i : i * iw + j) * 3) + c]! * k[i - lo]!;
-          res[((alongX ? j * out + o : o * iw + j) * 3) + c] = Math.min(255, Math.max(0, Math.floor(acc / 2 ** 22)));
+          for (let i = lo; i < hi; i++) acc += img[(alongX ? j * iw + i : i * iw + j) * 3 + c]! * k[i - lo]!;
+          res[(alongX ? j * out + o : o * iw + j) * 3 + c] = Math.min(255, Math.max(0, Math.floor(acc / 2 ** 22)));
         }
       }
     }
@@ -99,37 +100,60 @@ describe('preprocess', () => {
 
   it('normalises a solid colour to exactly what transformers computes', () => {
     const rgb = [200, 100, 50];
-    const out = preprocess(frame(640, 480, () => rgb), CLIP);
+    const out = preprocess(
+      frame(640, 480, () => rgb),
+      CLIP,
+    );
     assert.equal(out.length, 3 * 336 * 336);
     const expected = rgb.map((v, c) => transformersValue(v, c, CLIP));
     // The same numbers worked out by hand: (200/255 − 0.48145466) / 0.26862954 …
-    [1.127423, -0.25132, -0.769216].forEach((v, c) => assert.ok(Math.abs(expected[c]! - v) < 1e-6, `${expected[c]} vs ${v}`));
+    [1.127423, -0.25132, -0.769216].forEach((v, c) =>
+      assert.ok(Math.abs(expected[c]! - v) < 1e-6, `${expected[c]} vs ${v}`),
+    );
     for (let c = 0; c < 3; c++) {
       const plane = out.subarray(c * 336 * 336, (c + 1) * 336 * 336);
-      assert.ok(plane.every((v) => v === expected[c]), `channel ${c} is exactly ${expected[c]}`);
+      assert.ok(
+        plane.every((v) => v === expected[c]),
+        `channel ${c} is exactly ${expected[c]}`,
+      );
     }
   });
 
   it('SigLIP: exact size, mean and std 0.5', () => {
-    const out = preprocess(frame(100, 50, () => [0, 255, 51]), SIGLIP);
+    const out = preprocess(
+      frame(100, 50, () => [0, 255, 51]),
+      SIGLIP,
+    );
     assert.equal(out.length, 3 * 64 * 64);
-    assert.deepEqual([at(out, 64, 64, 0, 10, 10), at(out, 64, 64, 1, 10, 10), at(out, 64, 64, 2, 63, 63)], [-1, 1, transformersValue(51, 2, SIGLIP)]);
+    assert.deepEqual(
+      [at(out, 64, 64, 0, 10, 10), at(out, 64, 64, 1, 10, 10), at(out, 64, 64, 2, 63, 63)],
+      [-1, 1, transformersValue(51, 2, SIGLIP)],
+    );
   });
 
   it('centre-crops with floor offsets', () => {
     // Already 448×336: no resize; the crop keeps columns 56…391. Red left half, blue right half.
-    const out = preprocess(frame(448, 336, (x) => (x < 224 ? [255, 0, 0] : [0, 0, 255])), CLIP);
+    const out = preprocess(
+      frame(448, 336, (x) => (x < 224 ? [255, 0, 0] : [0, 0, 255])),
+      CLIP,
+    );
     const red = (x: number) => at(out, 336, 336, 0, x, 100) > 0;
     assert.ok(red(167) && !red(168), 'the colour boundary lands at output column 168 (224 − 56)');
     // 7×4 cropped to 4×2: left = floor(3 / 2) = 1, top = floor(2 / 2) = 1.
-    const odd = preprocess(frame(7, 4, (x, y) => [x * 30, y * 60, 0]), { ...RAW, doResize: false, doCenterCrop: true, cropSize: { height: 2, width: 4 } });
+    const odd = preprocess(
+      frame(7, 4, (x, y) => [x * 30, y * 60, 0]),
+      { ...RAW, doResize: false, doCenterCrop: true, cropSize: { height: 2, width: 4 } },
+    );
     assert.deepEqual([...odd.subarray(0, 8)], [30, 60, 90, 120, 30, 60, 90, 120]);
     assert.deepEqual([...odd.subarray(8, 16)], [60, 60, 60, 60, 120, 120, 120, 120]);
   });
 
   it('pads with zeros where the crop is larger than the image, as transformers does', () => {
     const config: ProcessorConfig = { ...RAW, doResize: false, doCenterCrop: true, cropSize: { height: 8, width: 8 } };
-    const out = preprocess(frame(4, 6, () => [255, 255, 255]), config);
+    const out = preprocess(
+      frame(4, 6, () => [255, 255, 255]),
+      config,
+    );
     // The 4×6 image sits at left 2, top 1 of the 8×8 crop.
     for (let y = 0; y < 8; y++) {
       for (let x = 0; x < 8; x++) {
@@ -142,22 +166,34 @@ describe('preprocess', () => {
   it('resamples with pixel centres like PIL: a ramp stays a ramp', () => {
     // Pixel i covers [i, i + 1); a ramp of step s has the value s·(u − 0.5) at position u, and
     // away from the edges both cubic upsampling and antialiased downsampling reproduce it exactly.
-    const up = preprocess(frame(13, 1, (x) => [x * 20, 0, 0]), { ...RAW, size: { height: 1, width: 26 } });
+    const up = preprocess(
+      frame(13, 1, (x) => [x * 20, 0, 0]),
+      { ...RAW, size: { height: 1, width: 26 } },
+    );
     for (let x = 4; x < 22; x++) assert.equal(up[x], 10 * x - 5, `upscaled x=${x}`); // u = (x + 0.5) / 2
-    const down = preprocess(frame(26, 1, (x) => [x * 10, 0, 0]), { ...RAW, size: { height: 1, width: 13 } });
+    const down = preprocess(
+      frame(26, 1, (x) => [x * 10, 0, 0]),
+      { ...RAW, size: { height: 1, width: 13 } },
+    );
     for (let x = 2; x < 11; x++) assert.equal(down[x], 20 * x + 5, `downscaled x=${x}`); // u = 2x + 1
   });
 
-  it('matches Pillow\'s bicubic resize byte for byte, up and down', () => {
+  it("matches Pillow's bicubic resize byte for byte, up and down", () => {
     let seed = 1;
     const noise = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) % 256;
-    for (const [w, h, ow, oh] of [[64, 48, 40, 30], [37, 23, 100, 61], [50, 50, 17, 33], [20, 30, 20, 45]] as const) {
+    for (const [w, h, ow, oh] of [
+      [64, 48, 40, 30],
+      [37, 23, 100, 61],
+      [50, 50, 17, 33],
+      [20, 30, 20, 45],
+    ] as const) {
       const f = frame(w, h, (x, y) => [noise(), (x * 255) / w, ((x + y) % 9) * 28]);
       const out = preprocess(f, { ...RAW, size: { height: oh, width: ow } });
       const ref = pillowBicubic(f.rgb, w, h, ow, oh);
       for (let i = 0; i < ow * oh; i++) {
         for (let c = 0; c < 3; c++) {
-          if (out[c * ow * oh + i] !== ref[i * 3 + c]) assert.fail(`${w}×${h}→${ow}×${oh}: pixel ${i} channel ${c}: ${out[c * ow * oh + i]} vs ${ref[i * 3 + c]}`);
+          if (out[c * ow * oh + i] !== ref[i * 3 + c])
+            assert.fail(`${w}×${h}→${ow}×${oh}: pixel ${i} channel ${c}: ${out[c * ow * oh + i]} vs ${ref[i * 3 + c]}`);
         }
       }
     }
@@ -170,7 +206,10 @@ describe('preprocess', () => {
     const per = 3 * 336 * 336;
     frames.forEach((f, i) => assert.deepEqual(batch.data.subarray(i * per, (i + 1) * per), preprocess(f, CLIP)));
     const noCrop = { ...CLIP, doCenterCrop: false };
-    assert.throws(() => preprocessBatch(frames, noCrop), (err: unknown) => err instanceof UsageError && /one size/.test(err.message));
+    assert.throws(
+      () => preprocessBatch(frames, noCrop),
+      (err: unknown) => err instanceof UsageError && /one size/.test(err.message),
+    );
     assert.throws(() => preprocessBatch([], CLIP), UsageError);
   });
 });

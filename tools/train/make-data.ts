@@ -16,10 +16,34 @@ import type { Frame } from '../../src/media/frame.js';
 function fallbackEncode(frames: Frame[], opts: { fps: number; out: string }): Promise<void> {
   const { width, height } = frames[0]!;
   return new Promise((resolve, reject) => {
-    const p = spawn('ffmpeg', [
-      '-v', 'error', '-y', '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s', `${width}x${height}`, '-r', String(opts.fps),
-      '-i', '-', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-crf', '18', '-threads', '1', opts.out,
-    ], { stdio: ['pipe', 'ignore', 'pipe'] });
+    const p = spawn(
+      'ffmpeg',
+      [
+        '-v',
+        'error',
+        '-y',
+        '-f',
+        'rawvideo',
+        '-pix_fmt',
+        'rgb24',
+        '-s',
+        `${width}x${height}`,
+        '-r',
+        String(opts.fps),
+        '-i',
+        '-',
+        '-c:v',
+        'libx264',
+        '-pix_fmt',
+        'yuv420p',
+        '-crf',
+        '18',
+        '-threads',
+        '1',
+        opts.out,
+      ],
+      { stdio: ['pipe', 'ignore', 'pipe'] },
+    );
     let err = '';
     p.stderr.on('data', (d) => (err += d));
     p.on('error', reject);

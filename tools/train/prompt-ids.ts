@@ -12,7 +12,8 @@ import { Template } from '@huggingface/jinja';
 import { Tokenizer } from '@huggingface/tokenizers';
 
 const [dir, framesArg, tpiArg, ...questions] = process.argv.slice(2);
-if (!dir || !framesArg || !tpiArg) throw new Error('usage: prompt-ids.js <dir> <frames> <tokensPerImage> <question>...');
+if (!dir || !framesArg || !tpiArg)
+  throw new Error('usage: prompt-ids.js <dir> <frames> <tokensPerImage> <question>...');
 const tokJson = JSON.parse(readFileSync(path.join(dir, 'tokenizer.json'), 'utf8'));
 const tokCfg = JSON.parse(readFileSync(path.join(dir, 'tokenizer_config.json'), 'utf8'));
 const tokenizer = new Tokenizer(tokJson, tokCfg);

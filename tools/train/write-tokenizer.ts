@@ -55,7 +55,10 @@ export function writeTokenizerFiles(dir: string): void {
     model: { type: 'WordLevel', vocab, unk_token: '<unk>' },
   };
   const addedDecoder = Object.fromEntries(
-    added.map((a) => [String(a.id), { content: a.content, lstrip: false, normalized: false, rstrip: false, single_word: false, special: true }]),
+    added.map((a) => [
+      String(a.id),
+      { content: a.content, lstrip: false, normalized: false, rstrip: false, single_word: false, special: true },
+    ]),
   );
   const config = {
     added_tokens_decoder: addedDecoder,
