@@ -5,10 +5,10 @@ import { VlmPipeline } from '../engine/answer-pipeline.js';
 import { MediaError, UsageError } from '../errors.js';
 import type { Frame } from '../media/frame.js';
 import { imageFrames } from '../media/image-source.js';
-import { videoFrames, type Sampling } from '../media/sampler.js';
-import { formatBytes } from './cli-output.js';
-import { addRunOptions, pruningLayers, resolveRunSettings, type RunFlags } from './run-settings.js';
+import { type Sampling, videoFrames } from '../media/sampler.js';
 import { writeKeptOverlays } from '../vision/kept-overlay.js';
+import { formatBytes } from './cli-output.js';
+import { addRunOptions, pruningLayers, type RunFlags, resolveRunSettings } from './run-settings.js';
 
 const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.webp', '.bmp', '.gif', '.tif', '.tiff', '.avif']);
 

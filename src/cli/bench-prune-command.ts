@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { lastValueFrom, toArray } from 'rxjs';
-import { VlmPipeline, type Answer } from '../engine/answer-pipeline.js';
+import { type Answer, VlmPipeline } from '../engine/answer-pipeline.js';
 import type { PruneRequest } from '../engine/visual-query.js';
 import { UsageError } from '../errors.js';
 import { videoFrames } from '../media/sampler.js';
@@ -13,7 +13,7 @@ import { METHOD_NAMES } from '../prune/registry.js';
 import { formatBytes, parseInteger, parseNumber } from './cli-output.js';
 import { PACKAGE_ROOT } from './default-model.js';
 import { evaluationRuns, feasibleRuns } from './eval-command.js';
-import { addRunOptions, pruningLayers, resolveRunSettings, type RunFlags } from './run-settings.js';
+import { addRunOptions, pruningLayers, type RunFlags, resolveRunSettings } from './run-settings.js';
 
 interface BenchPruneFlags extends RunFlags {
   video?: string;

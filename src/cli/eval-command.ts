@@ -5,13 +5,13 @@ import type { Command } from 'commander';
 import { VlmPipeline } from '../engine/answer-pipeline.js';
 import type { PruneRequest } from '../engine/visual-query.js';
 import { UsageError } from '../errors.js';
-import { evaluate, readSplit, summarise, type EvalSummary } from '../eval/evaluate.js';
+import { type EvalSummary, evaluate, readSplit, summarise } from '../eval/evaluate.js';
 import { resultsMarkdown } from '../eval/results-table.js';
 import { readVlmConfig } from '../model/config.js';
 import type { VlmConfig } from '../model/vlm-config.js';
 import { METHOD_NAMES } from '../prune/registry.js';
 import { parseInteger, parseNumber, progressReporter } from './cli-output.js';
-import { addRunOptions, pruningLayers, resolveRunSettings, type RunFlags } from './run-settings.js';
+import { addRunOptions, pruningLayers, type RunFlags, resolveRunSettings } from './run-settings.js';
 
 interface EvalFlags extends RunFlags {
   data: string;

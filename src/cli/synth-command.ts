@@ -2,10 +2,10 @@
 import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
 import { encodeVideo } from '../media/ffmpeg.js';
-import { SPLITS, isSplit, writeSplit } from '../synth/dataset.js';
 import type { EncodeVideo } from '../synth/dataset.js';
-import { QUESTION_TYPES } from '../synth/vocabulary.js';
+import { isSplit, SPLITS, writeSplit } from '../synth/dataset.js';
 import type { QuestionType } from '../synth/vocabulary.js';
+import { QUESTION_TYPES } from '../synth/vocabulary.js';
 
 function parseCount(value: string, name: string): number {
   if (!/^\d+$/.test(value)) throw new UsageError(`${name} must be a non-negative integer, got "${value}"`);

@@ -1,10 +1,10 @@
+import { MediaError, UsageError } from '../errors.js';
 import type { Frame } from '../media/frame.js';
 import type { Checkpoint } from '../model/checkpoint.js';
-import { MediaError, UsageError } from '../errors.js';
 import { preprocessBatch } from '../vision/preprocess.js';
 import { InferenceClient } from './inference-client.js';
 import type { RuntimeOptions } from './ort-session.js';
-import { prepareModel, type PrepareOptions, type PreparedModel } from './prepare-model.js';
+import { type PreparedModel, type PrepareOptions, prepareModel } from './prepare-model.js';
 import { buildPrompt } from './prompt.js';
 import { GREEDY, type SamplingOptions } from './sampling.js';
 import type { PruneRequest, StageTimings, VisualAnswer } from './visual-query.js';

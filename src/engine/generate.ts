@@ -1,4 +1,4 @@
-import { TokenSampler, type SamplingOptions } from './sampling.js';
+import { type SamplingOptions, TokenSampler } from './sampling.js';
 import type { VlmRunner } from './vlm-runner.js';
 
 export interface GenerationOptions {

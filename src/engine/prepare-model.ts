@@ -1,14 +1,14 @@
-import { loadCheckpoint, type Checkpoint } from '../model/checkpoint.js';
+import { type Checkpoint, loadCheckpoint } from '../model/checkpoint.js';
+import type { VlmConfig } from '../model/vlm-config.js';
 import {
+  type ConvertOptions,
   convertCheckpoint,
   defaultBoundaries,
   defaultGraphDir,
-  normaliseBoundaries,
-  type ConvertOptions,
   type GraphManifest,
+  normaliseBoundaries,
 } from '../onnx/convert.js';
 import type { WeightDtype } from '../onnx/layers.js';
-import type { VlmConfig } from '../model/vlm-config.js';
 
 export interface PrepareOptions {
   dtype?: WeightDtype;

@@ -1,7 +1,7 @@
 import type { Pairwise, PruneMethod, StageResult } from '../prune/types.js';
-import { generateTokens, type Generated, type GenerationOptions } from './generate.js';
+import { type Generated, type GenerationOptions, generateTokens } from './generate.js';
 import type { ImageSpan } from './prompt.js';
-import { applySlots, assemblePrompt, pruneVisualRows, type IdRows, type PromptRows } from './token-sequence.js';
+import { applySlots, assemblePrompt, type IdRows, type PromptRows, pruneVisualRows } from './token-sequence.js';
 import type { VlmRunner } from './vlm-runner.js';
 
 /** Which pruning method a query uses and at what budget (layer-averaged fraction of F·N). */

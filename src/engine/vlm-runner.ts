@@ -3,7 +3,7 @@ import type { GraphManifest, SegmentEntry } from '../onnx/convert.js';
 import { SEGMENT_IO } from '../onnx/llm-decoder.js';
 import { EMBED_IO, PROJECTOR_IO, VISION_IO } from '../onnx/vision-encoder.js';
 import { SegmentKvCache } from './kv-cache.js';
-import { createSession, tensor, type RuntimeOptions, type Session, type Tensor } from './ort-session.js';
+import { createSession, type RuntimeOptions, type Session, type Tensor, tensor } from './ort-session.js';
 
 export interface VisionOutputs {
   frames: number;

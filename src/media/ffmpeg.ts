@@ -9,8 +9,8 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
-import ffmpeg from 'fluent-ffmpeg';
 import type { FfprobeData } from 'fluent-ffmpeg';
+import ffmpeg from 'fluent-ffmpeg';
 import { MediaError, UsageError } from '../errors.js';
 import type { Frame, RgbImage } from './frame.js';
 

@@ -1,7 +1,7 @@
 /** Still images (PNG, JPEG, WebP and whatever else sharp reads) as Frames. */
 import { stat } from 'node:fs/promises';
-import { concatMap, from } from 'rxjs';
 import type { Observable } from 'rxjs';
+import { concatMap, from } from 'rxjs';
 import sharp from 'sharp';
 import { MediaError } from '../errors.js';
 import type { Frame } from './frame.js';

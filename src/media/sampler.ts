@@ -3,11 +3,12 @@
  * chosen frames are decoded to RGB; the operators apply the same rules to any Frame stream (a
  * camera). More sampling policies (a change gate) are further MonoTypeOperatorFunction<Frame>s.
  */
-import { Observable, defer, filter, map } from 'rxjs';
+
 import type { MonoTypeOperatorFunction } from 'rxjs';
+import { defer, filter, map, Observable } from 'rxjs';
 import { UsageError } from '../errors.js';
-import { decodeFrames } from './ffmpeg.js';
 import type { DecodeOptions, VideoInfo } from './ffmpeg.js';
+import { decodeFrames } from './ffmpeg.js';
 import type { Frame } from './frame.js';
 
 /** N frames spread evenly over the whole video, or frames at a fixed rate. */

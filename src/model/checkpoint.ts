@@ -3,10 +3,10 @@ import { createReadStream, existsSync, mkdirSync, readFileSync, renameSync, stat
 import { homedir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { ModelError } from '../errors.js';
-import { loadChatTemplate, type ChatTemplate } from './chat-template.js';
+import { type ChatTemplate, loadChatTemplate } from './chat-template.js';
 import { readVlmConfig } from './config.js';
 import { isObject } from './json-file.js';
-import { readProcessorConfig, type ProcessorConfig } from './processor-config.js';
+import { type ProcessorConfig, readProcessorConfig } from './processor-config.js';
 import { openWeights, type WeightStore } from './safetensors.js';
 import { loadTokenizer, type TextTokenizer } from './tokenizer.js';
 import type { VlmConfig } from './vlm-config.js';

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ModelError } from '../errors.js';
-import { JsonFields, isObject, readJsonObject } from './json-file.js';
+import { isObject, JsonFields, readJsonObject } from './json-file.js';
 import type { VisionConfig } from './vlm-config.js';
 
 export type Resample = 'nearest' | 'lanczos' | 'bilinear' | 'bicubic' | 'box' | 'hamming';

@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeSafetensors, type FloatDtype, type TensorToWrite } from './safetensors-writer.js';
+import { type FloatDtype, type TensorToWrite, writeSafetensors } from './safetensors-writer.js';
 import type { TextFamily, VisionFamily } from './vlm-config.js';
 
 export interface RandomCheckpointSpec {

@@ -1,7 +1,7 @@
 import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ModelError } from '../errors.js';
-import { JsonFields, isObject, readJsonObject } from './json-file.js';
+import { isObject, JsonFields, readJsonObject } from './json-file.js';
 
 /** Bytes per element of every dtype the safetensors format defines. */
 const ITEM_SIZE: Record<string, number> = {

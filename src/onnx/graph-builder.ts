@@ -1,9 +1,9 @@
 import {
-  AttributeType,
-  TensorDataType,
   type AttributeMessage,
+  AttributeType,
   type Dim,
   type NodeMessage,
+  TensorDataType,
   type ValueInfo,
 } from './onnx-proto.js';
 

@@ -1,6 +1,6 @@
 import { ModelError } from '../errors.js';
 import type { Activation } from '../model/vlm-config.js';
-import { float, MS_DOMAIN, type GraphBuilder } from './graph-builder.js';
+import { float, type GraphBuilder, MS_DOMAIN } from './graph-builder.js';
 
 /** What the graph builders need from a checkpoint's weights (src/model/safetensors.ts provides it). */
 export interface WeightReader {

@@ -1,7 +1,7 @@
 import { ModelError } from '../errors.js';
 import type { TextConfig } from '../model/vlm-config.js';
 import { float, GraphBuilder, MS_DOMAIN } from './graph-builder.js';
-import { activation, linear, rmsNorm, WeightLoader, type WeightDtype, type WeightReader } from './layers.js';
+import { activation, linear, rmsNorm, type WeightDtype, WeightLoader, type WeightReader } from './layers.js';
 import { llavaKeys } from './llava-keys.js';
 
 export interface SegmentSpec {

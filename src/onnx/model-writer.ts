@@ -1,4 +1,4 @@
-import { closeSync, openSync, renameSync, writeSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import { basename } from 'node:path';
 import { ELEM_TYPE_CODE, type GraphBuilder, type WeightData } from './graph-builder.js';
 import { encodeModel, type TensorMessage } from './onnx-proto.js';

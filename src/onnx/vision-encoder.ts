@@ -1,7 +1,7 @@
 import { ModelError } from '../errors.js';
 import type { ProjectorConfig, VisionConfig } from '../model/vlm-config.js';
 import { GraphBuilder } from './graph-builder.js';
-import { activation, layerNorm, linear, WeightLoader, type WeightDtype, type WeightReader } from './layers.js';
+import { activation, layerNorm, linear, type WeightDtype, WeightLoader, type WeightReader } from './layers.js';
 import { llavaKeys } from './llava-keys.js';
 
 export const VISION_IO = {

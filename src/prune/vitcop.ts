@@ -1,12 +1,12 @@
 import {
   respentStageCounts,
   roundHalfEven,
-  vitcopBudget,
-  vitcopPlan,
   type VitcopBudget,
   type VitcopBudgetOptions,
+  vitcopBudget,
+  vitcopPlan,
 } from './budget.js';
-import { bool, choice, num, optionalNum, readOptions, type OptionValues } from './options.js';
+import { bool, choice, num, type OptionValues, optionalNum, readOptions } from './options.js';
 import {
   gatherRows,
   keepRows,

@@ -7,11 +7,11 @@ import { constants as fsConstants } from 'node:fs';
 import { access, mkdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SieveError, UsageError } from '../errors.js';
+import type { Frame } from '../media/frame.js';
 import { questionsFor } from './questions.js';
 import { renderScene } from './render.js';
-import type { Frame } from '../media/frame.js';
-import { makeScene } from './scene.js';
 import type { Scene } from './scene.js';
+import { makeScene } from './scene.js';
 import type { QuestionType } from './vocabulary.js';
 
 export const SPLITS = ['train', 'val', 'test'] as const;

@@ -3,10 +3,10 @@
  * texts use only words of the closed vocabulary (vocabulary.ts), separated by single spaces.
  */
 import { Prng } from './prng.js';
-import { largeObjects, quadrantOf } from './scene.js';
 import type { Scene, SceneObject } from './scene.js';
-import { COLOURS, COUNT_WORDS, QUESTION_TYPES, SHAPES } from './vocabulary.js';
+import { largeObjects, quadrantOf } from './scene.js';
 import type { QuestionType } from './vocabulary.js';
+import { COLOURS, COUNT_WORDS, QUESTION_TYPES, SHAPES } from './vocabulary.js';
 
 export interface Question {
   type: QuestionType;

@@ -2,10 +2,11 @@
  * Renders a scene into RGB frames (HWC, the layout src/media/ffmpeg.ts encodes) and per-frame
  * object-id maps (0 = background, k = scene.objects[k-1]) that training uses for dense targets.
  */
-import { Prng } from './prng.js';
-import { isVisible, positionAt } from './scene.js';
+
 import type { Frame } from '../media/frame.js';
+import { Prng } from './prng.js';
 import type { Background, Scene, SceneObject } from './scene.js';
+import { isVisible, positionAt } from './scene.js';
 
 export interface RenderedClip {
   frames: Frame[];

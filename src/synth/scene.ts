@@ -4,8 +4,8 @@
  * function of its seed; rendering and questions are pure functions of the scene.
  */
 import { Prng } from './prng.js';
-import { COLOURS, COLOUR_RGB, DIRECTIONS, SHAPES } from './vocabulary.js';
 import type { Colour, Direction, Quadrant, Shape } from './vocabulary.js';
+import { COLOUR_RGB, COLOURS, DIRECTIONS, SHAPES } from './vocabulary.js';
 
 export const CLIP_WIDTH = 64;
 export const CLIP_HEIGHT = 64;

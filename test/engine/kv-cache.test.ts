@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DEFAULT_RUNTIME } from '../../src/engine/ort-session.js';
-import { VlmRunner } from '../../src/engine/vlm-runner.js';
 import { prepareModel } from '../../src/engine/prepare-model.js';
+import { VlmRunner } from '../../src/engine/vlm-runner.js';
 import { tempDir, tinyCheckpoint } from '../helpers/fixtures.js';
 
 describe('KV cache', () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { DEFAULT_RUNTIME } from '../../src/engine/ort-session.js';
 import { OrtPairwise } from '../../src/engine/pairwise-kernel.js';
-import { prepareModel, type PreparedModel } from '../../src/engine/prepare-model.js';
+import { type PreparedModel, prepareModel } from '../../src/engine/prepare-model.js';
 import { buildPrompt } from '../../src/engine/prompt.js';
 import { GREEDY } from '../../src/engine/sampling.js';
 import { runVisualQuery, type VisualQuery } from '../../src/engine/visual-query.js';

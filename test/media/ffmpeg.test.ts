@@ -1,20 +1,20 @@
 import assert from 'node:assert/strict';
-import { readFile, mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { MediaError, UsageError } from '../../src/errors.js';
-import { configureFfmpeg, decodeFrames, encodeVideo, ffmpegBinaries, probe } from '../../src/media/ffmpeg.js';
 import type { DecodeOptions } from '../../src/media/ffmpeg.js';
+import { configureFfmpeg, decodeFrames, encodeVideo, ffmpegBinaries, probe } from '../../src/media/ffmpeg.js';
 import type { Frame } from '../../src/media/frame.js';
 import {
   FPS,
   FRAMES,
+  frameId,
   HEIGHT,
   PATCHES,
-  WIDTH,
-  frameId,
   patchMean,
   tempDir,
+  WIDTH,
   writeSyntheticVideo,
 } from './synthetic-video.js';
 

@@ -2,8 +2,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { encodeVideo } from '../../src/media/ffmpeg.js';
 import type { EncodeOptions } from '../../src/media/ffmpeg.js';
+import { encodeVideo } from '../../src/media/ffmpeg.js';
 import type { RgbImage } from '../../src/media/frame.js';
 
 export const WIDTH = 160;

@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ModelError } from '../../src/errors.js';
 import { loadCheckpoint } from '../../src/model/checkpoint.js';
+import { type RandomCheckpointSpec, writeRandomCheckpoint } from '../../src/model/random-checkpoint.js';
 import { openWeights } from '../../src/model/safetensors.js';
-import { writeRandomCheckpoint, type RandomCheckpointSpec } from '../../src/model/random-checkpoint.js';
 import { maxRelativeError } from '../helpers/numeric.js';
 import { LlavaReference } from '../reference/llava-reference.js';
 

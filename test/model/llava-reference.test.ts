@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { readVlmConfig } from '../../src/model/config.js';
 import { openWeights } from '../../src/model/safetensors.js';
 import { flatten, maxRelativeError } from '../helpers/numeric.js';
-import { LlavaReference, erf, greedyGenerate } from '../reference/llava-reference.js';
+import { erf, greedyGenerate, LlavaReference } from '../reference/llava-reference.js';
 
 const FIXTURES = join(import.meta.dirname, '../../../test/fixtures/hf-reference');
 

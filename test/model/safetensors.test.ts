@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ModelError } from '../../src/errors.js';
 import { openWeights, SafetensorsFile } from '../../src/model/safetensors.js';
-import { float32BitsToFloat16, writeSafetensors, type FloatDtype } from '../../src/model/safetensors-writer.js';
+import { type FloatDtype, float32BitsToFloat16, writeSafetensors } from '../../src/model/safetensors-writer.js';
 
 function tempDir(): string {
   return mkdtempSync(join(tmpdir(), 'sieve-st-'));

@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ModelError } from '../../src/errors.js';
-import { loadChatTemplate, type ChatMessage } from '../../src/model/chat-template.js';
+import { type ChatMessage, loadChatTemplate } from '../../src/model/chat-template.js';
 import { readVlmConfig } from '../../src/model/config.js';
 import { readProcessorConfig } from '../../src/model/processor-config.js';
-import { writeRandomCheckpoint, type RandomCheckpointSpec } from '../../src/model/random-checkpoint.js';
+import { type RandomCheckpointSpec, writeRandomCheckpoint } from '../../src/model/random-checkpoint.js';
 import { loadTokenizer } from '../../src/model/tokenizer.js';
 
 const SPEC: RandomCheckpointSpec = {

@@ -3,8 +3,8 @@ import { describe, it } from 'node:test';
 import { DEFAULT_RUNTIME } from '../../src/engine/ort-session.js';
 import { prepareModel } from '../../src/engine/prepare-model.js';
 import { VlmRunner } from '../../src/engine/vlm-runner.js';
-import { maxRelativeError } from '../helpers/numeric.js';
 import { tempDir, tinyCheckpoint } from '../helpers/fixtures.js';
+import { maxRelativeError } from '../helpers/numeric.js';
 
 describe('--dtype fp16 graphs', () => {
   it('halve the weight files and stay within fp16 rounding of the fp32 logits', async () => {

@@ -4,13 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DEFAULT_RUNTIME } from '../../src/engine/ort-session.js';
-import { VlmRunner } from '../../src/engine/vlm-runner.js';
-import { loadCheckpoint, type Checkpoint } from '../../src/model/checkpoint.js';
-import { writeRandomCheckpoint, type RandomCheckpointSpec } from '../../src/model/random-checkpoint.js';
-import { convertCheckpoint } from '../../src/onnx/convert.js';
-import { LlavaReference } from '../reference/llava-reference.js';
 import { argmax } from '../../src/engine/sampling.js';
+import { VlmRunner } from '../../src/engine/vlm-runner.js';
+import { type Checkpoint, loadCheckpoint } from '../../src/model/checkpoint.js';
+import { type RandomCheckpointSpec, writeRandomCheckpoint } from '../../src/model/random-checkpoint.js';
+import { convertCheckpoint } from '../../src/onnx/convert.js';
 import { maxRelativeError } from '../helpers/numeric.js';
+import { LlavaReference } from '../reference/llava-reference.js';
 
 const TOL = 1e-4;
 

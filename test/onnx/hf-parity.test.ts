@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
-import { readFileSync, mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { DEFAULT_RUNTIME } from '../../src/engine/ort-session.js';
+import { argmax } from '../../src/engine/sampling.js';
+import { VlmRunner } from '../../src/engine/vlm-runner.js';
 import { readVlmConfig } from '../../src/model/config.js';
 import { openWeights } from '../../src/model/safetensors.js';
 import { convertCheckpoint } from '../../src/onnx/convert.js';
-import { VlmRunner } from '../../src/engine/vlm-runner.js';
-import { DEFAULT_RUNTIME } from '../../src/engine/ort-session.js';
-import { argmax } from '../../src/engine/sampling.js';
 import { flatten, maxRelativeError } from '../helpers/numeric.js';
 
 const FIXTURES = join(import.meta.dirname, '../../../test/fixtures/hf-reference');

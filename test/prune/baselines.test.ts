@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { OrtPairwise } from '../../src/engine/pairwise-kernel.js';
 import { applySlots } from '../../src/engine/token-sequence.js';
-import { Prng } from '../../src/synth/prng.js';
 import { frameQuotas } from '../../src/prune/budget.js';
 import { createMethod } from '../../src/prune/registry.js';
 import { topK, upperMedian } from '../../src/prune/slots.js';
 import type { InputSignals, StageResult } from '../../src/prune/types.js';
-import { OrtPairwise } from '../../src/engine/pairwise-kernel.js';
+import { Prng } from '../../src/synth/prng.js';
 import { jsPairwise } from './js-pairwise.js';
 import { randomArray, request, tokens } from './signals.js';
 

@@ -1,5 +1,4 @@
 import { applySlots, type IdRows } from '../../src/engine/token-sequence.js';
-import { Prng } from '../../src/synth/prng.js';
 import type {
   BudgetRequest,
   EncoderSignals,
@@ -9,6 +8,7 @@ import type {
   StageResult,
   VisualTokens,
 } from '../../src/prune/types.js';
+import { Prng } from '../../src/synth/prng.js';
 import { jsPairwise } from './js-pairwise.js';
 
 export function randomArray(prng: Prng, length: number): Float32Array {

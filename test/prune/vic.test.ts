@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Prng } from '../../src/synth/prng.js';
 import { densityPeakClusters, offDiagonalQuantile } from '../../src/prune/vic.js';
+import { Prng } from '../../src/synth/prng.js';
 import { jsPairwise } from './js-pairwise.js';
 
 /** Points around the given feature-space centres, `per` each, in order. */

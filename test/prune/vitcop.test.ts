@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Prng } from '../../src/synth/prng.js';
-import { roundHalfEven, vitcopBudget, type VitcopBudget } from '../../src/prune/budget.js';
+import { roundHalfEven, type VitcopBudget, vitcopBudget } from '../../src/prune/budget.js';
 import { createMethod } from '../../src/prune/registry.js';
 import { upperMedian } from '../../src/prune/slots.js';
 import type { EncoderSignals, PruneMethod, Slot } from '../../src/prune/types.js';
 import { individualSlotQuotas } from '../../src/prune/vitcop.js';
+import { Prng } from '../../src/synth/prng.js';
 import { jsPairwise } from './js-pairwise.js';
 import { randomArray, request, runMethod, tokens } from './signals.js';
 

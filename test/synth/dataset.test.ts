@@ -3,19 +3,19 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { SieveError, UsageError } from '../../src/errors.js';
 import { runSynth } from '../../src/cli/synth-command.js';
+import { SieveError, UsageError } from '../../src/errors.js';
 import { decodeFrames, probe } from '../../src/media/ffmpeg.js';
+import type { EncodeVideo, QaRecord } from '../../src/synth/dataset.js';
 import {
-  SPLITS,
+  clipRecords,
   SPLIT_CAPACITY,
   SPLIT_SEED_BASE,
-  clipRecords,
+  SPLITS,
   splitOfSeed,
   splitSeed,
   writeSplit,
 } from '../../src/synth/dataset.js';
-import type { EncodeVideo, QaRecord } from '../../src/synth/dataset.js';
 import { renderScene } from '../../src/synth/render.js';
 import { makeScene, positionAt } from '../../src/synth/scene.js';
 

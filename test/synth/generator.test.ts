@@ -3,8 +3,8 @@ import { describe, it } from 'node:test';
 import { Prng } from '../../src/synth/prng.js';
 import { questionsFor } from '../../src/synth/questions.js';
 import { covers, renderScene } from '../../src/synth/render.js';
-import { CLIP_FRAMES, isVisible, largeObjects, makeScene, positionAt, quadrantOf } from '../../src/synth/scene.js';
 import type { Scene, SceneObject } from '../../src/synth/scene.js';
+import { CLIP_FRAMES, isVisible, largeObjects, makeScene, positionAt, quadrantOf } from '../../src/synth/scene.js';
 import { ANSWERS, COLOUR_RGB, QUESTION_TYPES, vocabularyWords } from '../../src/synth/vocabulary.js';
 
 function obj(o: Partial<SceneObject> & Pick<SceneObject, 'id' | 'colour' | 'shape'>): SceneObject {

@@ -9,9 +9,9 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { writeSplit } from '../../src/synth/dataset.js';
-import type { EncodeVideo } from '../../src/synth/dataset.js';
 import type { Frame } from '../../src/media/frame.js';
+import type { EncodeVideo } from '../../src/synth/dataset.js';
+import { writeSplit } from '../../src/synth/dataset.js';
 
 function fallbackEncode(frames: Frame[], opts: { fps: number; out: string }): Promise<void> {
   const { width, height } = frames[0]!;
