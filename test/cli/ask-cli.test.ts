@@ -135,6 +135,16 @@ describe('sieve ask: bad input gets a clear error', () => {
       1,
       /model\.safetensors/,
     ));
+  it('weights that produce NaN (same size, corrupt values) → exit 1 naming corrupt weights, not an empty answer', () => {
+    const dir = brokenModel((d) => {
+      const file = join(d, 'model.safetensors');
+      const bytes = readFileSync(file);
+      const dataStart = 8 + Number(bytes.readBigUInt64LE(0));
+      bytes.fill(0xff, dataStart); // every float becomes NaN
+      writeFileSync(file, bytes);
+    });
+    assertUserError(sieve('ask', video, 'q ?', '--model', dir, '--frames', '2'), 1, /non-finite.*corrupt/s);
+  });
   it('unsupported model_type → lists the supported ones', () => {
     const dir = brokenModel((d) => {
       const cfg = JSON.parse(readFileSync(join(d, 'config.json'), 'utf8'));
