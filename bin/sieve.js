@@ -1,2 +1,3 @@
 #!/usr/bin/env node
-import('../dist/src/cli/main.js').then((m) => m.main(process.argv));
+const { main } = await import('../dist/src/cli/main.js');
+await main(process.argv);
