@@ -9,7 +9,7 @@ import { type EvalSummary, evaluate, readSplit, summarise } from '../eval/evalua
 import { resultsMarkdown } from '../eval/results-table.js';
 import { readVlmConfig } from '../model/config.js';
 import type { VlmConfig } from '../model/vlm-config.js';
-import { METHOD_NAMES } from '../prune/registry.js';
+import { defaultBudget, METHOD_NAMES } from '../prune/registry.js';
 import { parseInteger, parseNumber, progressReporter } from './cli-output.js';
 import { addRunOptions, pruningLayers, type RunFlags, resolveRunSettings } from './run-settings.js';
 
@@ -26,7 +26,8 @@ interface EvalFlags extends RunFlags {
 /** Every requested method at every requested budget; `none` only runs unpruned (budget 1). */
 export function evaluationRuns(
   methods: readonly string[],
-  budgets: readonly number[],
+  /** Undefined: each method at its default budget. */
+  budgets: readonly number[] | undefined,
   base: PruneRequest,
   options: Record<string, Record<string, unknown>>,
 ): PruneRequest[] {
@@ -34,7 +35,8 @@ export function evaluationRuns(
   for (const method of methods) {
     if (!(METHOD_NAMES as readonly string[]).includes(method))
       throw new UsageError(`unknown method "${method}"`, `valid methods: ${METHOD_NAMES.join(', ')}, or all`);
-    for (const budget of method === 'none' ? [1] : budgets.filter((b) => b < 1))
+    const methodBudgets = budgets === undefined ? [defaultBudget(method)] : budgets.filter((b) => b < 1);
+    for (const budget of method === 'none' ? [1] : methodBudgets)
       runs.push({ ...base, method, budget, options: options[method] ?? {} });
   }
   return runs;
@@ -83,7 +85,10 @@ export function registerEvalCommand(program: Command): void {
     .option('--split <split>', 'train, val or test', 'test')
     .option('--n <n>', 'first N questions (default: all)')
     .option('--methods <list>', 'comma-separated pruning methods, or "all" (default: --method, else none)')
-    .option('--budgets <list>', 'comma-separated layer-averaged budgets (default: --budget)')
+    .option(
+      '--budgets <list>',
+      'comma-separated layer-averaged budgets (default: --budget, or each method at its default)',
+    )
     .option('--table <dir>', 'write the methods table there as methods.md and methods.json')
     .option('--json <file>', 'write every item and the summaries as JSON')
     .action(async (flags: EvalFlags) => {
@@ -96,10 +101,10 @@ export function registerEvalCommand(program: Command): void {
           : flags.methods === 'all'
             ? [...METHOD_NAMES]
             : flags.methods.split(',').map((m) => m.trim());
-      const budgets =
-        flags.budgets === undefined
-          ? [settings.prune.budget]
-          : flags.budgets.split(',').map((b) => parseNumber(b, '--budgets', 0, 1, { exclusiveMin: true }));
+      let budgets: number[] | undefined;
+      if (flags.budgets !== undefined)
+        budgets = flags.budgets.split(',').map((b) => parseNumber(b, '--budgets', 0, 1, { exclusiveMin: true }));
+      else if (flags.methods === undefined) budgets = [settings.prune.budget];
       const requested = evaluationRuns(methods, budgets, settings.prune, settings.config.pruning.options);
       const frames = records[0]?.frames ?? 8;
       const { runs, unreachable } = feasibleRuns(requested, frames, readVlmConfig(settings.modelDir));

@@ -10,7 +10,7 @@ import { configureFfmpeg } from '../media/ffmpeg.js';
 import type { Sampling } from '../media/sampler.js';
 import type { VlmConfig } from '../model/vlm-config.js';
 import type { WeightDtype } from '../onnx/layers.js';
-import { createMethod } from '../prune/registry.js';
+import { createMethod, defaultBudget, METHOD_NAMES } from '../prune/registry.js';
 import { parseChoice, parseInteger, parseNumber } from './cli-output.js';
 import { defaultModelDir } from './default-model.js';
 
@@ -29,6 +29,7 @@ export interface RunFlags {
   dtype?: string;
   ep?: string;
   threads?: string;
+  verbose?: boolean;
 }
 
 export interface RunSettings {
@@ -51,11 +52,12 @@ export function addRunOptions(cmd: Command): Command {
     .option('--temperature <t>', '0 = greedy (default); above 0 samples')
     .option('--top-p <p>', 'nucleus sampling mass (default 1)')
     .option('--seed <s>', 'sampling and random-pruning seed (default 0)')
-    .option('--method <name>', 'visual-token pruning method (default none; see the README for the list)')
-    .option('--budget <fraction>', 'layer-averaged fraction of visual tokens kept, in (0, 1] (default 1)')
+    .option('--method <name>', `visual-token pruning method: ${METHOD_NAMES.join(', ')} (default none)`)
+    .option('--budget <fraction>', "layer-averaged fraction of visual tokens kept, in (0, 1] (default: the method's)")
     .option('--dtype <dtype>', 'graph weights: fp32 (default) or fp16')
     .option('--ep <provider>', 'execution provider: cpu (default), cuda, tensorrt')
-    .option('--threads <n>', 'inference threads (default 0 = one per core)');
+    .option('--threads <n>', 'inference threads (default 0 = one per core)')
+    .option('--verbose', "show ONNX Runtime's own log lines (warnings and errors)");
 }
 
 /** The config file's values with the command line's on top. */
@@ -85,15 +87,7 @@ export function resolveRunSettings(flags: RunFlags): RunSettings & { config: Sie
       topP: flags.topP === undefined ? g.top_p : parseNumber(flags.topP, '--top-p', 0, 1, { exclusiveMin: true }),
       seed,
     },
-    prune: {
-      method: flags.method ?? config.pruning.method,
-      budget:
-        flags.budget === undefined
-          ? config.pruning.budget
-          : parseNumber(flags.budget, '--budget', 0, 1, { exclusiveMin: true }),
-      options: config.pruning.options[flags.method ?? config.pruning.method] ?? {},
-      seed,
-    },
+    prune: pruneRequest(flags, config, seed),
     dtype:
       flags.dtype === undefined ? config.runtime.dtype : parseChoice(flags.dtype, '--dtype', ['fp32', 'fp16'] as const),
     runtime: {
@@ -102,8 +96,29 @@ export function resolveRunSettings(flags: RunFlags): RunSettings & { config: Sie
           ? config.runtime.ep
           : parseChoice(flags.ep, '--ep', ['cpu', 'cuda', 'tensorrt'] as const),
       threads: flags.threads === undefined ? config.runtime.threads : parseInteger(flags.threads, '--threads', 0, 1024),
+      verbose: flags.verbose === true,
     },
   };
+}
+
+/**
+ * The method and budget in force. A budget needs a method (it would otherwise be silently ignored);
+ * a method without a budget runs at its default one (DEFAULT_BUDGETS).
+ */
+function pruneRequest(flags: RunFlags, config: SieveConfig, seed: number): PruneRequest {
+  const method = flags.method ?? config.pruning.method;
+  const budget =
+    flags.budget === undefined
+      ? config.pruning.budget
+      : parseNumber(flags.budget, '--budget', 0, 1, { exclusiveMin: true });
+  if (method === 'none' && budget !== undefined && budget < 1) {
+    const given = flags.budget === undefined ? 'pruning.budget in the config' : '--budget';
+    throw new UsageError(
+      `${given} was given without a pruning method, so nothing would be pruned`,
+      `add --method (e.g. --method vitcop; one of ${METHOD_NAMES.filter((m) => m !== 'none').join(', ')})`,
+    );
+  }
+  return { method, budget: budget ?? defaultBudget(method), options: config.pruning.options[method] ?? {}, seed };
 }
 
 /**

@@ -7,25 +7,41 @@ export interface RuntimeOptions {
   ep: ExecutionProvider;
   /** Intra-op threads; 0 lets ONNX Runtime choose (one per physical core). */
   threads: number;
+  /** ONNX Runtime's own warnings and errors on stderr (off: only our messages reach the user). */
+  verbose?: boolean;
 }
+
+/** How ONNX Runtime says that an execution provider's shared libraries could not be loaded. */
+const MISSING_PROVIDER = /shared library|providers_shared|lib(cudart|cublas|cudnn|nvinfer)|Append.*ExecutionProvider/i;
 
 export const DEFAULT_RUNTIME: RuntimeOptions = { ep: 'cpu', threads: 0 };
 
 export async function createSession(path: string, opts: RuntimeOptions): Promise<ort.InferenceSession> {
+  // The environment's level decides whether ONNX Runtime prints its own log lines (e.g. a provider library
+  // it cannot load); the errors it throws still reach the user through the messages below.
+  ort.env.logLevel = opts.verbose ? 'warning' : 'fatal';
   try {
     return await ort.InferenceSession.create(path, {
       executionProviders: opts.ep === 'cpu' ? ['cpu'] : [opts.ep, 'cpu'],
       intraOpNumThreads: opts.threads,
       interOpNumThreads: 1,
       graphOptimizationLevel: 'all',
-      logSeverityLevel: 3,
+      logSeverityLevel: opts.verbose ? 2 : 4,
       // Every graph (vision, projector, each decoder segment) has its own intra-op pool; spinning pools of
       // idle sessions steal the cores from the one running (unpruned prefill of the demo model: 34 → 19 ms).
       extra: { session: { intra_op: { allow_spinning: '0' } } },
     });
   } catch (err) {
+    const reason = (err as Error).message.split('\n')[0];
+    if (opts.ep !== 'cpu' && MISSING_PROVIDER.test(reason)) {
+      throw new ModelError(
+        `the ${opts.ep} execution provider cannot start: its libraries are missing or do not load (${reason})`,
+        '`sieve doctor` lists the providers this ONNX Runtime build has; install the CUDA 12 and cuDNN 9 ' +
+          "libraries (docs/jetson.md), run with --verbose for ONNX Runtime's own log, or use --ep cpu",
+      );
+    }
     throw new ModelError(
-      `cannot load the graph ${path}: ${(err as Error).message.split('\n')[0]}`,
+      `cannot load the graph ${path}: ${reason}`,
       'rebuild the graphs with `sieve convert <checkpoint> --force`',
     );
   }

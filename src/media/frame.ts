@@ -12,3 +12,6 @@ export interface Frame {
 
 /** What an encoder needs from a frame. */
 export type RgbImage = Pick<Frame, 'width' | 'height' | 'rgb'>;
+
+/** The most frames one answer samples (the CLI, the config and the decoder share it). */
+export const MAX_FRAMES = 1024;

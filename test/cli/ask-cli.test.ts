@@ -145,6 +145,18 @@ describe('sieve ask: bad input gets a clear error', () => {
     });
     assertUserError(sieve('ask', video, 'q ?', '--model', dir, '--frames', '2'), 1, /non-finite.*corrupt/s);
   });
+  it('--budget without --method → usage error instead of being silently ignored', () =>
+    assertUserError(
+      sieve('ask', video, 'q ?', '--model', model, '--budget', '0.2'),
+      2,
+      /--budget was given without a pruning method.*\n.*--method/,
+    ));
+  it('--ep cuda without its libraries → names the missing provider libraries and sieve doctor, no ORT log', () => {
+    const r = sieve('ask', video, 'q ?', '--model', model, '--frames', '2', '--ep', 'cuda');
+    assertUserError(r, 1, /cuda execution provider cannot start: its libraries are missing/);
+    assert.match(r.stderr, /sieve doctor/);
+    assert.doesNotMatch(r.stderr, /onnxruntime/i);
+  });
   it('unsupported model_type → lists the supported ones', () => {
     const dir = brokenModel((d) => {
       const cfg = JSON.parse(readFileSync(join(d, 'config.json'), 'utf8'));

@@ -24,6 +24,26 @@ describe('config files', () => {
     assert.throws(() => parseConfig('model: ${UNSET}\n', 'x.yaml', {}), /UNSET is not set/);
   });
 
+  it('numbers from ${VAR} are numbers: coerced after substitution where the key takes a number', () => {
+    const c = parseConfig(
+      [
+        'runtime: { threads: "${THREADS}" }',
+        'sampling: { frames: "${FRAMES:-12}" }',
+        'generation: { temperature: "${TEMP:-0.5}", max_new_tokens: "${MAX}" }',
+        'pruning: { method: vitcop, budget: "${BUDGET}" }',
+      ].join('\n'),
+      'c.yaml',
+      { THREADS: '2', MAX: '16', BUDGET: '0.222' },
+    );
+    assert.equal(c.runtime.threads, 2);
+    assert.equal(c.sampling.frames, 12);
+    assert.equal(c.generation.temperature, 0.5);
+    assert.equal(c.generation.max_new_tokens, 16);
+    assert.equal(c.pruning.budget, 0.222);
+    assert.throws(() => parseConfig('runtime: { threads: "${T}" }', 'c.yaml', { T: 'two' }), /runtime\.threads/);
+    assert.throws(() => parseConfig('sampling: { frames: "${F}" }', 'c.yaml', { F: '2000' }), /sampling\.frames/);
+  });
+
   it('names the key and the problem for bad values, unknown keys and broken YAML', () => {
     assert.throws(
       () => parseConfig('pruning: { budget: 2 }', 'c.yaml', {}),
