@@ -77,6 +77,14 @@ export async function runVisualQuery(
   const d = cfg.text.hiddenSize;
   const L = cfg.text.numLayers;
   const grid = { gridRows: cfg.vision.gridSize, gridCols: cfg.vision.gridSize };
+  // The method's stages, bound to it (a method may keep state between its stages).
+  const encoderStage = method?.encoder?.bind(method);
+  const inputStage = method?.input?.bind(method);
+  const layerStage = method?.layer?.bind(method);
+  const kernel = (): Pairwise => {
+    if (!pairwise) throw new Error('runVisualQuery: a pruning method needs the pairwise kernel');
+    return pairwise;
+  };
   const prune = { ms: 0 };
   const stages: { stage: string; tokens: number }[] = [];
   const stage = async (name: string, run: () => Promise<StageResult>, input: IdRows): Promise<IdRows> => {
@@ -96,11 +104,11 @@ export async function runVisualQuery(
     width: cfg.vision.hiddenSize,
   };
   stages.push({ stage: 'vision', tokens: features.ids.length });
-  if (method?.encoder) {
+  if (encoderStage) {
     features = await stage(
       'encoder',
       () =>
-        method.encoder!(
+        encoderStage(
           {
             ...base,
             ids: features.ids,
@@ -110,7 +118,7 @@ export async function runVisualQuery(
             visionHidden: cfg.vision.hiddenSize,
             visionHeads: cfg.vision.numHeads,
           },
-          pairwise!,
+          kernel(),
         ),
       features,
     );
@@ -119,13 +127,14 @@ export async function runVisualQuery(
 
   let visual: IdRows = { ids: features.ids, rows: await runner.project(features.rows, features.ids.length), width: d };
   const text = await runner.embed(q.promptIds);
-  if (method?.input) {
-    const tail = q.promptIds.length - (q.imageSpans.at(-1)!.start + q.imageSpans.at(-1)!.length);
+  if (inputStage) {
+    const lastSpan = q.imageSpans[q.imageSpans.length - 1];
+    const tail = q.promptIds.length - (lastSpan.start + lastSpan.length);
     const textTail = text.slice((q.promptIds.length - tail) * d);
     const current = visual;
     visual = await stage(
       'input',
-      () => method.input!({ ...base, ids: current.ids, tokens: current.rows, hidden: d, textTail }, pairwise!),
+      () => inputStage({ ...base, ids: current.ids, tokens: current.rows, hidden: d, textTail }, kernel()),
       current,
     );
   }
@@ -135,19 +144,19 @@ export async function runVisualQuery(
   const layers = new Set(method?.layer ? method.layers(L) : []);
   const prefill = await runner.prefill(prompt.hidden, prompt.positions, q.generation.maxNewTokens, async (state) => {
     prompt = { ...prompt, hidden: state.hidden };
-    if (!layers.has(state.segment.end)) return prompt;
+    if (!layerStage || !layers.has(state.segment.end)) return prompt;
     const rows = prompt.visualIds.flatMap((id, i) => (id >= 0 ? [i] : []));
-    const pick = (a: Float32Array | undefined) => (a ? Float32Array.from(rows, (i) => a[i]) : undefined);
+    const pick = (a: Float32Array) => Float32Array.from(rows, (i) => a[i]);
     const result = await timed(prune, () =>
-      method!.layer!(
+      layerStage(
         {
           ...base,
           ids: rows.map((i) => prompt.visualIds[i]),
           layer: state.segment.end,
-          kappa: pick(state.kappa)!,
-          lastTokenAttention: pick(state.lastTokenAttention),
+          kappa: pick(state.kappa),
+          lastTokenAttention: state.lastTokenAttention && pick(state.lastTokenAttention),
         },
-        pairwise!,
+        kernel(),
       ),
     );
     prompt = await timed(prune, async () => pruneVisualRows(prompt, result.slots, q.imageSpans, N, d));

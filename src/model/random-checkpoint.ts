@@ -391,7 +391,7 @@ function writeWeights(dir: string, spec: RandomCheckpointSpec): void {
   let g = 0;
   let filled = 0;
   plan.forEach((p, i) => {
-    groups[g]!.push(p);
+    groups[g].push(p);
     filled += bytes(p);
     const later = shards - 1 - g;
     // Move on at the byte target, or when exactly one tensor is left per remaining shard.

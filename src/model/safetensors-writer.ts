@@ -74,9 +74,9 @@ function encode(values: Float32Array, dtype: FloatDtype): Uint8Array {
   const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
   const out = new Uint16Array(values.length);
   if (dtype === 'BF16') {
-    for (let i = 0; i < bits.length; i++) out[i] = float32BitsToBfloat16(bits[i]!);
+    for (let i = 0; i < bits.length; i++) out[i] = float32BitsToBfloat16(bits[i]);
   } else {
-    for (let i = 0; i < bits.length; i++) out[i] = float32BitsToFloat16(bits[i]!);
+    for (let i = 0; i < bits.length; i++) out[i] = float32BitsToFloat16(bits[i]);
   }
   return new Uint8Array(out.buffer);
 }

@@ -81,7 +81,7 @@ function openSharded(indexPath: string): WeightStore {
     }
     const byName = new Map(shards.map((s, i) => [shardNames[i] as string, s]));
     for (const [tensor, shard] of Object.entries(map)) {
-      if (!byName.get(shard as string)!.tensors.has(tensor)) {
+      if (!byName.get(shard as string)?.tensors.has(tensor)) {
         throw new ModelError(
           `${indexPath} lists ${tensor} in ${shard as string}, which does not contain it`,
           DAMAGED_HINT,
@@ -96,20 +96,19 @@ function openSharded(indexPath: string): WeightStore {
 }
 
 class FileWeights implements WeightStore {
-  private readonly owner = new Map<string, SafetensorsFile>();
+  /** Each tensor's shard and its entry in that shard's header. */
+  private readonly owner = new Map<string, { shard: SafetensorsFile; info: TensorInfo }>();
 
   constructor(
     private readonly shards: SafetensorsFile[],
     readonly files: readonly string[],
   ) {
     for (const shard of shards) {
-      for (const name of shard.tensors.keys()) {
-        if (this.owner.has(name))
-          throw new ModelError(
-            `tensor ${name} appears in both ${this.owner.get(name)!.path} and ${shard.path}`,
-            DAMAGED_HINT,
-          );
-        this.owner.set(name, shard);
+      for (const [name, info] of shard.tensors) {
+        const earlier = this.owner.get(name);
+        if (earlier)
+          throw new ModelError(`tensor ${name} appears in both ${earlier.shard.path} and ${shard.path}`, DAMAGED_HINT);
+        this.owner.set(name, { shard, info });
       }
     }
   }
@@ -123,13 +122,13 @@ class FileWeights implements WeightStore {
   }
 
   private find(name: string): [SafetensorsFile, TensorInfo] {
-    const shard = this.owner.get(name);
-    if (!shard)
+    const owner = this.owner.get(name);
+    if (!owner)
       throw new ModelError(
         `the checkpoint has no tensor ${name}`,
         'is it a complete checkpoint of a supported architecture?',
       );
-    return [shard, shard.tensors.get(name)!];
+    return [owner.shard, owner.info];
   }
 
   shape(name: string): number[] {
@@ -170,8 +169,14 @@ export class SafetensorsFile {
     return new ModelError(`${this.path} is not a valid safetensors file: ${problem}`, DAMAGED_HINT);
   }
 
+  /** The file descriptor, or an error once the file is closed. */
+  private openFd(): number {
+    if (this.fd === null) throw new Error(`${this.path} is closed`);
+    return this.fd;
+  }
+
   private parseHeader(): void {
-    const size = fstatSync(this.fd!).size;
+    const size = fstatSync(this.openFd()).size;
     if (size < 8) throw this.damaged(`only ${size} bytes`);
     const lenBytes = Buffer.alloc(8);
     this.readAt(lenBytes, 0);
@@ -220,8 +225,9 @@ export class SafetensorsFile {
   }
 
   private readAt(target: Uint8Array, position: number): void {
+    const fd = this.openFd();
     for (let done = 0; done < target.length; ) {
-      const n = readSync(this.fd!, target, done, Math.min(READ_CHUNK, target.length - done), position + done);
+      const n = readSync(fd, target, done, Math.min(READ_CHUNK, target.length - done), position + done);
       if (n === 0) throw this.damaged(`unexpected end of file at byte ${position + done}`);
       done += n;
     }
@@ -229,7 +235,7 @@ export class SafetensorsFile {
 
   readFloat32(name: string, info: TensorInfo): Float32Array {
     if (this.fd === null) throw new Error(`${this.path} is closed`);
-    const count = (info.end - info.start) / ITEM_SIZE[info.dtype]!;
+    const count = (info.end - info.start) / ITEM_SIZE[info.dtype];
     switch (info.dtype) {
       case 'F32': {
         const out = new Float32Array(count);
@@ -246,7 +252,7 @@ export class SafetensorsFile {
         const half = new Uint16Array(bits.buffer, 2 * count, count);
         this.readAt(new Uint8Array(half.buffer, half.byteOffset, 2 * count), info.start);
         // Widen in place from the back half: element i moves to the top 16 bits of word i.
-        for (let i = 0; i < count; i++) bits[i] = half[i]! << 16;
+        for (let i = 0; i < count; i++) bits[i] = half[i] << 16;
         return new Float32Array(bits.buffer);
       }
       default:
@@ -287,6 +293,6 @@ function float16Table(): Float32Array {
 export function float16ToFloat32(half: Uint16Array): Float32Array {
   const table = float16Table();
   const out = new Float32Array(half.length);
-  for (let i = 0; i < half.length; i++) out[i] = table[half[i]!]!;
+  for (let i = 0; i < half.length; i++) out[i] = table[half[i]];
   return out;
 }

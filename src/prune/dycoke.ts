@@ -51,14 +51,16 @@ export const createDycoke: MethodFactory = (request, options) => {
       const row = (r: number) => signals.tokens.subarray(r * d, (r + 1) * d);
       const kept: number[] = [];
       rowsByFrame(signals).forEach((rows, f) => {
-        if (isAnchor(f)) return kept.push(...rows);
+        const quota = quotas.get(f);
+        // Anchors have no quota: they are kept whole.
+        if (quota === undefined) return kept.push(...rows);
         const ref = f % 2 === 1 ? f - 1 : f - (f % window);
         const similarity = new Float64Array(signals.ids.length);
         for (const r of rows) {
           const refRow = rowOf.get(ref * N + (signals.ids[r] % N));
           similarity[r] = refRow === undefined ? -Infinity : cosine(row(r), row(refRow));
         }
-        kept.push(...topK(similarity, quotas.get(f)!, 'smallest', rows));
+        kept.push(...topK(similarity, quota, 'smallest', rows));
       });
       return keepRows(
         signals,

@@ -23,7 +23,14 @@ export const createGprune: MethodFactory = (request, options) => {
       const groups = opts.scope === 'frame' ? rowsByFrame(signals) : [signals.ids.map((_, r) => r)];
       // Groups of one size go to the kernel in one batch (every frame, when nothing was pruned before).
       const batches = new Map<number, number[]>();
-      groups.forEach((rows, g) => (batches.get(rows.length) ?? batches.set(rows.length, []).get(rows.length)!).push(g));
+      for (const [g, rows] of groups.entries()) {
+        let batch = batches.get(rows.length);
+        if (!batch) {
+          batch = [];
+          batches.set(rows.length, batch);
+        }
+        batch.push(g);
+      }
       const kept: number[] = [];
       for (const [n, members] of batches) {
         const rows = members.flatMap((g) => groups[g]);

@@ -90,7 +90,14 @@ export function densityPeakClusters(
     const own = centreLabel.get(i);
     if (own !== undefined) labels[i] = own;
     else if (nearestDenser[i] >= 0) labels[i] = labels[nearestDenser[i]];
-    else labels[i] = centreLabel.get(centres.reduce((a, c) => (dist[i * n + c] < dist[i * n + a] ? c : a)))!;
+    else {
+      // No denser neighbour within the radius: the nearest centre (the first of equally near ones).
+      let nearest = 0;
+      for (let c = 1; c < centres.length; c++) {
+        if (dist[i * n + centres[c]] < dist[i * n + centres[nearest]]) nearest = c;
+      }
+      labels[i] = nearest;
+    }
   }
   return labels;
 }

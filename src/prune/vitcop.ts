@@ -136,13 +136,15 @@ const MAX_DISTANCE_ROWS = 512;
 /** Consecutive frames grouped so that each group's rows fit in `maxRows` (a larger frame goes alone). */
 function frameBatches(rowsPerFrame: readonly number[][], maxRows: number): number[][] {
   const batches: number[][] = [];
+  let batch: number[] = [];
   let size = Infinity;
   rowsPerFrame.forEach((rows, f) => {
     if (size + rows.length > maxRows) {
-      batches.push([]);
+      batch = [];
+      batches.push(batch);
       size = 0;
     }
-    batches.at(-1)!.push(f);
+    batch.push(f);
     size += rows.length;
   });
   return batches;

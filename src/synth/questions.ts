@@ -40,7 +40,7 @@ const ask: Record<QuestionType, Asker> = {
   },
   count(scene) {
     const n = largeObjects(scene).length;
-    return { type: 'count', question: 'how many large objects appear in the clip ?', answer: COUNT_WORDS[n - 1]! };
+    return { type: 'count', question: 'how many large objects appear in the clip ?', answer: COUNT_WORDS[n - 1] };
   },
   order(scene, prng) {
     const large = largeObjects(scene);

@@ -67,7 +67,7 @@ function backgroundTexture(bg: Background, width: number, height: number, prng: 
       }
       const n = (prng.next() * 2 - 1) * bg.noise;
       const i = (y * width + x) * 3;
-      for (let c = 0; c < 3; c++) out[i + c] = bg.base[c]! * (1 - t) + bg.alt[c]! * t + n;
+      for (let c = 0; c < 3; c++) out[i + c] = bg.base[c] * (1 - t) + bg.alt[c] * t + n;
     }
   }
   return out;
@@ -85,7 +85,7 @@ export function renderScene(scene: Scene): RenderedClip {
     const ids = new Uint8Array(width * height);
     for (let i = 0; i < width * height; i++) {
       const flicker = (prng.next() * 2 - 1) * background.flicker;
-      for (let c = 0; c < 3; c++) rgb[i * 3 + c] = clampByte(texture[i * 3 + c]! + flicker);
+      for (let c = 0; c < 3; c++) rgb[i * 3 + c] = clampByte(texture[i * 3 + c] + flicker);
     }
     for (const obj of scene.objects) {
       if (!isVisible(obj, f)) continue;

@@ -209,30 +209,30 @@ function tryScene(prng: Prng, seed: number): Scene | null {
   const moving = Array.from({ length: nLarge }, (_, i) => (i === 0 ? true : i === 1 ? false : prng.bool()));
   const objects: SceneObject[] = [];
   for (let i = 0; i < nLarge; i++) {
-    const start = starts[i]!;
+    const start = starts[i];
     const length = prng.int(MIN_VISIBLE + (moving[i] ? 1 : 0), frames - start);
     if (start + length > frames) return null;
     const size = prng.pick([14, 16, 18]);
-    const colour = colours[i]!;
+    const colour = colours[i];
     const base = {
       id: 0,
       kind: 'large' as const,
       colour,
       rgb: jitterRgb(prng, colour),
-      shape: shapes[i]!,
+      shape: shapes[i],
       size,
       start,
       end: start + length - 1,
     };
     let placed: SceneObject | null = null;
     for (let t = 0; t < 60 && !placed; t++) {
-      const cand = placeLarge(prng, base, moving[i]!, width, height);
+      const cand = placeLarge(prng, base, moving[i], width, height);
       if (!objects.some((o) => collides(o, cand, frames))) placed = cand;
     }
     if (!placed) return null;
     objects.push(placed);
   }
-  const dotColour = colours[nLarge]!;
+  const dotColour = colours[nLarge];
   let dot: SceneObject | null = null;
   for (let t = 0; t < 60 && !dot; t++) {
     const cand: SceneObject = {

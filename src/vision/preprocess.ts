@@ -44,11 +44,11 @@ export function preprocess(frame: Frame, config: ProcessorConfig): Float32Array 
 export function preprocessBatch(frames: readonly Frame[], config: ProcessorConfig): PixelBatch {
   if (frames.length === 0) throw new UsageError('no frames to preprocess');
   const sizes = frames.map((f) => outputSize(config, f.width, f.height));
-  const { width, height } = sizes[0]!;
+  const { width, height } = sizes[0];
   const odd = sizes.findIndex((s) => s.width !== width || s.height !== height);
   if (odd >= 0) {
     throw new UsageError(
-      `frame ${odd} comes out ${sizes[odd]!.width}×${sizes[odd]!.height}, frame 0 ${width}×${height}: a batch needs one size`,
+      `frame ${odd} comes out ${sizes[odd].width}×${sizes[odd].height}, frame 0 ${width}×${height}: a batch needs one size`,
       'give frames of one aspect ratio, or a processor that centre-crops',
     );
   }
@@ -70,7 +70,7 @@ function preprocessInto(frame: Frame, config: ProcessorConfig, out: Float32Array
   const plane = crop.width * crop.height;
   const luts = valueTables(config);
   for (let c = 0; c < 3; c++) {
-    const lut = luts[c]!;
+    const lut = luts[c];
     const base = offset + c * plane;
     for (let y = 0; y < crop.height; y++) {
       const sy = y + top;
@@ -78,7 +78,7 @@ function preprocessInto(frame: Frame, config: ProcessorConfig, out: Float32Array
       const inside = sy >= 0 && sy < resized.height;
       for (let x = 0; x < crop.width; x++) {
         const sx = x + left;
-        out[row + x] = lut[inside && sx >= 0 && sx < resized.width ? pixels[(sy * resized.width + sx) * 3 + c]! : 0]!;
+        out[row + x] = lut[inside && sx >= 0 && sx < resized.width ? pixels[(sy * resized.width + sx) * 3 + c] : 0];
       }
     }
   }
@@ -167,10 +167,10 @@ function resampleAxis(
     let ww = 0;
     for (let x = 0; x < n; x++) {
       w[x] = filter.fn((x + xmin - center + 0.5) * ss);
-      ww += w[x]!;
+      ww += w[x];
     }
     for (let x = 0; x < n; x++) {
-      const k = (ww !== 0 ? w[x]! / ww : w[x]!) * (1 << PRECISION_BITS);
+      const k = (ww !== 0 ? w[x] / ww : w[x]) * (1 << PRECISION_BITS);
       kk[xx * ksize + x] = Math.trunc(k < 0 ? k - 0.5 : k + 0.5);
     }
     bounds[xx * 2] = xmin;
@@ -187,17 +187,17 @@ function resampleAxis(
     for (let y = 0; y < height; y++) {
       const row = y * width * 3;
       for (let xx = 0; xx < outSize; xx++) {
-        const xmin = bounds[xx * 2]!;
-        const n = bounds[xx * 2 + 1]!;
+        const xmin = bounds[xx * 2];
+        const n = bounds[xx * 2 + 1];
         const k0 = xx * ksize;
         let r = half;
         let g = half;
         let b = half;
         for (let i = 0, p = row + xmin * 3; i < n; i++, p += 3) {
-          const k = kk[k0 + i]!;
-          r += src[p]! * k;
-          g += src[p + 1]! * k;
-          b += src[p + 2]! * k;
+          const k = kk[k0 + i];
+          r += src[p] * k;
+          g += src[p + 1] * k;
+          b += src[p + 2] * k;
         }
         const o = (y * outSize + xx) * 3;
         out[o] = clip(r);
@@ -210,12 +210,12 @@ function resampleAxis(
   const stride = width * 3;
   const out = new Uint8Array(stride * outSize);
   for (let yy = 0; yy < outSize; yy++) {
-    const ymin = bounds[yy * 2]!;
-    const n = bounds[yy * 2 + 1]!;
+    const ymin = bounds[yy * 2];
+    const n = bounds[yy * 2 + 1];
     const k0 = yy * ksize;
     for (let x = 0; x < stride; x++) {
       let acc = half;
-      for (let i = 0, p = ymin * stride + x; i < n; i++, p += stride) acc += src[p]! * kk[k0 + i]!;
+      for (let i = 0, p = ymin * stride + x; i < n; i++, p += stride) acc += src[p] * kk[k0 + i];
       out[yy * stride + x] = clip(acc);
     }
   }
@@ -241,8 +241,8 @@ function resizeNearest(frame: Frame, width: number, height: number): Uint8Array 
  */
 function valueTables(config: ProcessorConfig): Float32Array[] {
   return [0, 1, 2].map((c) => {
-    const mean = Math.fround(config.imageMean[c]!);
-    const std = Math.fround(config.imageStd[c]!);
+    const mean = Math.fround(config.imageMean[c]);
+    const std = Math.fround(config.imageStd[c]);
     const lut = new Float32Array(256);
     for (let v = 0; v < 256; v++) {
       const x = config.doRescale ? Math.fround(v * config.rescaleFactor) : v;
