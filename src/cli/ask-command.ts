@@ -7,7 +7,7 @@ import type { Frame } from '../media/frame.js';
 import { imageFrames } from '../media/image-source.js';
 import { type Sampling, videoFrames } from '../media/sampler.js';
 import { writeKeptOverlays } from '../vision/kept-overlay.js';
-import { formatBytes } from './cli-output.js';
+import { displayPath, formatBytes } from './cli-output.js';
 import { addRunOptions, pruningLayers, type RunFlags, resolveRunSettings } from './run-settings.js';
 
 const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.webp', '.bmp', '.gif', '.tif', '.tiff', '.avif']);
@@ -93,7 +93,7 @@ export function registerAskCommand(program: Command): void {
               answer: answer.answer,
               finish_reason: answer.finishReason,
               inputs,
-              model: settings.modelDir,
+              model: displayPath(settings.modelDir),
               method: settings.prune.method,
               budget: settings.prune.budget,
               frames: answer.frames.map((f) => ({ index: f.index, t: Math.round(f.timestampS * 1000) / 1000 })),

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
@@ -10,6 +10,7 @@ import type { TextConfig } from '../model/vlm-config.js';
 import { GraphBuilder } from '../onnx/graph-builder.js';
 import { writeModel } from '../onnx/model-writer.js';
 import { registerBenchPruneCommand } from './bench-prune-command.js';
+import { addBenchOutOption, writeBenchResult } from './bench-results.js';
 import { formatBytes, parseInteger } from './cli-output.js';
 
 /** Qwen2-0.5B's language model shape (the vocabulary is configurable to keep the files small). */
@@ -22,6 +23,8 @@ interface LlmBenchOptions {
   vocab: number;
   threads: number;
   keep?: boolean;
+  /** Folder for the results JSON. */
+  out: string;
 }
 
 /** Multiply–accumulate FLOPs of a prefill of `s` tokens (projections, MLP, causal attention, last-row LM head). */
@@ -130,10 +133,7 @@ async function benchLlm(opts: LlmBenchOptions): Promise<void> {
       peakRssBytes: peakRss,
       maxContext,
     };
-    const out = join('bench', 'results');
-    mkdirSync(out, { recursive: true });
-    const file = join(out, `llm-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-    writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+    const file = writeBenchResult(opts.out, 'llm', result);
 
     console.log(`MatMul ${opts.promptTokens}×${d}·${d}×${text.intermediateSize}: ${matmulGflops.toFixed(1)} GFLOP/s`);
     console.log(
@@ -155,9 +155,11 @@ async function benchLlm(opts: LlmBenchOptions): Promise<void> {
 
 export function registerBenchCommand(program: Command): void {
   const bench = program.command('bench').description('measure speed and memory (benchmarks, not tests)');
-  bench
-    .command('llm')
-    .description("prefill and decode speed of a random LLM of Qwen2-0.5B's shape, next to a large MatMul's GFLOP/s")
+  addBenchOutOption(
+    bench
+      .command('llm')
+      .description("prefill and decode speed of a random LLM of Qwen2-0.5B's shape, next to a large MatMul's GFLOP/s"),
+  )
     .option('--prompt-tokens <n>', 'prefill length', '1500')
     .option('--contexts <list>', 'contexts for decode timing', '500,1000,2000')
     .option('--decode-steps <n>', 'decode steps timed per context', '16')
@@ -174,6 +176,7 @@ export function registerBenchCommand(program: Command): void {
         vocab: parseInteger(String(o.vocab), '--vocab', 8),
         threads: parseInteger(String(o.threads), '--threads', 0),
         keep: Boolean(o.keep),
+        out: String(o.out),
       });
     });
   registerBenchPruneCommand(bench);

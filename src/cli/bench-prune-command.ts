@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
@@ -10,7 +10,8 @@ import { videoFrames } from '../media/sampler.js';
 import { readVlmConfig } from '../model/config.js';
 import { writeRandomCheckpoint } from '../model/random-checkpoint.js';
 import { METHOD_NAMES } from '../prune/registry.js';
-import { formatBytes, parseInteger, parseNumber } from './cli-output.js';
+import { addBenchOutOption, writeBenchResult } from './bench-results.js';
+import { displayPath, formatBytes, parseInteger, parseNumber } from './cli-output.js';
 import { PACKAGE_ROOT } from './default-model.js';
 import { evaluationRuns, feasibleRuns } from './eval-command.js';
 import { addRunOptions, pruningLayers, type RunFlags, resolveRunSettings } from './run-settings.js';
@@ -21,6 +22,7 @@ interface BenchPruneFlags extends RunFlags {
   repeat: string;
   randomLarge?: boolean;
   keep?: boolean;
+  out: string;
 }
 
 interface MethodTiming {
@@ -141,8 +143,10 @@ async function benchPrune(flags: BenchPruneFlags): Promise<void> {
     const unpruned = timings[0];
     const peakRss = process.resourceUsage().maxRSS * 1024;
     const result = {
-      model: work ? 'random CLIP 224/14 (hidden 256, 4 layers) + Qwen2-0.5B decoder shape' : settings.modelDir,
-      video,
+      model: work
+        ? 'random CLIP 224/14 (hidden 256, 4 layers) + Qwen2-0.5B decoder shape'
+        : displayPath(settings.modelDir),
+      video: displayPath(video),
       frames,
       repeat,
       threads: settings.runtime.threads || 'auto',
@@ -154,10 +158,7 @@ async function benchPrune(flags: BenchPruneFlags): Promise<void> {
       unreachable: unreachable.map((u) => ({ method: u.run.method, budget: u.run.budget, reason: u.reason })),
       peakRssBytes: peakRss,
     };
-    const out = join('bench', 'results');
-    mkdirSync(out, { recursive: true });
-    const file = join(out, `prune-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-    writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+    const file = writeBenchResult(flags.out, 'prune', result);
 
     console.log(`${result.model}, ${frames} frames, medians of ${repeat} runs`);
     console.log('method      budget  prefill ms  vs unpruned  host pruning ms  host / prefill  layer-avg tokens');
@@ -174,12 +175,14 @@ async function benchPrune(flags: BenchPruneFlags): Promise<void> {
 }
 
 export function registerBenchPruneCommand(bench: Command): void {
-  addRunOptions(
-    bench
-      .command('prune')
-      .description(
-        'host pruning time next to the prefill time it saves, per method, on one clip (demo model, or --random-large)',
-      ),
+  addBenchOutOption(
+    addRunOptions(
+      bench
+        .command('prune')
+        .description(
+          'host pruning time next to the prefill time it saves, per method, on one clip (demo model, or --random-large)',
+        ),
+    ),
   )
     .option('--video <file>', 'clip to answer about (default: a shipped demo example)')
     .option('--methods <list>', 'comma-separated methods, or "all" (default: all)')

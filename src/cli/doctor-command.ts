@@ -1,11 +1,15 @@
 import { existsSync } from 'node:fs';
 import { availableParallelism, cpus, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import ort from 'onnxruntime-node';
 import { ffmpegBinaries } from '../media/ffmpeg.js';
+import { loadCheckpoint } from '../model/checkpoint.js';
 import { formatBytes } from './cli-output.js';
 import { defaultModelDir } from './default-model.js';
+
+const requireCjs = createRequire(import.meta.url);
 
 /** `sieve doctor`: what this machine offers vlm-sieve, and what is missing. */
 export function registerDoctorCommand(program: Command): void {
@@ -17,10 +21,7 @@ export function registerDoctorCommand(program: Command): void {
       line('node', process.version);
       line('onnxruntime-node', ort.env.versions.node ?? 'unknown');
       const backends = ort.listSupportedBackends().filter((b) => ['cpu', 'cuda', 'tensorrt'].includes(b.name));
-      line(
-        'execution providers',
-        backends.map((b) => `${b.name}${b.bundled ? '' : ' (needs its libraries installed)'}`).join(', '),
-      );
+      line('execution providers', backends.map((b) => `${b.name}${providerState(b.name, b.bundled)}`).join(', '));
       line('cpu', `${cpus()[0]?.model ?? 'unknown'} — ${availableParallelism()} threads`);
       line('memory', formatBytes(totalmem()));
       try {
@@ -32,9 +33,33 @@ export function registerDoctorCommand(program: Command): void {
         process.exitCode = 1;
       }
       const model = defaultModelDir();
-      line(
-        'default model',
-        existsSync(join(model, 'config.json')) ? model : `missing (${model}); give --model or set SIEVE_MODEL`,
-      );
+      const state = modelState(model);
+      line('default model', state.ok ? `${model} (${state.detail})` : `${state.detail} (${model})`);
+      if (!state.ok) process.exitCode = 1;
     });
+}
+
+/**
+ * Whether a provider's shared library sits beside ONNX Runtime's (npm ships only the CPU one; the CUDA
+ * and TensorRT ones come from onnxruntime-node's install script or a source build, docs/jetson.md).
+ */
+function providerState(name: string, bundled: boolean): string {
+  if (bundled) return '';
+  const binding = requireCjs.resolve('onnxruntime-node');
+  const libDir = join(dirname(binding), '..', 'bin', 'napi-v6', process.platform, process.arch);
+  const lib = join(libDir, `libonnxruntime_providers_${name}.so`);
+  return existsSync(lib) ? ' (library present)' : ' (libraries not installed: --ep ' + name + ' will not start)';
+}
+
+/** The model loads: its config, tokenizer and weight headers are there and agree (a 0-byte file does not). */
+function modelState(dir: string): { ok: boolean; detail: string } {
+  if (!existsSync(join(dir, 'config.json'))) return { ok: false, detail: 'missing: give --model or set SIEVE_MODEL' };
+  try {
+    const checkpoint = loadCheckpoint(dir);
+    checkpoint.weights.close();
+    const { vision, text } = checkpoint.config;
+    return { ok: true, detail: `loads: ${vision.family} ${vision.imageSize} px + ${text.numLayers}-layer decoder` };
+  } catch (err) {
+    return { ok: false, detail: `broken: ${err instanceof Error ? err.message : String(err)}` };
+  }
 }

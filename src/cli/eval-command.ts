@@ -10,7 +10,7 @@ import { resultsMarkdown } from '../eval/results-table.js';
 import { readVlmConfig } from '../model/config.js';
 import type { VlmConfig } from '../model/vlm-config.js';
 import { defaultBudget, METHOD_NAMES } from '../prune/registry.js';
-import { parseInteger, parseNumber, progressReporter } from './cli-output.js';
+import { displayPath, parseInteger, parseNumber, progressReporter } from './cli-output.js';
 import { addRunOptions, pruningLayers, type RunFlags, resolveRunSettings } from './run-settings.js';
 
 interface EvalFlags extends RunFlags {
@@ -147,7 +147,7 @@ export function registerEvalCommand(program: Command): void {
         if (flags.table) {
           mkdirSync(flags.table, { recursive: true });
           const meta = {
-            model: pipeline.checkpoint.dir,
+            model: displayPath(pipeline.checkpoint.dir),
             split: flags.split,
             questions: questions.length,
             command: `sieve ${process.argv.slice(2).join(' ')}`,
@@ -169,7 +169,7 @@ export function registerEvalCommand(program: Command): void {
           mkdirSync(dirname(resolve(flags.json)), { recursive: true });
           writeFileSync(
             flags.json,
-            `${JSON.stringify({ model: pipeline.checkpoint.dir, split: flags.split, summaries, items: results }, null, 1)}\n`,
+            `${JSON.stringify({ model: displayPath(pipeline.checkpoint.dir), split: flags.split, summaries, items: results }, null, 1)}\n`,
           );
         }
       } finally {

@@ -27,9 +27,12 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
   try {
-    await buildProgram().parseAsync(argv);
+    await program.parseAsync(argv);
   } catch (err) {
-    process.exitCode = reportError(err);
+    // A command whose output is JSON (`ask --json`) also gets its error as JSON on stdout, for scripts.
+    const command = program.commands.find((c) => c.name() === argv[2]);
+    process.exitCode = reportError(err, { json: command?.opts().json === true });
   }
 }

@@ -1,6 +1,7 @@
 /** `sieve synth`: writes a split of the synthetic video QA task (design §4). */
 import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
+import { progressReporter } from './cli-output.js';
 import { encodeVideo } from '../media/ffmpeg.js';
 import type { EncodeVideo } from '../synth/dataset.js';
 import { isSplit, SPLITS, writeSplit } from '../synth/dataset.js';
@@ -38,6 +39,7 @@ export async function runSynth(
     if (bad.length)
       throw new UsageError(`unknown question type(s): ${bad.join(', ')}`, `use: ${QUESTION_TYPES.join(', ')}`);
   }
+  const progress = progressReporter('synth');
   const result = await writeSplit({
     split: opts.split,
     n,
@@ -47,7 +49,9 @@ export async function runSynth(
     ...(types ? { types } : {}),
     concurrency,
     encode: encode ?? ((frames, o) => encodeVideo(frames, o)),
+    onClip: (done, total) => progress.update(done, total, 'clips rendered and encoded'),
   });
+  progress.stop();
   log(`wrote ${result.clips} clips and ${result.questions} questions: ${result.jsonl}`);
 }
 

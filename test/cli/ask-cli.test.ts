@@ -100,6 +100,15 @@ describe('sieve ask: bad input gets a clear error', () => {
   it('missing question → usage error (exit 2)', () =>
     assertUserError(sieve('ask', video, '--model', model), 2, /missing the question/));
   it('no arguments → usage error (exit 2)', () => assertUserError(sieve('ask'), 2, /error/));
+  it('with --json, an error is also a JSON object on stdout', () => {
+    const r = sieve('ask', video, '--model', model, '--json');
+    assertUserError(r, 2, /missing the question/);
+    assert.deepEqual(JSON.parse(r.stdout), {
+      error: 'missing the question',
+      hint: 'usage: sieve ask <video|image…> "<question>"',
+      exit_code: 2,
+    });
+  });
   it('bad flag values → usage error naming the flag', () => {
     assertUserError(sieve('ask', video, 'q ?', '--model', model, '--frames', 'abc'), 2, /--frames must be an integer/);
     assertUserError(

@@ -13,13 +13,16 @@ const sieve = (cwd: string, ...args: string[]) =>
   });
 
 describe('sieve bench prune', () => {
-  it('times the chosen methods beside the unpruned run on the demo model and writes the JSON', () => {
+  it('times the chosen methods beside the unpruned run on the demo model and writes the JSON to --out', () => {
     const cwd = tempDir('benchprune');
-    const r = sieve(cwd, 'bench', 'prune', '--repeat', '1', '--methods', 'random,vitcop');
+    const r = sieve(cwd, 'bench', 'prune', '--repeat', '1', '--methods', 'random,vitcop', '--out', 'results');
     assert.equal(r.status, 0, r.stderr);
     for (const m of ['none', 'random', 'vitcop']) assert.match(r.stdout, new RegExp(`^${m} `, 'm'));
-    const [file] = readdirSync(join(cwd, 'bench', 'results'));
-    const result = JSON.parse(readFileSync(join(cwd, 'bench', 'results', file), 'utf8'));
+    assert.deepEqual(readdirSync(cwd), ['results'], 'nothing else written');
+    const [file] = readdirSync(join(cwd, 'results'));
+    assert.match(file, /^sieve-bench-prune-.+\.json$/);
+    const result = JSON.parse(readFileSync(join(cwd, 'results', file), 'utf8'));
+    assert.doesNotMatch(JSON.stringify(result), new RegExp(REPO_ROOT), 'no absolute path of this machine');
     assert.deepEqual(
       result.methods.map((m: { method: string }) => m.method),
       ['none', 'random', 'vitcop'],
