@@ -15,7 +15,7 @@ export interface IdRows {
  */
 export function applySlots(input: IdRows, slots: readonly Slot[]): IdRows {
   const rowOf = new Map<number, number>();
-  input.ids.forEach((id, i) => rowOf.set(id, i));
+  for (const [i, id] of input.ids.entries()) rowOf.set(id, i);
   const w = input.width;
   const row = (id: number) => {
     const i = rowOf.get(id);

@@ -50,10 +50,13 @@ export const createDycoke: MethodFactory = (request, options) => {
       const rowOf = new Map(signals.ids.map((id, r) => [id, r]));
       const row = (r: number) => signals.tokens.subarray(r * d, (r + 1) * d);
       const kept: number[] = [];
-      rowsByFrame(signals).forEach((rows, f) => {
+      for (const [f, rows] of rowsByFrame(signals).entries()) {
         const quota = quotas.get(f);
         // Anchors have no quota: they are kept whole.
-        if (quota === undefined) return kept.push(...rows);
+        if (quota === undefined) {
+          kept.push(...rows);
+          continue;
+        }
         const ref = f % 2 === 1 ? f - 1 : f - (f % window);
         const similarity = new Float64Array(signals.ids.length);
         for (const r of rows) {
@@ -61,7 +64,7 @@ export const createDycoke: MethodFactory = (request, options) => {
           similarity[r] = refRow === undefined ? -Infinity : cosine(row(r), row(refRow));
         }
         kept.push(...topK(similarity, quota, 'smallest', rows));
-      });
+      }
       return keepRows(
         signals,
         kept.sort((a, b) => a - b),

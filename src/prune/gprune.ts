@@ -42,16 +42,10 @@ export const createGprune: MethodFactory = (request, options) => {
           opts,
         );
         const score = information.map((v, i) => v / degree[i]);
-        members.forEach((g, b) =>
-          kept.push(
-            ...topK(
-              score,
-              quotas[g],
-              'largest',
-              Array.from({ length: n }, (_, i) => b * n + i),
-            ).map((i) => rows[i]),
-          ),
-        );
+        for (const [b, g] of members.entries()) {
+          const batchRows = Array.from({ length: n }, (_, i) => b * n + i);
+          kept.push(...topK(score, quotas[g], 'largest', batchRows).map((i) => rows[i]));
+        }
       }
       return keepRows(
         signals,

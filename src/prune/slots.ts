@@ -52,7 +52,7 @@ export function keepRows(tokens: VisualTokens, rows: readonly number[]): StageRe
 /** Row indices of each frame's alive tokens, frames in order (a frame with no alive token gets []). */
 export function rowsByFrame(tokens: VisualTokens): number[][] {
   const out: number[][] = Array.from({ length: tokens.frames }, () => []);
-  tokens.ids.forEach((id, row) => out[Math.floor(id / tokens.tokensPerFrame)].push(row));
+  for (const [row, id] of tokens.ids.entries()) out[Math.floor(id / tokens.tokensPerFrame)].push(row);
   return out;
 }
 
@@ -82,6 +82,6 @@ export function topKWithFrameMinimum(
 /** Copies the rows `rows` of a row-major [·, width] matrix into a new [rows.length, width] matrix. */
 export function gatherRows(data: Float32Array, width: number, rows: readonly number[]): Float32Array {
   const out = new Float32Array(rows.length * width);
-  rows.forEach((r, i) => out.set(data.subarray(r * width, (r + 1) * width), i * width));
+  for (const [i, r] of rows.entries()) out.set(data.subarray(r * width, (r + 1) * width), i * width);
   return out;
 }

@@ -64,11 +64,10 @@ export const createVisionzip: MethodFactory = (request, options) => {
           }
           assigned[best].push(signals.ids[r]);
         });
-        targets.forEach((r, t) =>
-          slots.push(
-            assigned[t].length ? mergeSlot(assigned[t], 'anchor_plus_mean', signals.ids[r]) : keepSlot(signals.ids[r]),
-          ),
-        );
+        for (const [t, r] of targets.entries()) {
+          const id = signals.ids[r];
+          slots.push(assigned[t].length ? mergeSlot(assigned[t], 'anchor_plus_mean', id) : keepSlot(id));
+        }
       });
       return stageResult(slots);
     },

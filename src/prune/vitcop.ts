@@ -194,7 +194,7 @@ export function individualSlotQuotas(
   if (left > 0 && total > 0) {
     const share = weight.map((w) => Math.floor((left * w) / total));
     const remainder = weight.map((w) => (left * w) % total);
-    share.forEach((q, c) => (quota[c] += q));
+    for (const [c, q] of share.entries()) quota[c] += q;
     const extra = left - share.reduce((a, b) => a + b, 0);
     for (const c of [...rank].sort((a, b) => remainder[b] - remainder[a]).slice(0, extra)) quota[c]++;
   }
@@ -253,7 +253,14 @@ class Vitcop implements PruneMethod {
           centres: Math.max(1, Math.floor(this.budget.p * n)),
         });
         const groups: number[][] = [];
-        kept[f].forEach((r, i) => (groups[labels[i]] ??= []).push(ids[r]));
+        for (const [i, r] of kept[f].entries()) {
+          let group = groups[labels[i]];
+          if (!group) {
+            group = [];
+            groups[labels[i]] = group;
+          }
+          group.push(ids[r]);
+        }
         for (const members of groups) if (members) this.clusters.push({ frame: f, members });
         offset += n;
       }
@@ -289,7 +296,7 @@ class Vitcop implements PruneMethod {
         ? respentStageCounts(this.budget, this.request, this.budgetOptions, alive)
         : { R: this.budget.R, n3: this.budget.n3 };
     const rowOf = new Int32Array(signals.frames * signals.tokensPerFrame).fill(-1);
-    signals.ids.forEach((id, r) => (rowOf[id] = r));
+    for (const [r, id] of signals.ids.entries()) rowOf[id] = r;
     const clusters = this.clusters.map((c) => {
       const kappa = c.members.map((id) => {
         const r = rowOf[id];

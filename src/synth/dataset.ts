@@ -170,7 +170,7 @@ export async function writeSplit(opts: WriteSplitOptions): Promise<WriteSplitRes
       await opts.encode(frames, { fps: scene.fps, out: path.join(out, videoName(split, seed)) });
       if (opts.labels) {
         const all = new Uint8Array(idMaps.length * scene.width * scene.height);
-        idMaps.forEach((m, f) => all.set(m, f * m.length));
+        for (const [f, m] of idMaps.entries()) all.set(m, f * m.length);
         await writeFile(path.join(out, 'labels', `${split}-${seed}.ids`), all);
       }
       perClip[i] = { records, scene };

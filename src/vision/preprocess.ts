@@ -54,7 +54,7 @@ export function preprocessBatch(frames: readonly Frame[], config: ProcessorConfi
   }
   const per = 3 * width * height;
   const data = new Float32Array(frames.length * per);
-  frames.forEach((f, i) => preprocessInto(f, config, data, i * per));
+  for (const [i, f] of frames.entries()) preprocessInto(f, config, data, i * per);
   return { data, dims: [frames.length, 3, height, width] };
 }
 

@@ -168,12 +168,12 @@ for (const [name, spec] of Object.entries(SPECS)) {
       const result = await split.prefill(embeds.slice(), positions, 1, (s) => {
         if (s.segment.end !== 1) return s;
         const hidden = new Float32Array(keep.length * d);
-        keep.forEach((p, i) => hidden.set(s.hidden.subarray(p * d, (p + 1) * d), i * d));
+        for (const [i, p] of keep.entries()) hidden.set(s.hidden.subarray(p * d, (p + 1) * d), i * d);
         return { hidden, positions: keep };
       });
       const first = ref.decode(embeds, positions, { to: 1 });
       const kept = new Float32Array(keep.length * d);
-      keep.forEach((p, i) => kept.set(first.hidden.subarray(p * d, (p + 1) * d), i * d));
+      for (const [i, p] of keep.entries()) kept.set(first.hidden.subarray(p * d, (p + 1) * d), i * d);
       const rest = ref.decode(kept, keep, { from: 1 });
       assert.ok(maxRelativeError(result.logits, rest.logits!) < TOL);
       assert.deepEqual(result.segmentRows, [ids.length, keep.length, keep.length]);

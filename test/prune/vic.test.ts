@@ -15,7 +15,14 @@ function blobs(centres: number[][], per: number, seed: number): Float32Array {
 /** The partition a labelling makes, as sorted lists of indices (independent of label numbering). */
 function partition(labels: ArrayLike<number>): number[][] {
   const groups = new Map<number, number[]>();
-  Array.from(labels).forEach((l, i) => groups.set(l, [...(groups.get(l) ?? []), i]));
+  for (const [i, l] of Array.from(labels).entries()) {
+    let group = groups.get(l);
+    if (!group) {
+      group = [];
+      groups.set(l, group);
+    }
+    group.push(i);
+  }
   return [...groups.values()].sort((a, b) => a[0] - b[0]);
 }
 

@@ -176,7 +176,7 @@ export class LlavaReference {
     const D = this.config.text.hiddenSize;
     const table = this.w(`${TEXT}.embed_tokens.weight`);
     const out = new Float32Array(ids.length * D);
-    ids.forEach((id, t) => out.set(table.subarray(id * D, (id + 1) * D), t * D));
+    for (const [t, id] of ids.entries()) out.set(table.subarray(id * D, (id + 1) * D), t * D);
     return out;
   }
 

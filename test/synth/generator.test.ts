@@ -74,8 +74,8 @@ describe('synthetic generator: determinism', () => {
       assert.deepEqual(s1, s2);
       const r1 = renderScene(s1);
       const r2 = renderScene(s2);
-      r1.frames.forEach((f, i) => assert.deepEqual(f.rgb, r2.frames[i]!.rgb));
-      r1.idMaps.forEach((m, i) => assert.deepEqual(m, r2.idMaps[i]));
+      for (const [i, f] of r1.frames.entries()) assert.deepEqual(f.rgb, r2.frames[i]!.rgb);
+      for (const [i, m] of r1.idMaps.entries()) assert.deepEqual(m, r2.idMaps[i]);
       assert.deepEqual(questionsFor(s1), questionsFor(s2));
     }
     assert.notDeepEqual(makeScene(5).objects, makeScene(6).objects);

@@ -107,9 +107,9 @@ describe('preprocess', () => {
     assert.equal(out.length, 3 * 336 * 336);
     const expected = rgb.map((v, c) => transformersValue(v, c, CLIP));
     // The same numbers worked out by hand: (200/255 − 0.48145466) / 0.26862954 …
-    [1.127423, -0.25132, -0.769216].forEach((v, c) =>
-      assert.ok(Math.abs(expected[c]! - v) < 1e-6, `${expected[c]} vs ${v}`),
-    );
+    for (const [c, v] of [1.127423, -0.25132, -0.769216].entries()) {
+      assert.ok(Math.abs(expected[c]! - v) < 1e-6, `${expected[c]} vs ${v}`);
+    }
     for (let c = 0; c < 3; c++) {
       const plane = out.subarray(c * 336 * 336, (c + 1) * 336 * 336);
       assert.ok(
@@ -204,7 +204,9 @@ describe('preprocess', () => {
     const batch = preprocessBatch(frames, CLIP);
     assert.deepEqual(batch.dims, [2, 3, 336, 336]);
     const per = 3 * 336 * 336;
-    frames.forEach((f, i) => assert.deepEqual(batch.data.subarray(i * per, (i + 1) * per), preprocess(f, CLIP)));
+    for (const [i, f] of frames.entries()) {
+      assert.deepEqual(batch.data.subarray(i * per, (i + 1) * per), preprocess(f, CLIP));
+    }
     const noCrop = { ...CLIP, doCenterCrop: false };
     assert.throws(
       () => preprocessBatch(frames, noCrop),

@@ -27,7 +27,7 @@ export const CHAT_TEMPLATE =
 
 export function buildVocab(): Record<string, number> {
   const vocab: Record<string, number> = {};
-  [...SPECIAL_TOKENS, ...vocabularyWords()].forEach((w, i) => (vocab[w] = i));
+  for (const [i, w] of [...SPECIAL_TOKENS, ...vocabularyWords()].entries()) vocab[w] = i;
   return vocab;
 }
 
