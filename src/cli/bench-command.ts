@@ -135,18 +135,19 @@ async function benchLlm(opts: LlmBenchOptions): Promise<void> {
     };
     const file = writeBenchResult(opts.out, 'llm', result);
 
-    console.log(`MatMul ${opts.promptTokens}×${d}·${d}×${text.intermediateSize}: ${matmulGflops.toFixed(1)} GFLOP/s`);
+    const shape = `${opts.promptTokens}×${d}·${d}×${text.intermediateSize}`;
+    console.log(`MatMul ${shape}: ${matmulGflops.toFixed(1)} GFLOP/s`);
     console.log(
-      `prefill ${opts.promptTokens} tokens: ${bestPrefill.toFixed(0)} ms, ${result.prefill.tokensPerS.toFixed(1)} tokens/s, ` +
-        `${prefillGflops.toFixed(1)} GFLOP/s = ${(100 * result.prefill.ofMatmul).toFixed(0)}% of the MatMul rate`,
+      `prefill ${opts.promptTokens} tokens: ${bestPrefill.toFixed(0)} ms, ` +
+        `${result.prefill.tokensPerS.toFixed(1)} tokens/s, ${prefillGflops.toFixed(1)} GFLOP/s = ` +
+        `${(100 * result.prefill.ofMatmul).toFixed(0)}% of the MatMul rate`,
     );
     for (const x of result.decode)
       console.log(
         `decode at ${x.context} tokens: ${x.msPerToken.toFixed(1)} ms/token (${x.tokensPerS.toFixed(1)} tokens/s)`,
       );
-    console.log(
-      `decode time ${decode[decode.length - 1].context} vs ${decode[0].context} tokens of context: ×${flat.toFixed(2)}`,
-    );
+    const longest = decode[decode.length - 1].context;
+    console.log(`decode time ${longest} vs ${decode[0].context} tokens of context: ×${flat.toFixed(2)}`);
     console.log(`peak RSS ${formatBytes(peakRss)}; results in ${file}`);
   } finally {
     if (!opts.keep) rmSync(work, { recursive: true, force: true });

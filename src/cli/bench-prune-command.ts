@@ -164,8 +164,15 @@ async function benchPrune(flags: BenchPruneFlags): Promise<void> {
     console.log('method      budget  prefill ms  vs unpruned  host pruning ms  host / prefill  layer-avg tokens');
     for (const t of result.methods) {
       console.log(
-        `${t.method.padEnd(10)} ${String(t.budget).padStart(7)} ${t.prefillMs.toFixed(1).padStart(11)} ${`${t.prefillVsUnpruned.toFixed(2)}×`.padStart(12)} ` +
-          `${t.hostMs.toFixed(2).padStart(16)} ${`${(100 * t.hostOfPrefill).toFixed(1)}%`.padStart(15)} ${t.layerAveragedTokens.toFixed(1).padStart(17)}`,
+        [
+          t.method.padEnd(10),
+          String(t.budget).padStart(7),
+          t.prefillMs.toFixed(1).padStart(11),
+          `${t.prefillVsUnpruned.toFixed(2)}×`.padStart(12),
+          t.hostMs.toFixed(2).padStart(16),
+          `${(100 * t.hostOfPrefill).toFixed(1)}%`.padStart(15),
+          t.layerAveragedTokens.toFixed(1).padStart(17),
+        ].join(' '),
       );
     }
     console.log(`peak RSS ${formatBytes(peakRss)}; results in ${file}`);
@@ -180,7 +187,8 @@ export function registerBenchPruneCommand(bench: Command): void {
       bench
         .command('prune')
         .description(
-          'host pruning time next to the prefill time it saves, per method, on one clip (demo model, or --random-large)',
+          'host pruning time next to the prefill time it saves, per method, on one clip ' +
+            '(demo model, or --random-large)',
         ),
     ),
   )

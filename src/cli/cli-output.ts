@@ -33,9 +33,8 @@ export function reportError(err: unknown, { json = false } = {}): number {
 export function parseInteger(value: string, flag: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
   const n = Number(value);
   if (!/^-?\d+$/.test(value.trim()) || n < min || n > max) {
-    throw new UsageError(
-      `${flag} must be an integer${max === Number.MAX_SAFE_INTEGER ? ` ≥ ${min}` : ` in ${min}..${max}`}, got "${value}"`,
-    );
+    const range = max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `in ${min}..${max}`;
+    throw new UsageError(`${flag} must be an integer ${range}, got "${value}"`);
   }
   return n;
 }

@@ -39,7 +39,8 @@ export function registerConvertCommand(program: Command): void {
       const segments = m.segments.map((s) => `[${s.start}, ${s.end})`).join(' ');
       process.stderr.write(
         `${prepared.converted ? 'built' : 'reused cached'} graphs in ${prepared.graphDir}\n` +
-          `  dtype ${m.dtype}, decoder segments ${segments}, weights ${formatBytes(bytes)}, ${((performance.now() - started) / 1000).toFixed(1)} s\n`,
+          `  dtype ${m.dtype}, decoder segments ${segments}, weights ${formatBytes(bytes)}, ` +
+          `${((performance.now() - started) / 1000).toFixed(1)} s\n`,
       );
       process.stdout.write(`${prepared.graphDir}\n`);
     });

@@ -48,7 +48,7 @@ function providerState(name: string, bundled: boolean): string {
   const binding = requireCjs.resolve('onnxruntime-node');
   const libDir = join(dirname(binding), '..', 'bin', 'napi-v6', process.platform, process.arch);
   const lib = join(libDir, `libonnxruntime_providers_${name}.so`);
-  return existsSync(lib) ? ' (library present)' : ' (libraries not installed: --ep ' + name + ' will not start)';
+  return existsSync(lib) ? ' (library present)' : ` (libraries not installed: --ep ${name} will not start)`;
 }
 
 /** The model loads: its config, tokenizer and weight headers are there and agree (a 0-byte file does not). */

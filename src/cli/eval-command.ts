@@ -60,9 +60,8 @@ export function feasibleRuns(runs: readonly PruneRequest[], frames: number, conf
 
 function printSummary(s: EvalSummary): void {
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-  console.log(
-    `${s.method} @ ${s.budget}: accuracy ${pct(s.accuracy)} (${s.correct}/${s.n})${s.errors ? `, ${s.errors} item(s) failed` : ''}`,
-  );
+  const failed = s.errors ? `, ${s.errors} item(s) failed` : '';
+  console.log(`${s.method} @ ${s.budget}: accuracy ${pct(s.accuracy)} (${s.correct}/${s.n})${failed}`);
   for (const [type, t] of Object.entries(s.byType))
     console.log(`  ${type.padEnd(10)} ${pct(t.accuracy).padStart(6)}  (${t.correct}/${t.n})`);
   console.log(
@@ -78,7 +77,8 @@ export function registerEvalCommand(program: Command): void {
     program
       .command('eval')
       .description(
-        'accuracy of the full pipeline (MP4 decode → answer) on a synthetic split, per question type, per method and budget',
+        'accuracy of the full pipeline (MP4 decode → answer) on a synthetic split, ' +
+          'per question type, per method and budget',
       ),
   )
     .option('--data <dir>', 'folder with <split>.jsonl and videos/ (from sieve synth)', 'data/synth')
@@ -120,6 +120,7 @@ export function registerEvalCommand(program: Command): void {
         runtime: settings.runtime,
         pruningLayers: pruningLayers(runs, frames),
       });
+      const modelPath = displayPath(pipeline.checkpoint.dir);
       const progress = progressReporter('eval');
       const correct = runs.map(() => 0);
       const seen = runs.map(() => 0);
@@ -146,8 +147,9 @@ export function registerEvalCommand(program: Command): void {
         summaries.forEach(printSummary);
         if (flags.table) {
           mkdirSync(flags.table, { recursive: true });
+          const skipped = unreachable.map((u) => ({ ...u.run, reason: u.reason }));
           const meta = {
-            model: displayPath(pipeline.checkpoint.dir),
+            model: modelPath,
             split: flags.split,
             questions: questions.length,
             command: `sieve ${process.argv.slice(2).join(' ')}`,
@@ -161,7 +163,7 @@ export function registerEvalCommand(program: Command): void {
           );
           writeFileSync(
             join(flags.table, 'methods.json'),
-            `${JSON.stringify({ ...meta, summaries, unreachable: unreachable.map((u) => ({ ...u.run, reason: u.reason })) }, null, 1)}\n`,
+            `${JSON.stringify({ ...meta, summaries, unreachable: skipped }, null, 1)}\n`,
           );
           process.stderr.write(`table written to ${join(flags.table, 'methods.md')}\n`);
         }
@@ -169,7 +171,7 @@ export function registerEvalCommand(program: Command): void {
           mkdirSync(dirname(resolve(flags.json)), { recursive: true });
           writeFileSync(
             flags.json,
-            `${JSON.stringify({ model: displayPath(pipeline.checkpoint.dir), split: flags.split, summaries, items: results }, null, 1)}\n`,
+            `${JSON.stringify({ model: modelPath, split: flags.split, summaries, items: results }, null, 1)}\n`,
           );
         }
       } finally {

@@ -36,8 +36,12 @@ export class VlmPipeline {
     private readonly client: InferenceClient,
   ) {}
 
-  static async open(modelDir: string, opts: PrepareOptions & { runtime: RuntimeOptions }): Promise<VlmPipeline> {
-    const prepared = await prepareModel(modelDir, opts);
+  /** `model`: a checkpoint folder, or a checkpoint already loaded (the pipeline closes its weights). */
+  static async open(
+    model: string | Checkpoint,
+    opts: PrepareOptions & { runtime: RuntimeOptions },
+  ): Promise<VlmPipeline> {
+    const prepared = await prepareModel(model, opts);
     const client = await InferenceClient.start(prepared.graphDir, prepared.manifest, opts.runtime);
     return new VlmPipeline(prepared, client);
   }
@@ -62,7 +66,8 @@ export class VlmPipeline {
     if (batch.dims[2] !== size || batch.dims[3] !== size) {
       throw new MediaError(
         `frames preprocess to ${batch.dims[3]}×${batch.dims[2]} but the vision encoder takes ${size}×${size}`,
-        "this checkpoint's preprocessor_config.json does not centre-crop: give square frames, or add do_center_crop with crop_size to it",
+        "this checkpoint's preprocessor_config.json does not centre-crop: give square frames, " +
+          'or add do_center_crop with crop_size to it',
       );
     }
     const pixels = batch.data;

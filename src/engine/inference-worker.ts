@@ -39,9 +39,11 @@ function methodFor(r: VlmRunner, q: VisualQuery): PruneMethod | undefined {
     ? method.layers(cfg.text.numLayers).filter((l) => !r.manifest.boundaries.includes(l))
     : [];
   if (missing.length) {
+    const needed = [...new Set([...r.manifest.boundaries, ...missing])].sort((a, b) => a - b);
     throw new ModelError(
-      `${q.prune.method} prunes at layer(s) ${missing.join(', ')} but the graphs split the decoder at ${r.manifest.boundaries.join(', ')}`,
-      `rebuild them with sieve convert --boundaries ${[...new Set([...r.manifest.boundaries, ...missing])].sort((a, b) => a - b).join(',')}`,
+      `${q.prune.method} prunes at layer(s) ${missing.join(', ')} ` +
+        `but the graphs split the decoder at ${r.manifest.boundaries.join(', ')}`,
+      `rebuild them with sieve convert --boundaries ${needed.join(',')}`,
     );
   }
   return method;

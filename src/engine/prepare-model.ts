@@ -29,9 +29,12 @@ export interface PreparedModel {
   converted: boolean;
 }
 
-/** Loads a checkpoint and makes sure its graphs exist and match it (converting on first use). */
-export async function prepareModel(modelDir: string, opts: PrepareOptions = {}): Promise<PreparedModel> {
-  const checkpoint = loadCheckpoint(modelDir);
+/**
+ * Loads a checkpoint (or takes one already loaded) and makes sure its graphs exist and match it
+ * (converting on first use).
+ */
+export async function prepareModel(model: string | Checkpoint, opts: PrepareOptions = {}): Promise<PreparedModel> {
+  const checkpoint = typeof model === 'string' ? loadCheckpoint(model) : model;
   const dtype = opts.dtype ?? 'fp32';
   const L = checkpoint.config.text.numLayers;
   const boundaries = normaliseBoundaries(

@@ -93,12 +93,16 @@ export function normaliseAnswer(s: string): string {
 export function summarise(run: PruneRequest, items: readonly EvalItemResult[]): EvalSummary {
   const byType: Record<string, TypeAccuracy> = {};
   for (const it of items) {
-    const t = (byType[it.type] ??= { n: 0, correct: 0, accuracy: 0 });
+    let t = byType[it.type];
+    if (!t) {
+      t = { n: 0, correct: 0, accuracy: 0 };
+      byType[it.type] = t;
+    }
     t.n++;
     if (it.correct) t.correct++;
   }
   for (const t of Object.values(byType)) t.accuracy = t.correct / t.n;
-  const answered = items.filter((it) => it.result).map((it) => ({ ...it.result!, decodeMs: it.decodeMs ?? 0 }));
+  const answered = items.flatMap((it) => (it.result ? [{ ...it.result, decodeMs: it.decodeMs ?? 0 }] : []));
   const mean = (f: (r: (typeof answered)[number]) => number) =>
     answered.length ? answered.reduce((a, r) => a + f(r), 0) / answered.length : 0;
   const correct = items.filter((it) => it.correct).length;
@@ -146,10 +150,14 @@ export async function evaluate(
   const total = records.length * runs.length;
   let done = 0;
   const byVideo = new Map<string, number[]>();
-  records.forEach((r, i) => byVideo.set(r.video, [...(byVideo.get(r.video) ?? []), i]));
+  for (const [i, r] of records.entries()) {
+    const indices = byVideo.get(r.video);
+    if (indices) indices.push(i);
+    else byVideo.set(r.video, [i]);
+  }
   for (const [video, indices] of byVideo) {
     const t0 = performance.now();
-    let frames: Frame[] | undefined;
+    let frames: Frame[] = [];
     let clipError: string | undefined;
     try {
       frames = await lastValueFrom(
@@ -173,7 +181,7 @@ export async function evaluate(
         if (clipError) item.error = clipError;
         else {
           try {
-            const a = await pipeline.answer(frames!, r.question, { maxNewTokens: opts.maxNewTokens, prune: run });
+            const a = await pipeline.answer(frames, r.question, { maxNewTokens: opts.maxNewTokens, prune: run });
             item.answer = a.answer;
             item.correct = normaliseAnswer(a.answer) === normaliseAnswer(r.answer);
             item.decodeMs = decodeMs;

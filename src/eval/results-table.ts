@@ -40,7 +40,8 @@ export function resultsMarkdown(
   const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
   return [
     `Model \`${meta.model}\`, ${meta.questions} questions of the ${meta.split} split, ${meta.date}, ${meta.machine}.`,
-    `Regenerate with \`${meta.command}\`. Times are means per question; "host pruning" is the time spent in the pruning methods themselves (included in prefill).`,
+    `Regenerate with \`${meta.command}\`. Times are means per question; "host pruning" is the time spent ` +
+      'in the pruning methods themselves (included in prefill).',
     '',
     line(header),
     line(header.map(() => '---')),

@@ -144,7 +144,7 @@ describe('sieve ask: bad input gets a clear error', () => {
       1,
       /model\.safetensors/,
     ));
-  it('weights that produce NaN (same size, corrupt values) → exit 1 naming corrupt weights, not an empty answer', () => {
+  it('weights that produce NaN (same size, corrupt values) → exit 1 naming corrupt weights, not empty', () => {
     const dir = brokenModel((d) => {
       const file = join(d, 'model.safetensors');
       const bytes = readFileSync(file);
