@@ -109,20 +109,20 @@ const FILTERS: Record<Exclude<Resample, 'nearest'>, Filter> = {
   bilinear: { fn: (x) => Math.max(0, 1 - Math.abs(x)), support: 1 },
   hamming: {
     fn: (x) => {
-      x = Math.abs(x);
-      if (x === 0) return 1;
-      if (x >= 1) return 0;
-      x *= Math.PI;
-      return (Math.sin(x) / x) * (Math.fround(0.54) + Math.fround(0.46) * Math.cos(x));
+      const ax = Math.abs(x);
+      if (ax === 0) return 1;
+      if (ax >= 1) return 0;
+      const px = ax * Math.PI;
+      return (Math.sin(px) / px) * (Math.fround(0.54) + Math.fround(0.46) * Math.cos(px));
     },
     support: 1,
   },
   bicubic: {
     fn: (x) => {
       const a = -0.5;
-      x = Math.abs(x);
-      if (x < 1) return ((a + 2) * x - (a + 3)) * x * x + 1;
-      if (x < 2) return (((x - 5) * x + 8) * x - 4) * a;
+      const ax = Math.abs(x);
+      if (ax < 1) return ((a + 2) * ax - (a + 3)) * ax * ax + 1;
+      if (ax < 2) return (((ax - 5) * ax + 8) * ax - 4) * a;
       return 0;
     },
     support: 2,
@@ -132,8 +132,8 @@ const FILTERS: Record<Exclude<Resample, 'nearest'>, Filter> = {
 
 function sinc(x: number): number {
   if (x === 0) return 1;
-  x *= Math.PI;
-  return Math.sin(x) / x;
+  const px = x * Math.PI;
+  return Math.sin(px) / px;
 }
 
 /** Pillow keeps 22 fractional bits in its fixed-point coefficients for 8-bit images. */
@@ -178,10 +178,7 @@ function resampleAxis(
   }
 
   const half = 1 << (PRECISION_BITS - 1);
-  const clip = (acc: number) => {
-    const v = acc >> PRECISION_BITS;
-    return v < 0 ? 0 : v > 255 ? 255 : v;
-  };
+  const clip = (acc: number) => Math.min(Math.max(acc >> PRECISION_BITS, 0), 255);
   if (horizontal) {
     const out = new Uint8Array(outSize * height * 3);
     for (let y = 0; y < height; y++) {

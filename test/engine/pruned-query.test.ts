@@ -31,10 +31,10 @@ describe('pruned queries through the engine', () => {
     );
     const size = config.vision.imageSize;
     let s = 1;
-    const pixels = Float32Array.from(
-      { length: frames * 3 * size * size },
-      () => ((s = (s * 16807) % 2147483647) / 2147483647) * 2 - 1,
-    );
+    const pixels = Float32Array.from({ length: frames * 3 * size * size }, () => {
+      s = (s * 16807) % 2147483647;
+      return (s / 2147483647) * 2 - 1;
+    });
     query = {
       pixels,
       frames,

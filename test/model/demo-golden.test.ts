@@ -41,7 +41,10 @@ describe('the shipped demo model', () => {
     const recording: WeightReader = {
       has: (n) => checkpoint.weights.has(n),
       shape: (n) => checkpoint.weights.shape(n),
-      get: (n) => (read.add(n), checkpoint.weights.get(n)),
+      get: (n) => {
+        read.add(n);
+        return checkpoint.weights.get(n);
+      },
     };
     await convertCheckpoint({ ...checkpoint, weights: recording }, { outDir: tempDir('demo-keys') });
     const v = checkpoint.config.vision;

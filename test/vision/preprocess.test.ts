@@ -56,8 +56,10 @@ const at = (chw: Float32Array, width: number, height: number, c: number, x: numb
  */
 function pillowBicubic(src: Uint8Array, w: number, h: number, ow: number, oh: number): Uint8Array {
   const cubic = (x: number) => {
-    x = Math.abs(x);
-    return x < 1 ? (1.5 * x - 2.5) * x * x + 1 : x < 2 ? (((x - 5) * x + 8) * x - 4) * -0.5 : 0;
+    const ax = Math.abs(x);
+    if (ax < 1) return (1.5 * ax - 2.5) * ax * ax + 1;
+    if (ax < 2) return (((ax - 5) * ax + 8) * ax - 4) * -0.5;
+    return 0;
   };
   const pass = (img: Uint8Array, iw: number, ih: number, out: number, alongX: boolean) => {
     const inSize = alongX ? iw : ih;
@@ -180,7 +182,10 @@ describe('preprocess', () => {
 
   it("matches Pillow's bicubic resize byte for byte, up and down", () => {
     let seed = 1;
-    const noise = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) % 256;
+    const noise = () => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % 256;
+    };
     for (const [w, h, ow, oh] of [
       [64, 48, 40, 30],
       [37, 23, 100, 61],
