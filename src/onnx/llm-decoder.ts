@@ -40,7 +40,7 @@ export function rotaryTables(
   const sin = new Float32Array(maxPositions * half);
   for (let i = 0; i < half; i++) {
     // HF computes inv_freq in float32; mirroring that keeps long positions within the parity tolerance.
-    const invFreq = Math.fround(1 / Math.pow(theta, (2 * i) / headDim));
+    const invFreq = Math.fround(1 / theta ** ((2 * i) / headDim));
     for (let p = 0; p < maxPositions; p++) {
       const angle = Math.fround(p * invFreq);
       cos[p * half + i] = Math.cos(angle);

@@ -61,7 +61,7 @@ message ModelProto {
 }
 `;
 
-export const enum TensorDataType {
+export enum TensorDataType {
   FLOAT = 1,
   UINT8 = 2,
   INT8 = 3,
@@ -72,7 +72,7 @@ export const enum TensorDataType {
   BFLOAT16 = 16,
 }
 
-export const enum AttributeType {
+export enum AttributeType {
   FLOAT = 1,
   INT = 2,
   STRING = 3,

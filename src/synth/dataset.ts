@@ -183,7 +183,7 @@ export async function writeSplit(opts: WriteSplitOptions): Promise<WriteSplitRes
   const jsonl = path.join(out, `${split}.jsonl`);
   const scenes = path.join(out, `${split}.scenes.jsonl`);
   const records = perClip.flatMap((c) => c.records);
-  await writeFile(jsonl, records.map((r) => JSON.stringify(r)).join('\n') + '\n');
-  await writeFile(scenes, perClip.map((c) => JSON.stringify(c.scene)).join('\n') + '\n');
+  await writeFile(jsonl, `${records.map((r) => JSON.stringify(r)).join('\n')}\n`);
+  await writeFile(scenes, `${perClip.map((c) => JSON.stringify(c.scene)).join('\n')}\n`);
   return { jsonl, scenes, clips: opts.n, questions: records.length };
 }

@@ -8,7 +8,10 @@ import { readVlmConfig } from '../../src/model/config.js';
 
 const FIXTURES = join(import.meta.dirname, '../../../test/fixtures/hf-reference');
 
-function fixtureConfig(name: string): Record<string, any> {
+type Json = Record<string, unknown>;
+
+/** A fixture's config.json, to edit before writing it back: top-level fields and the two sub-configs. */
+function fixtureConfig(name: string): Json & { text_config: Json; vision_config: Json } {
   return JSON.parse(readFileSync(join(FIXTURES, name, 'config.json'), 'utf8'));
 }
 
@@ -158,7 +161,7 @@ describe('readVlmConfig', () => {
   });
 
   it('names the file and field that is missing or malformed', () => {
-    const missing = fixtureConfig('llava-tiny-clip-llama');
+    const missing: Json = fixtureConfig('llava-tiny-clip-llama');
     delete missing.text_config;
     const dir = dirWith(missing);
     throwsModelError(() => readVlmConfig(dir), join(dir, 'config.json'), 'missing field "text_config"');

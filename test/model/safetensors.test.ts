@@ -23,7 +23,7 @@ function assertModelError(fn: () => unknown, ...parts: string[]): void {
   });
 }
 
-const SPECIAL = Float32Array.of(0, -0, 1, -2.5, 65504, 1e-7, -6e-8, 3.14159, Infinity, -Infinity, 1e6);
+const SPECIAL = Float32Array.of(0, -0, 1, -2.5, 65504, 1e-7, -6e-8, Math.PI, Infinity, -Infinity, 1e6);
 
 describe('safetensors', () => {
   it('round-trips F32 exactly and F16/BF16 within their precision, special values included', () => {

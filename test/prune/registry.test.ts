@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { UsageError } from '../../src/errors.js';
 import { budgetReport } from '../../src/prune/budget.js';
 import { createMethod, METHOD_NAMES } from '../../src/prune/registry.js';
+import type { PruneMethod } from '../../src/prune/types.js';
 import { request, runMethod } from './signals.js';
 
 function usageError(pattern: RegExp, hint: RegExp) {
@@ -97,7 +98,7 @@ describe('method registry', () => {
       for (const name of METHOD_NAMES) {
         it(`${name} at ${budget.toFixed(3)} (F=${frames}, N=${side * side}, L=${L}): plan near the budget, runs to it, same slots twice`, async (t) => {
           const req = request(frames, side * side, budget, L);
-          let method;
+          let method: PruneMethod;
           try {
             method = createMethod(name, req);
           } catch (err) {

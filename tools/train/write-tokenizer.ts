@@ -75,13 +75,12 @@ export function writeTokenizerFiles(dir: string): void {
     processor_class: 'LlavaProcessor',
     tokenizer_class: 'PreTrainedTokenizerFast',
   };
-  writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(tokenizer, null, 2) + '\n');
-  writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify(config, null, 2) + '\n');
-  writeFileSync(
-    path.join(dir, 'special_tokens_map.json'),
-    JSON.stringify({ bos_token: '<s>', eos_token: '</s>', pad_token: '<pad>', unk_token: '<unk>' }, null, 2) + '\n',
-  );
-  writeFileSync(path.join(dir, 'chat_template.json'), JSON.stringify({ chat_template: CHAT_TEMPLATE }, null, 2) + '\n');
+  const writeJson = (name: string, value: unknown) =>
+    writeFileSync(path.join(dir, name), `${JSON.stringify(value, null, 2)}\n`);
+  writeJson('tokenizer.json', tokenizer);
+  writeJson('tokenizer_config.json', config);
+  writeJson('special_tokens_map.json', { bos_token: '<s>', eos_token: '</s>', pad_token: '<pad>', unk_token: '<unk>' });
+  writeJson('chat_template.json', { chat_template: CHAT_TEMPLATE });
 }
 
 if (process.argv[1] && import.meta.url.endsWith(path.basename(process.argv[1]))) {
