@@ -20,8 +20,9 @@ function unitRows(g: GraphBuilder, x: string, squared = squaredNorms(g, x)): str
 }
 
 /**
- * x [n, d] → [n, n]. Cosine: rows normalised, then x̂·x̂ᵀ. Euclidean: ‖a‖² + ‖b‖² − 2a·b, clamped at 0
- * before the square root (rounding can push the difference of nearly equal rows below zero).
+ * x [n, d] → [n, n]. Cosine: rows normalised, then x̂·x̂ᵀ. Euclidean: ‖a‖² + ‖b‖² − 2a·b,
+ * clamped at 0 before the square root (rounding can push the difference of nearly equal rows
+ * below zero).
  */
 function pairwiseGraph(kind: Kind): GraphBuilder {
   const g = new GraphBuilder(`pairwise_${kind}`);

@@ -62,7 +62,8 @@ export function loadChatTemplate(dir: string, specialTokens: SpecialTokens): Cha
   }
   throw new ModelError(
     `${dir} has no chat template (chat_template.jinja, chat_template.json or "chat_template" in tokenizer_config.json)`,
-    "download the checkpoint's chat template file, or add a chat_template.jinja that formats images and text for this model",
+    "download the checkpoint's chat template file, " +
+      'or add a chat_template.jinja that formats images and text for this model',
   );
 }
 

@@ -85,8 +85,9 @@ function readVision(f: JsonFields, root: JsonFields, selectStrategy: VisionConfi
   const modelType = f.str('model_type', 'clip_vision_model');
   const family = VISION_MODEL_TYPES[modelType];
   if (!family) {
+    const supported = Object.keys(VISION_MODEL_TYPES).join(', ');
     throw new ModelError(
-      `${f.file}: vision_config.model_type "${modelType}" is not supported; supported: ${Object.keys(VISION_MODEL_TYPES).join(', ')}`,
+      `${f.file}: vision_config.model_type "${modelType}" is not supported; supported: ${supported}`,
       'use a LLaVA checkpoint with a CLIP or SigLIP vision tower',
     );
   }
@@ -131,8 +132,9 @@ function readText(f: JsonFields, generationEos: number[]): TextConfig {
   const modelType = f.str('model_type', 'llama');
   const family = TEXT_MODEL_TYPES[modelType];
   if (!family) {
+    const supported = Object.keys(TEXT_MODEL_TYPES).join(', ');
     throw new ModelError(
-      `${f.file}: text_config.model_type "${modelType}" is not supported; supported: ${Object.keys(TEXT_MODEL_TYPES).join(', ')}`,
+      `${f.file}: text_config.model_type "${modelType}" is not supported; supported: ${supported}`,
       'use a LLaVA checkpoint with a Llama or Qwen2 language model',
     );
   }

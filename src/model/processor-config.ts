@@ -53,7 +53,8 @@ export function readProcessorConfig(dir: string, vision: VisionConfig): Processo
   const out = config.doCenterCrop ? config.cropSize : config.doResize && 'height' in config.size ? config.size : null;
   if (out && (out.height !== s || out.width !== s)) {
     throw new ModelError(
-      `${file}: images come out ${out.width}×${out.height} but the vision tower takes ${s}×${s} (config.json vision_config.image_size)`,
+      `${file}: images come out ${out.width}×${out.height} but the vision tower takes ${s}×${s} ` +
+        '(config.json vision_config.image_size)',
       'the preprocessor config does not belong to this checkpoint: download it again',
     );
   }

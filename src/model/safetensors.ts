@@ -56,7 +56,8 @@ export function openWeights(dir: string): WeightStore {
   throw new ModelError(
     `${dir} has no model.safetensors or model.safetensors.index.json`,
     hasBin
-      ? "only safetensors weights are supported: download the checkpoint's safetensors files or convert pytorch_model.bin with transformers (save_pretrained(safe_serialization=True))"
+      ? "only safetensors weights are supported: download the checkpoint's safetensors files " +
+          'or convert pytorch_model.bin with transformers (save_pretrained(safe_serialization=True))'
       : "download the checkpoint's *.safetensors files (and model.safetensors.index.json when sharded)",
   );
 }

@@ -4,7 +4,8 @@ import { ModelError } from '../errors.js';
 import { isObject, readJsonObject } from './json-file.js';
 
 const MISSING_HINT =
-  'download tokenizer.json and tokenizer_config.json with the checkpoint (only "fast" tokenizer.json tokenizers are supported)';
+  'download tokenizer.json and tokenizer_config.json with the checkpoint ' +
+  '(only "fast" tokenizer.json tokenizers are supported)';
 
 /** The special tokens tokenizer_config.json names, as strings (the chat template sees them too). */
 export interface SpecialTokens {

@@ -23,7 +23,8 @@ export function validateBudget(request: BudgetRequest): void {
   assertCount('tokensPerFrame', request.tokensPerFrame);
   assertCount('numLayers', request.numLayers);
   const { budget, tokensPerFrame: n } = request;
-  const range = `valid budgets for ${n} tokens per frame: [1/${n} = ${(1 / n).toFixed(4)}, 1] (at least one token per frame)`;
+  const min = (1 / n).toFixed(4);
+  const range = `valid budgets for ${n} tokens per frame: [1/${n} = ${min}, 1] (at least one token per frame)`;
   if (!Number.isFinite(budget) || budget <= 0 || budget > 1) {
     throw new UsageError(`budget ${budget} is outside (0, 1]`, range);
   }
@@ -199,10 +200,12 @@ export function vitcopBudget(request: BudgetRequest, opts: VitcopBudgetOptions):
   const lowest =
     S * F * (minPerFrame + 1) + (D - S) * R + (L - D) * Math.max(roundHalfEven(R / 5), F * stage3MinPerFrame, 1);
   const highest = D + (L - D) / 5;
+  const from = (lowest / (L * F * N)).toFixed(3);
+  const to = (highest / L).toFixed(3);
   throw new UsageError(
     `vitcop cannot reach a layer-averaged budget of ${pi} with L=${L}, S=${S}, D=${D}, N=${N}, F=${F}` +
       (opts.r_v === undefined ? '' : `, r_v=${opts.r_v}`),
-    `vitcop's layer-averaged budgets are about [${(lowest / (L * F * N)).toFixed(3)}, ${(highest / L).toFixed(3)}]; use a budget in that range or another method`,
+    `vitcop's layer-averaged budgets are about [${from}, ${to}]; use a budget in that range or another method`,
   );
 }
 

@@ -20,7 +20,8 @@ export const createFastv: MethodFactory = (request, options) => {
     const lo = (K * all + (L - K) * F) / (L * all);
     throw new UsageError(
       `fastv pruning at layer ${K} of ${L} cannot reach a layer-averaged budget of ${budget}`,
-      `fastv's layer-averaged budgets here are [${lo.toFixed(3)}, 1]; use a larger budget, a smaller K, or another method`,
+      `fastv's layer-averaged budgets here are [${lo.toFixed(3)}, 1]; ` +
+        'use a larger budget, a smaller K, or another method',
     );
   }
   return {

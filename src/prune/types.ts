@@ -25,7 +25,10 @@ export interface Slot {
   mode: SlotMode;
   /** For 'anchor_plus_mean': the token whose row is the anchor; it enters the mean only if it is also a member. */
   anchor?: number;
-  /** Original token id whose RoPE position the slot takes (keep-original positions; merged: upper median of members and anchor). */
+  /**
+   * Original token id whose RoPE position the slot takes (keep-original positions; merged: upper
+   * median of members and anchor).
+   */
   positionOf: number;
 }
 

@@ -7,7 +7,10 @@ export interface OverlayOptions {
   /** The encoder's input side and patch grid. */
   imageSize: number;
   gridSize: number;
-  /** Visual tokens per frame: gridSize² less one when the select strategy dropped the first patch (SigLIP 'default'), plus one when it kept CLIP's class token. */
+  /**
+   * Visual tokens per frame: gridSize² less one when the select strategy dropped the first patch
+   * (SigLIP 'default'), plus one when it kept CLIP's class token.
+   */
   tokensPerFrame: number;
   /** Brightness kept for pruned patches. */
   dim?: number;

@@ -48,7 +48,8 @@ export function preprocessBatch(frames: readonly Frame[], config: ProcessorConfi
   const odd = sizes.findIndex((s) => s.width !== width || s.height !== height);
   if (odd >= 0) {
     throw new UsageError(
-      `frame ${odd} comes out ${sizes[odd].width}×${sizes[odd].height}, frame 0 ${width}×${height}: a batch needs one size`,
+      `frame ${odd} comes out ${sizes[odd].width}×${sizes[odd].height}, frame 0 ${width}×${height}: ` +
+        'a batch needs one size',
       'give frames of one aspect ratio, or a processor that centre-crops',
     );
   }

@@ -75,7 +75,8 @@ describe('pruned queries through the engine', () => {
     ['fastv', 0.75],
     ['vitcop', 0.333],
   ] as const) {
-    it(`${name} at ${budget}: the LLM sees what the method planned, every frame keeps a token, KV shrinks`, async () => {
+    const title = `${name} at ${budget}: the LLM sees what the method planned, every frame keeps a token, KV shrinks`;
+    it(title, async () => {
       const method = methodFor(name, budget);
       const planned = method.plannedTokensPerLayer();
       const r = await runVisualQuery(runner, query, method, pairwise);
@@ -86,7 +87,8 @@ describe('pruned queries through the engine', () => {
         'layer-averaged tokens follow the plan',
       );
       assert.equal(r.visualTokens.input, planned[0]);
-      // ViTCoP's Stage III keeps the smallest-κ tokens globally over frames (methods.md §1), so a frame may end empty.
+      // ViTCoP's Stage III keeps the smallest-κ tokens globally over frames (methods.md §1), so a
+      // frame may end empty.
       if (name !== 'vitcop')
         assert.ok(
           r.visualTokens.keptPerFrame.every((k) => k.length >= 1),

@@ -151,18 +151,21 @@ describe('random checkpoints', () => {
     for (const s of [single, sharded, half, reseeded]) s.close();
   });
 
-  it('llama with attention/MLP biases and tied embeddings writes (and the reference reads) the matching tensors', () => {
-    const spec = fixtureSpec('clip', 'llama');
-    spec.text = { ...spec.text, attentionBias: true, mlpBias: true, tieWordEmbeddings: true };
-    const dir = write(spec);
-    const names = Object.keys(layout(dir));
-    assert.ok(names.includes('language_model.model.layers.1.self_attn.o_proj.bias'));
-    assert.ok(names.includes('language_model.model.layers.1.mlp.down_proj.bias'));
-    assert.ok(!names.includes('language_model.lm_head.weight'));
-    const { ref, out } = runReference(dir);
-    assert.ok(ref.readNames.has('language_model.model.layers.1.mlp.gate_proj.bias'));
-    assert.ok(out.logits!.every(Number.isFinite));
-  });
+  it(
+    'llama with attention/MLP biases and tied embeddings writes ' + '(and the reference reads) the matching tensors',
+    () => {
+      const spec = fixtureSpec('clip', 'llama');
+      spec.text = { ...spec.text, attentionBias: true, mlpBias: true, tieWordEmbeddings: true };
+      const dir = write(spec);
+      const names = Object.keys(layout(dir));
+      assert.ok(names.includes('language_model.model.layers.1.self_attn.o_proj.bias'));
+      assert.ok(names.includes('language_model.model.layers.1.mlp.down_proj.bias'));
+      assert.ok(!names.includes('language_model.lm_head.weight'));
+      const { ref, out } = runReference(dir);
+      assert.ok(ref.readNames.has('language_model.model.layers.1.mlp.gate_proj.bias'));
+      assert.ok(out.logits!.every(Number.isFinite));
+    },
+  );
 });
 
 describe('loadCheckpoint', () => {

@@ -103,39 +103,48 @@ describe('chat template', () => {
     assert.ok(!ids.includes(3), 'every rendered word is in the vocabulary');
   });
 
-  it('prefers chat_template.jinja, then chat_template.json, then tokenizer_config.json; a named list picks "default"', () => {
-    const dir = randomDir();
-    const specials = loadTokenizer(dir).specialTokens;
-    // The standard llava-hf template (with a {% generation %} block) prints just <image>.
-    const llavaHf =
-      "{% for message in messages %}{% if message['role'] != 'system' %}{{ message['role'].upper() + ': '}}{% endif %}" +
-      "{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}{{ '<image>\\n' }}{% endfor %}" +
-      "{% if message['role'] != 'assistant' %}{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}{{ content['text'] + ' '}}{% endfor %}" +
-      "{% else %}{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}{% generation %}{{ content['text'] + ' '}}{% endgeneration %}{% endfor %}{% endif %}" +
-      "{% endfor %}{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}";
-    writeFileSync(join(dir, 'chat_template.json'), JSON.stringify({ chat_template: llavaHf }));
-    const fromJson = loadChatTemplate(dir, specials);
-    assert.equal(fromJson.file, join(dir, 'chat_template.json'));
-    assert.equal(
-      fromJson.renderChat(MESSAGES, { addGenerationPrompt: true }),
-      'USER: <image>\n<image>\nwhat colour is the square ? ASSISTANT:',
-    );
+  it(
+    'prefers chat_template.jinja, then chat_template.json, then tokenizer_config.json; ' +
+      'a named list picks "default"',
+    () => {
+      const dir = randomDir();
+      const specials = loadTokenizer(dir).specialTokens;
+      // The standard llava-hf template (with a {% generation %} block) prints just <image>.
+      const llavaHf =
+        "{% for message in messages %}{% if message['role'] != 'system' %}" +
+        "{{ message['role'].upper() + ': '}}{% endif %}" +
+        "{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}" +
+        "{{ '<image>\\n' }}{% endfor %}" +
+        "{% if message['role'] != 'assistant' %}" +
+        "{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}" +
+        "{{ content['text'] + ' '}}{% endfor %}" +
+        "{% else %}{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}" +
+        "{% generation %}{{ content['text'] + ' '}}{% endgeneration %}{% endfor %}{% endif %}" +
+        "{% endfor %}{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}";
+      writeFileSync(join(dir, 'chat_template.json'), JSON.stringify({ chat_template: llavaHf }));
+      const fromJson = loadChatTemplate(dir, specials);
+      assert.equal(fromJson.file, join(dir, 'chat_template.json'));
+      assert.equal(
+        fromJson.renderChat(MESSAGES, { addGenerationPrompt: true }),
+        'USER: <image>\n<image>\nwhat colour is the square ? ASSISTANT:',
+      );
 
-    writeFileSync(join(dir, 'chat_template.jinja'), '{{ eos_token }}{{ messages | length }}');
-    assert.equal(loadChatTemplate(dir, specials).renderChat(MESSAGES), '</s>1');
+      writeFileSync(join(dir, 'chat_template.jinja'), '{{ eos_token }}{{ messages | length }}');
+      assert.equal(loadChatTemplate(dir, specials).renderChat(MESSAGES), '</s>1');
 
-    rmSync(join(dir, 'chat_template.jinja'));
-    writeFileSync(
-      join(dir, 'chat_template.json'),
-      JSON.stringify({
-        chat_template: [
-          { name: 'tool_use', template: 'T' },
-          { name: 'default', template: 'D' },
-        ],
-      }),
-    );
-    assert.equal(loadChatTemplate(dir, specials).renderChat(MESSAGES), 'D');
-  });
+      rmSync(join(dir, 'chat_template.jinja'));
+      writeFileSync(
+        join(dir, 'chat_template.json'),
+        JSON.stringify({
+          chat_template: [
+            { name: 'tool_use', template: 'T' },
+            { name: 'default', template: 'D' },
+          ],
+        }),
+      );
+      assert.equal(loadChatTemplate(dir, specials).renderChat(MESSAGES), 'D');
+    },
+  );
 
   it('a missing template or a template error is a ModelError', () => {
     const dir = randomDir();

@@ -28,7 +28,8 @@ describe('--dtype fp16 graphs', () => {
     };
     const full = await logitsOf('fp32');
     const half = await logitsOf('fp16');
-    // Page alignment and the fp32 rotary tables weigh a lot in a model this small; real checkpoints come out at about half.
+    // Page alignment and the fp32 rotary tables weigh a lot in a model this small; real checkpoints
+    // come out at about half.
     assert.ok(half.bytes < 0.8 * full.bytes, `fp16 ${half.bytes} B vs fp32 ${full.bytes} B`);
     const err = maxRelativeError(half.logits, full.logits);
     assert.ok(err > 0 && err < 5e-3, `relative error ${err}`);

@@ -159,25 +159,29 @@ for (const [name, spec] of Object.entries(SPECS)) {
       assert.equal(d, ckpt.config.text.hiddenSize);
     });
 
-    it('a pruned prompt keeps its original positions: graph rows after a segment hook equal the reference on the same rows', async () => {
-      const ids = prompt();
-      const d = ckpt.config.text.hiddenSize;
-      const embeds = ref.embed(ids);
-      const positions = ids.map((_, i) => i);
-      const keep = positions.filter((p) => p % 3 !== 1 || p < 3 || p > ids.length - 4);
-      const result = await split.prefill(embeds.slice(), positions, 1, (s) => {
-        if (s.segment.end !== 1) return s;
-        const hidden = new Float32Array(keep.length * d);
-        for (const [i, p] of keep.entries()) hidden.set(s.hidden.subarray(p * d, (p + 1) * d), i * d);
-        return { hidden, positions: keep };
-      });
-      const first = ref.decode(embeds, positions, { to: 1 });
-      const kept = new Float32Array(keep.length * d);
-      for (const [i, p] of keep.entries()) kept.set(first.hidden.subarray(p * d, (p + 1) * d), i * d);
-      const rest = ref.decode(kept, keep, { from: 1 });
-      assert.ok(maxRelativeError(result.logits, rest.logits!) < TOL);
-      assert.deepEqual(result.segmentRows, [ids.length, keep.length, keep.length]);
-    });
+    it(
+      'a pruned prompt keeps its original positions: ' +
+        'graph rows after a segment hook equal the reference on the same rows',
+      async () => {
+        const ids = prompt();
+        const d = ckpt.config.text.hiddenSize;
+        const embeds = ref.embed(ids);
+        const positions = ids.map((_, i) => i);
+        const keep = positions.filter((p) => p % 3 !== 1 || p < 3 || p > ids.length - 4);
+        const result = await split.prefill(embeds.slice(), positions, 1, (s) => {
+          if (s.segment.end !== 1) return s;
+          const hidden = new Float32Array(keep.length * d);
+          for (const [i, p] of keep.entries()) hidden.set(s.hidden.subarray(p * d, (p + 1) * d), i * d);
+          return { hidden, positions: keep };
+        });
+        const first = ref.decode(embeds, positions, { to: 1 });
+        const kept = new Float32Array(keep.length * d);
+        for (const [i, p] of keep.entries()) kept.set(first.hidden.subarray(p * d, (p + 1) * d), i * d);
+        const rest = ref.decode(kept, keep, { from: 1 });
+        assert.ok(maxRelativeError(result.logits, rest.logits!) < TOL);
+        assert.deepEqual(result.segmentRows, [ids.length, keep.length, keep.length]);
+      },
+    );
 
     it('decode with the in-place KV cache equals full recomputation, step by step', async () => {
       const ids = prompt();

@@ -84,29 +84,34 @@ describe('baselines and shared selection', () => {
     assert.deepEqual(kept(await createMethod('divprune', request(1, 4, 0.75)).input!(signals, jsPairwise)), [0, 2, 3]);
   });
 
-  it('DART: pivots are the largest-L1 visual tokens and the last text tokens; each frame keeps its least similar tokens', async () => {
-    const signals = inputSignals(
-      2,
-      2,
-      [
-        [10, 0],
-        [1, 0.1],
-        [0, 1],
-        [0.7, 0.7],
-        [1, 0],
-        [-1, 0.2],
-        [0.5, 0.5],
-        [0, -1],
-      ],
-      [
-        [1, 0],
-        [0, 1],
-      ],
-    );
-    const method = createMethod('dart', request(2, 4, 0.5), { pivots_visual: 1, pivots_text: 1 });
-    // Pivots (10,0) and the text tail's last row (0,1); frame 0 keeps its pivot + (0.7,0.7), frame 1 its two least similar.
-    assert.deepEqual(kept(await method.input!(signals, jsPairwise)), [0, 3, 5, 7]);
-  });
+  it(
+    'DART: pivots are the largest-L1 visual tokens and the last text tokens; ' +
+      'each frame keeps its least similar tokens',
+    async () => {
+      const signals = inputSignals(
+        2,
+        2,
+        [
+          [10, 0],
+          [1, 0.1],
+          [0, 1],
+          [0.7, 0.7],
+          [1, 0],
+          [-1, 0.2],
+          [0.5, 0.5],
+          [0, -1],
+        ],
+        [
+          [1, 0],
+          [0, 1],
+        ],
+      );
+      const method = createMethod('dart', request(2, 4, 0.5), { pivots_visual: 1, pivots_text: 1 });
+      // Pivots (10,0) and the text tail's last row (0,1); frame 0 keeps its pivot + (0.7,0.7),
+      // frame 1 its two least similar.
+      assert.deepEqual(kept(await method.input!(signals, jsPairwise)), [0, 3, 5, 7]);
+    },
+  );
 
   it('DyCoke-TTM keeps anchors whole and drops the static patches of the other frames', async () => {
     const prng = new Prng(3);
@@ -154,24 +159,28 @@ describe('baselines and shared selection', () => {
     assert.equal(clip.slots.length, 2);
   });
 
-  it('VisionZip: dominant tokens by CLS attention, contextual targets at a stride absorbing their most similar tokens', async () => {
-    const N = 16;
-    const keys = Array.from({ length: N }, (_, id) => (id < 8 ? [1, 0, 1, 0] : [0, 1, 0, 1])).flat();
-    const saliency = Float32Array.from({ length: N }, (_, id) => (id === 5 || id === 9 ? 1 : 0));
-    const features = Float32Array.from({ length: N }, (_, id) => id);
-    const method = createMethod('visionzip', request(1, N, 0.25), { dominant: 2, contextual: 2 });
-    const result = await method.encoder!(
-      { ...tokens(1, 4), features, saliency, keys: Float32Array.from(keys), visionHidden: 4, visionHeads: 2 },
-      jsPairwise,
-    );
-    assert.deepEqual(result.slots, [
-      { members: [1, 2, 3, 4, 6, 7], mode: 'anchor_plus_mean', anchor: 0, positionOf: 3 },
-      { members: [5], mode: 'keep', positionOf: 5 },
-      { members: [9], mode: 'keep', positionOf: 9 },
-      { members: [10, 11, 12, 13, 14, 15], mode: 'anchor_plus_mean', anchor: 8, positionOf: 12 },
-    ]);
-    // Value = target + mean(assigned): 0 + 23/6 and 8 + 75/6.
-    const rows = applySlots({ ids: tokens(1, 4).ids, rows: features, width: 1 }, result.slots).rows;
-    assert.ok(Math.abs(rows[0] - 23 / 6) < 1e-6 && Math.abs(rows[3] - (8 + 75 / 6)) < 1e-6);
-  });
+  it(
+    'VisionZip: dominant tokens by CLS attention, ' +
+      'contextual targets at a stride absorbing their most similar tokens',
+    async () => {
+      const N = 16;
+      const keys = Array.from({ length: N }, (_, id) => (id < 8 ? [1, 0, 1, 0] : [0, 1, 0, 1])).flat();
+      const saliency = Float32Array.from({ length: N }, (_, id) => (id === 5 || id === 9 ? 1 : 0));
+      const features = Float32Array.from({ length: N }, (_, id) => id);
+      const method = createMethod('visionzip', request(1, N, 0.25), { dominant: 2, contextual: 2 });
+      const result = await method.encoder!(
+        { ...tokens(1, 4), features, saliency, keys: Float32Array.from(keys), visionHidden: 4, visionHeads: 2 },
+        jsPairwise,
+      );
+      assert.deepEqual(result.slots, [
+        { members: [1, 2, 3, 4, 6, 7], mode: 'anchor_plus_mean', anchor: 0, positionOf: 3 },
+        { members: [5], mode: 'keep', positionOf: 5 },
+        { members: [9], mode: 'keep', positionOf: 9 },
+        { members: [10, 11, 12, 13, 14, 15], mode: 'anchor_plus_mean', anchor: 8, positionOf: 12 },
+      ]);
+      // Value = target + mean(assigned): 0 + 23/6 and 8 + 75/6.
+      const rows = applySlots({ ids: tokens(1, 4).ids, rows: features, width: 1 }, result.slots).rows;
+      assert.ok(Math.abs(rows[0] - 23 / 6) < 1e-6 && Math.abs(rows[3] - (8 + 75 / 6)) < 1e-6);
+    },
+  );
 });

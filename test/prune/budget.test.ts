@@ -33,7 +33,9 @@ describe('budget arithmetic', () => {
     });
   });
 
-  it('ViTCoP at the published budgets on a 32-layer model with 576 patches: the table, D = 22, and the ≈π identity', () => {
+  const publishedBudgets =
+    'ViTCoP at the published budgets on a 32-layer model with 576 patches: the table, D = 22, and the ≈π identity';
+  it(publishedBudgets, () => {
     for (const [budget, rv, p] of [
       [1 / 3, 0.5, 0.18],
       [2 / 9, 0.4, 0.15],
@@ -55,27 +57,31 @@ describe('budget arithmetic', () => {
     }
   });
 
-  it('ViTCoP: budgets between the published ones take the nearest row; n1 moves to the nearest count that reaches the budget', () => {
-    const b = (budget: number, L = 32) =>
-      vitcopBudget(request(8, 576, budget, L), {
-        S: 2,
-        D: roundHalfEven(0.69 * L),
-        minPerFrame: 1,
-        stage3MinPerFrame: 1,
-      });
-    assert.equal(b(0.15).r_v, 0.3);
-    assert.equal(b(0.2).r_v, 0.4);
-    assert.equal(b(0.3).r_v, 0.5);
-    // At 0.5, n1 = 288 would need R > 8·n1: the smallest n1 with R ≤ 8·n1 is 384, where R = 8·n1 exactly.
-    const high = b(0.5);
-    assert.deepEqual([high.n1, high.R], [384, 8 * 384]);
-    // On the 8-layer demo shape, 0.056 with r_v = 0.3 would leave Stage II less than a token per frame.
-    const demo = vitcopBudget(request(8, 64, 0.056, 8), { S: 2, D: 6, minPerFrame: 1, stage3MinPerFrame: 1 });
-    assert.deepEqual([demo.n1, demo.n3], [11, 8]);
-    assert.ok(demo.R > 8);
-    assert.ok(Math.abs(budgetReport(vitcopPlan(demo, 8, 8), 8, 64).layerAveragedFraction - 0.056) < 0.002);
-    assert.equal(b(1 / 9, 8).D, 6);
-  });
+  it(
+    'ViTCoP: budgets between the published ones take the nearest row; ' +
+      'n1 moves to the nearest count that reaches the budget',
+    () => {
+      const b = (budget: number, L = 32) =>
+        vitcopBudget(request(8, 576, budget, L), {
+          S: 2,
+          D: roundHalfEven(0.69 * L),
+          minPerFrame: 1,
+          stage3MinPerFrame: 1,
+        });
+      assert.equal(b(0.15).r_v, 0.3);
+      assert.equal(b(0.2).r_v, 0.4);
+      assert.equal(b(0.3).r_v, 0.5);
+      // At 0.5, n1 = 288 would need R > 8·n1: the smallest n1 with R ≤ 8·n1 is 384, where R = 8·n1 exactly.
+      const high = b(0.5);
+      assert.deepEqual([high.n1, high.R], [384, 8 * 384]);
+      // On the 8-layer demo shape, 0.056 with r_v = 0.3 would leave Stage II less than a token per frame.
+      const demo = vitcopBudget(request(8, 64, 0.056, 8), { S: 2, D: 6, minPerFrame: 1, stage3MinPerFrame: 1 });
+      assert.deepEqual([demo.n1, demo.n3], [11, 8]);
+      assert.ok(demo.R > 8);
+      assert.ok(Math.abs(budgetReport(vitcopPlan(demo, 8, 8), 8, 64).layerAveragedFraction - 0.056) < 0.002);
+      assert.equal(b(1 / 9, 8).D, 6);
+    },
+  );
 
   it('ViTCoP: a Stage III per-frame minimum raises n3 to one per frame and takes it out of R', () => {
     const global = vitcopBudget(request(8, 64, 1 / 9, 8), { S: 2, D: 6, minPerFrame: 1, stage3MinPerFrame: 0 });

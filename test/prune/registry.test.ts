@@ -96,7 +96,8 @@ describe('method registry', () => {
   for (const { frames, side, L, budgets } of cases) {
     for (const budget of budgets) {
       for (const name of METHOD_NAMES) {
-        it(`${name} at ${budget.toFixed(3)} (F=${frames}, N=${side * side}, L=${L}): plan near the budget, runs to it, same slots twice`, async (t) => {
+        const setting = `${name} at ${budget.toFixed(3)} (F=${frames}, N=${side * side}, L=${L})`;
+        it(`${setting}: plan near the budget, runs to it, same slots twice`, async (t) => {
           const req = request(frames, side * side, budget, L);
           let method: PruneMethod;
           try {
@@ -110,7 +111,8 @@ describe('method registry', () => {
           assert.equal(plan.length, L);
           const report = budgetReport(plan, frames, side * side);
           const all = frames * side * side;
-          // Pre-LLM methods keep round(π·F·N) (pool: the nearest whole grid); ViTCoP and FastV land within their rounding.
+          // Pre-LLM methods keep round(π·F·N) (pool: the nearest whole grid); ViTCoP and FastV land
+          // within their rounding.
           const tolerance =
             name === 'none'
               ? Infinity

@@ -43,7 +43,8 @@ describe('ViTCoP', () => {
 
   for (const merge of ['mean', 'anchor_plus_mean']) {
     for (const p of [undefined, 1]) {
-      it(`Stage II outputs exactly R tokens, Stage III n3, every frame keeps one (merge=${merge}, ${p ? 'K ≥ R: one cluster per token' : 'K < R'})`, async () => {
+      const setting = `merge=${merge}, ${p ? 'K ≥ R: one cluster per token' : 'K < R'}`;
+      it(`Stage II outputs exactly R tokens, Stage III n3, every frame keeps one (${setting})`, async () => {
         for (let seed = 1; seed <= 6; seed++) {
           const F = 3;
           const side = 6;
@@ -98,81 +99,95 @@ describe('ViTCoP', () => {
     assert.equal(rest.positionOf, upperMedian(rest.members));
   });
 
-  it('Stage III with stage3_min_per_frame 0 keeps the n3 tokens of smallest κ over all frames, ties to the lower id', async () => {
-    const method = createMethod('vitcop', request(2, 16, 0.3, 8), { stage0: false, stage3_min_per_frame: 0 });
-    const b = budgetOf(method);
-    const ids = Array.from({ length: 12 }, (_, i) => i * 2 + 1);
-    const kappa = Float32Array.from(ids, (_, i) => (i % 3 === 0 ? 0.5 : 2 + i));
-    const { slots } = await method.layer!({ ...tokens(2, 4, ids), layer: b.D, kappa }, jsPairwise);
-    const expected = ids
-      .filter((_, i) => i % 3 === 0)
-      .concat(ids.filter((_, i) => i % 3 !== 0))
-      .slice(0, b.n3)
-      .sort((x, y) => x - y);
-    assert.deepEqual(
-      slots.map((s) => s.positionOf),
-      expected,
-    );
-  });
+  it(
+    'Stage III with stage3_min_per_frame 0 keeps the n3 tokens of smallest κ over all frames, ' +
+      'ties to the lower id',
+    async () => {
+      const method = createMethod('vitcop', request(2, 16, 0.3, 8), { stage0: false, stage3_min_per_frame: 0 });
+      const b = budgetOf(method);
+      const ids = Array.from({ length: 12 }, (_, i) => i * 2 + 1);
+      const kappa = Float32Array.from(ids, (_, i) => (i % 3 === 0 ? 0.5 : 2 + i));
+      const { slots } = await method.layer!({ ...tokens(2, 4, ids), layer: b.D, kappa }, jsPairwise);
+      const expected = ids
+        .filter((_, i) => i % 3 === 0)
+        .concat(ids.filter((_, i) => i % 3 !== 0))
+        .slice(0, b.n3)
+        .sort((x, y) => x - y);
+      assert.deepEqual(
+        slots.map((s) => s.positionOf),
+        expected,
+      );
+    },
+  );
 
-  it('Stage 0 drops static patches, records their span on the earlier kept patch, and never empties a frame', async () => {
-    const { F, N, enc } = staticClip();
-    const method = createMethod('vitcop', request(F, N, 0.3, 8), { stage0_respend: false });
-    const b = budgetOf(method);
-    const result = await method.encoder!(enc, jsPairwise);
-    const kept = result.slots.map((s) => s.positionOf);
-    assert.deepEqual(perFrame(kept, N, F), [b.n1, 4, 1]);
-    assert.deepEqual(
-      kept.filter((id) => id >= N),
-      [16, 17, 18, 19, 32],
-      'frame 1: its moving patches; frame 2: its least static one',
-    );
-    const frame0 = kept.filter((id) => id < N);
-    assert.deepEqual(result.timeSpans, [
-      ...frame0.filter((id) => id >= 4).map((id) => ({ id, lastFrame: 2 })),
-      { id: 17, lastFrame: 2 },
-      { id: 18, lastFrame: 2 },
-      { id: 19, lastFrame: 2 },
-    ]);
-    const off = await createMethod('vitcop', request(F, N, 0.3, 8), { stage0: 'off' }).encoder!(enc, jsPairwise);
-    assert.deepEqual(
-      perFrame(
-        off.slots.map((s) => s.positionOf),
-        N,
-        F,
-      ),
-      [b.n1, b.n1, b.n1],
-    );
-  });
+  it(
+    'Stage 0 drops static patches, records their span on the earlier kept patch, ' + 'and never empties a frame',
+    async () => {
+      const { F, N, enc } = staticClip();
+      const method = createMethod('vitcop', request(F, N, 0.3, 8), { stage0_respend: false });
+      const b = budgetOf(method);
+      const result = await method.encoder!(enc, jsPairwise);
+      const kept = result.slots.map((s) => s.positionOf);
+      assert.deepEqual(perFrame(kept, N, F), [b.n1, 4, 1]);
+      assert.deepEqual(
+        kept.filter((id) => id >= N),
+        [16, 17, 18, 19, 32],
+        'frame 1: its moving patches; frame 2: its least static one',
+      );
+      const frame0 = kept.filter((id) => id < N);
+      assert.deepEqual(result.timeSpans, [
+        ...frame0.filter((id) => id >= 4).map((id) => ({ id, lastFrame: 2 })),
+        { id: 17, lastFrame: 2 },
+        { id: 18, lastFrame: 2 },
+        { id: 19, lastFrame: 2 },
+      ]);
+      const off = await createMethod('vitcop', request(F, N, 0.3, 8), { stage0: 'off' }).encoder!(enc, jsPairwise);
+      assert.deepEqual(
+        perFrame(
+          off.slots.map((s) => s.positionOf),
+          N,
+          F,
+        ),
+        [b.n1, b.n1, b.n1],
+      );
+    },
+  );
 
-  it('Stage 0 re-spends what static frames leave: Stage I keeps F·n1 patches while that many survive, the most salient ones', async () => {
-    const { F, N, enc } = staticClip();
-    const method = createMethod('vitcop', request(F, N, 0.3, 8), {});
-    const b = budgetOf(method);
-    const kept = (await method.encoder!(enc, jsPairwise)).slots.map((s) => s.positionOf);
-    // 16 + 4 + 1 patches survive Stage 0; frames 1 and 2 keep all of theirs, frame 0 gets the rest.
-    assert.deepEqual(perFrame(kept, N, F), [Math.min(N, F * b.n1 - 5), 4, 1]);
-    const frame0 = Array.from({ length: N }, (_, i) => i).sort((x, y) => enc.saliency[y] - enc.saliency[x] || x - y);
-    assert.deepEqual(
-      kept.filter((id) => id < N),
-      frame0.slice(0, perFrame(kept, N, F)[0]).sort((x, y) => x - y),
-    );
-  });
+  it(
+    'Stage 0 re-spends what static frames leave: ' +
+      'Stage I keeps F·n1 patches while that many survive, the most salient ones',
+    async () => {
+      const { F, N, enc } = staticClip();
+      const method = createMethod('vitcop', request(F, N, 0.3, 8), {});
+      const b = budgetOf(method);
+      const kept = (await method.encoder!(enc, jsPairwise)).slots.map((s) => s.positionOf);
+      // 16 + 4 + 1 patches survive Stage 0; frames 1 and 2 keep all of theirs, frame 0 gets the rest.
+      assert.deepEqual(perFrame(kept, N, F), [Math.min(N, F * b.n1 - 5), 4, 1]);
+      const frame0 = Array.from({ length: N }, (_, i) => i).sort((x, y) => enc.saliency[y] - enc.saliency[x] || x - y);
+      assert.deepEqual(
+        kept.filter((id) => id < N),
+        frame0.slice(0, perFrame(kept, N, F)[0]).sort((x, y) => x - y),
+      );
+    },
+  );
 
-  it("Stage III keeps every frame's smallest-κ token (stage3_min_per_frame = 1), then the smallest κ overall", async () => {
-    const method = createMethod('vitcop', request(2, 16, 0.3, 8), { stage0: false });
-    const b = budgetOf(method);
-    const ids = Array.from({ length: 24 }, (_, i) => i + (i >= 12 ? 4 : 0));
-    // Frame 1 (ids 16..27) has only large κ; Stage III still keeps its best one.
-    const kappa = Float32Array.from(ids, (id) => (id >= 16 ? 100 + (id % 5) : id));
-    const { slots } = await method.layer!({ ...tokens(2, 4, ids), layer: b.D, kappa }, jsPairwise);
-    const kept = slots.map((s) => s.positionOf);
-    assert.equal(kept.length, b.n3);
-    assert.deepEqual(
-      kept,
-      [...ids.slice(0, b.n3 - 1), 20].sort((x, y) => x - y),
-    );
-  });
+  it(
+    "Stage III keeps every frame's smallest-κ token (stage3_min_per_frame = 1), " + 'then the smallest κ overall',
+    async () => {
+      const method = createMethod('vitcop', request(2, 16, 0.3, 8), { stage0: false });
+      const b = budgetOf(method);
+      const ids = Array.from({ length: 24 }, (_, i) => i + (i >= 12 ? 4 : 0));
+      // Frame 1 (ids 16..27) has only large κ; Stage III still keeps its best one.
+      const kappa = Float32Array.from(ids, (id) => (id >= 16 ? 100 + (id % 5) : id));
+      const { slots } = await method.layer!({ ...tokens(2, 4, ids), layer: b.D, kappa }, jsPairwise);
+      const kept = slots.map((s) => s.positionOf);
+      assert.equal(kept.length, b.n3);
+      assert.deepEqual(
+        kept,
+        [...ids.slice(0, b.n3 - 1), 20].sort((x, y) => x - y),
+      );
+    },
+  );
 
   it('the default D is round(0.69·L) with halves to even; S and D are options', () => {
     assert.deepEqual(createMethod('vitcop', request(2, 576, 1 / 9, 32)).layers(32), [2, 22]);

@@ -197,8 +197,9 @@ describe('preprocess', () => {
       const ref = pillowBicubic(f.rgb, w, h, ow, oh);
       for (let i = 0; i < ow * oh; i++) {
         for (let c = 0; c < 3; c++) {
-          if (out[c * ow * oh + i] !== ref[i * 3 + c])
-            assert.fail(`${w}×${h}→${ow}×${oh}: pixel ${i} channel ${c}: ${out[c * ow * oh + i]} vs ${ref[i * 3 + c]}`);
+          const got = out[c * ow * oh + i];
+          const want = ref[i * 3 + c];
+          if (got !== want) assert.fail(`${w}×${h}→${ow}×${oh}: pixel ${i} channel ${c}: ${got} vs ${want}`);
         }
       }
     }

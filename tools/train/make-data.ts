@@ -3,7 +3,8 @@
  * with src/media/ffmpeg.ts's encodeVideo when it is built. Until that module exists it falls back to
  * an ffmpeg subprocess with libx264/yuv420p (training tooling only; the product never does this).
  *
- *   node dist/tools/train/make-data.js --split train --n 4000 --out /root/vlm-sieve-train/data/train0 [--offset 0] [--labels]
+ *   node dist/tools/train/make-data.js --split train --n 4000 \
+ *     --out /root/vlm-sieve-train/data/train0 [--offset 0] [--labels]
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';

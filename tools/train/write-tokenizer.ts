@@ -22,7 +22,9 @@ export const CHAT_TEMPLATE =
   "{% if item['index'] is defined %}{{ item['index'] }}{% else %}{{ loop.index }}{% endif %} <image>" +
   "{% elif item['type'] == 'text' %} {{ item['text'] }}{% endif %}{% endfor %}{% endif %}" +
   "{% elif message['role'] == 'assistant' %} assistant :" +
-  "{% if message['content'] is string %} {{ message['content'] }}{% else %}{% for item in message['content'] %}{% if item['type'] == 'text' %} {{ item['text'] }}{% endif %}{% endfor %}{% endif %}" +
+  "{% if message['content'] is string %} {{ message['content'] }}{% else %}" +
+  "{% for item in message['content'] %}{% if item['type'] == 'text' %} {{ item['text'] }}{% endif %}" +
+  '{% endfor %}{% endif %}' +
   ' {{ eos_token }}{% endif %}{% endfor %}{% if add_generation_prompt %} assistant :{% endif %}';
 
 export function buildVocab(): Record<string, number> {
