@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import type { z } from 'zod';
 import { UsageError } from '../errors.js';
 import { configSchema, type SieveConfig } from './schema.js';
 
@@ -33,8 +34,17 @@ function substituteValues(value: unknown, env: NodeJS.ProcessEnv, file: string):
   return value;
 }
 
-/** Parses and validates a config document (YAML or JSON). */
-export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): SieveConfig {
+/**
+ * Parses a YAML (or JSON) document, substitutes ${VAR} in its values and validates it with `schema`.
+ * Problems name the file and the key: `pipelines/x.yaml: cameras.door.source.url: expected string`.
+ */
+export function parseYamlDocument<T extends z.ZodType>(
+  text: string,
+  file: string,
+  schema: T,
+  env: NodeJS.ProcessEnv,
+  readmeSection: string,
+): z.output<T> {
   let raw: unknown;
   try {
     raw = parseYaml(text) ?? {};
@@ -44,15 +54,17 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
       'fix the syntax (YAML or JSON)',
     );
   }
-  const result = configSchema.safeParse(substituteValues(raw, env, file));
+  const result = schema.safeParse(substituteValues(raw, env, file));
   if (!result.success) {
     const problems = result.error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`).join('; ');
-    throw new UsageError(
-      `${file}: ${problems}`,
-      'see the configuration section of the README for the keys and their ranges',
-    );
+    throw new UsageError(`${file}: ${problems}`, `see ${readmeSection} of the README for the keys and their ranges`);
   }
-  const config = result.data;
+  return result.data;
+}
+
+/** Parses and validates a config document (YAML or JSON). */
+export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): SieveConfig {
+  const config = parseYamlDocument(text, file, configSchema, env, 'the configuration section');
   if (config.model && !isAbsolute(config.model)) config.model = join(dirname(resolve(file)), config.model);
   return config;
 }

@@ -5,7 +5,7 @@ import { MAX_FRAMES } from '../media/frame.js';
  * A number written as such, or as the text of a substituted `${VAR}` (which is always a string):
  * "2" and "0.5" count as numbers, anything else is left for the schema to refuse.
  */
-function numeric<T extends z.ZodType>(schema: T) {
+export function numeric<T extends z.ZodType>(schema: T) {
   return z.preprocess((v) => (typeof v === 'string' && NUMBER_TEXT.test(v) ? Number(v) : v), schema);
 }
 const NUMBER_TEXT = /^\s*[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?\s*$/i;
@@ -13,19 +13,46 @@ const NUMBER_TEXT = /^\s*[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?\s*$/i;
 /** Options any pruning method reads; each method validates its own keys (methods.md defaults). */
 const methodOptions = z.record(z.string(), z.record(z.string(), z.unknown()));
 
+export const runtimeSchema = z
+  .object({
+    ep: z.enum(['cpu', 'cuda', 'tensorrt']).default('cpu'),
+    threads: numeric(z.number().int().min(0)).default(0),
+    dtype: z.enum(['fp32', 'fp16']).default('fp32'),
+  })
+  .strict()
+  .prefault({});
+
+export const ffmpegSchema = z
+  .object({ ffmpeg_path: z.string().optional(), ffprobe_path: z.string().optional() })
+  .strict()
+  .prefault({});
+
+export const generationSchema = z
+  .object({
+    max_new_tokens: numeric(z.number().int().min(1).max(4096)).default(32),
+    temperature: numeric(z.number().min(0).max(10)).default(0),
+    top_p: numeric(z.number().gt(0).max(1)).default(1),
+    seed: numeric(z.number().int().min(0).max(0xffffffff)).default(0),
+  })
+  .strict()
+  .prefault({});
+
+export const pruningSchema = z
+  .object({
+    method: z.string().default('none'),
+    /** Default: the method's own (see defaultBudget). */
+    budget: numeric(z.number().gt(0).max(1)).optional(),
+    options: methodOptions.default({}),
+  })
+  .strict()
+  .prefault({});
+
 export const configSchema = z
   .object({
     /** Checkpoint folder; relative paths start at the config file's folder. */
     model: z.string().optional(),
-    runtime: z
-      .object({
-        ep: z.enum(['cpu', 'cuda', 'tensorrt']).default('cpu'),
-        threads: numeric(z.number().int().min(0)).default(0),
-        dtype: z.enum(['fp32', 'fp16']).default('fp32'),
-      })
-      .strict()
-      .prefault({}),
-    ffmpeg: z.object({ ffmpeg_path: z.string().optional(), ffprobe_path: z.string().optional() }).strict().prefault({}),
+    runtime: runtimeSchema,
+    ffmpeg: ffmpegSchema,
     sampling: z
       .object({
         frames: numeric(z.number().int().min(1).max(MAX_FRAMES)).optional(),
@@ -34,24 +61,8 @@ export const configSchema = z
       .strict()
       .refine((s) => !(s.frames !== undefined && s.fps !== undefined), 'give frames or fps, not both')
       .prefault({}),
-    generation: z
-      .object({
-        max_new_tokens: numeric(z.number().int().min(1).max(4096)).default(32),
-        temperature: numeric(z.number().min(0).max(10)).default(0),
-        top_p: numeric(z.number().gt(0).max(1)).default(1),
-        seed: numeric(z.number().int().min(0).max(0xffffffff)).default(0),
-      })
-      .strict()
-      .prefault({}),
-    pruning: z
-      .object({
-        method: z.string().default('none'),
-        /** Default: the method's own (see defaultBudget). */
-        budget: numeric(z.number().gt(0).max(1)).optional(),
-        options: methodOptions.default({}),
-      })
-      .strict()
-      .prefault({}),
+    generation: generationSchema,
+    pruning: pruningSchema,
   })
   .strict();
 
