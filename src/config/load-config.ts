@@ -34,26 +34,29 @@ function substituteValues(value: unknown, env: NodeJS.ProcessEnv, file: string):
   return value;
 }
 
-/**
- * Parses a YAML (or JSON) document, substitutes ${VAR} in its values and validates it with `schema`.
- * Problems name the file and the key: `pipelines/x.yaml: cameras.door.source.url: expected string`.
- */
-export function parseYamlDocument<T extends z.ZodType>(
-  text: string,
-  file: string,
-  schema: T,
-  env: NodeJS.ProcessEnv,
-  readmeSection: string,
-): z.output<T> {
-  let raw: unknown;
+/** Parses YAML (or JSON) text; a syntax error names the file and the position. */
+export function parseYamlText(text: string, file: string): unknown {
   try {
-    raw = parseYaml(text) ?? {};
+    return parseYaml(text) ?? {};
   } catch (err) {
     throw new UsageError(
       `${file} is not valid YAML: ${(err as Error).message.split('\n')[0]}`,
       'fix the syntax (YAML or JSON)',
     );
   }
+}
+
+/**
+ * Substitutes ${VAR} in a parsed document's values and validates it with `schema`. Problems name the
+ * file and the key: `pipelines/x.yaml: cameras.door.source.url: expected string`.
+ */
+export function validateDocument<T extends z.ZodType>(
+  raw: unknown,
+  file: string,
+  schema: T,
+  env: NodeJS.ProcessEnv,
+  readmeSection: string,
+): z.output<T> {
   const result = schema.safeParse(substituteValues(raw, env, file));
   if (!result.success) {
     const problems = result.error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`).join('; ');
@@ -64,7 +67,8 @@ export function parseYamlDocument<T extends z.ZodType>(
 
 /** Parses and validates a config document (YAML or JSON). */
 export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): SieveConfig {
-  const config = parseYamlDocument(text, file, configSchema, env, 'the configuration section');
+  const raw = parseYamlText(text, file);
+  const config = validateDocument(raw, file, configSchema, env, 'the configuration section');
   if (config.model && !isAbsolute(config.model)) config.model = join(dirname(resolve(file)), config.model);
   return config;
 }

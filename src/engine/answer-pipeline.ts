@@ -5,14 +5,26 @@ import { preprocessBatch } from '../vision/preprocess.js';
 import { InferenceClient } from './inference-client.js';
 import type { RuntimeOptions } from './ort-session.js';
 import { type PreparedModel, type PrepareOptions, prepareModel } from './prepare-model.js';
-import { buildPrompt } from './prompt.js';
+import { buildPrompt, type PromptFrame } from './prompt.js';
 import { GREEDY, type SamplingOptions } from './sampling.js';
-import type { PruneRequest, StageTimings, VisualAnswer } from './visual-query.js';
+import type { PruneRequest, StageTimings, VisualAnswer, VisualQuery } from './visual-query.js';
 
 export interface AnswerOptions {
   maxNewTokens: number;
   sampling?: SamplingOptions;
   prune?: PruneRequest;
+}
+
+/** One frame after the vision encoder: what a camera window holds instead of pixels. */
+export interface EncodedFrame {
+  index: number;
+  timestampS: number;
+  /** [tokens, visionHidden] feature-layer hidden states. */
+  features: Float32Array;
+  /** [tokens] patch saliency. */
+  saliency: Float32Array;
+  /** [tokens, visionHidden] feature-layer keys, when a method that reads them may run. */
+  keys?: Float32Array;
 }
 
 export interface Answer {
@@ -30,6 +42,11 @@ export interface Answer {
  * One model, ready to answer: the checkpoint's tokenizer, template and processor on this thread,
  * its graphs in the inference worker.
  */
+function checkQuestion(question: string): void {
+  if (question.trim() === '')
+    throw new UsageError('the question is empty', 'ask something about the video, e.g. "what colour is the square?"');
+}
+
 export class VlmPipeline {
   private constructor(
     readonly prepared: PreparedModel,
@@ -50,6 +67,7 @@ export class VlmPipeline {
     return this.prepared.checkpoint;
   }
 
+  /** Answers about frames: preprocessing and the vision encoder run first. */
   async answer(
     frames: readonly Frame[],
     question: string,
@@ -57,10 +75,56 @@ export class VlmPipeline {
     onText?: (delta: string) => void,
   ): Promise<Answer> {
     if (frames.length === 0) throw new UsageError('no frames to answer about', 'give a video or at least one image');
-    if (question.trim() === '')
-      throw new UsageError('the question is empty', 'ask something about the video, e.g. "what colour is the square?"');
-    const { config, tokenizer, chatTemplate, processor } = this.checkpoint;
+    checkQuestion(question);
     const t0 = performance.now();
+    const pixels = await this.preprocess(frames);
+    const preprocessMs = performance.now() - t0;
+    return this.run(frames, { pixels }, question, opts, preprocessMs, onText);
+  }
+
+  /**
+   * Runs preprocessing and the vision encoder on frames as they arrive (a camera), for answers later:
+   * keys are kept only when a pruning method that reads them (ViTCoP's VIC, VisionZip) may run.
+   */
+  async encode(frames: readonly Frame[], { keepKeys = true } = {}): Promise<EncodedFrame[]> {
+    const vision = await this.client.encode(await this.preprocess(frames), frames.length);
+    const n = vision.tokens;
+    const width = vision.features.length / (vision.frames * n);
+    return frames.map((f, i) => ({
+      index: f.index,
+      timestampS: f.timestampS,
+      features: vision.features.slice(i * n * width, (i + 1) * n * width),
+      saliency: vision.saliency.slice(i * n, (i + 1) * n),
+      ...(keepKeys ? { keys: vision.keys.slice(i * n * width, (i + 1) * n * width) } : {}),
+    }));
+  }
+
+  /** Answers about frames encoded earlier: the answer starts at the encoder-side pruning. */
+  async answerEncoded(
+    frames: readonly EncodedFrame[],
+    question: string,
+    opts: AnswerOptions,
+    onText?: (delta: string) => void,
+  ): Promise<Answer> {
+    if (frames.length === 0)
+      throw new UsageError('no frames to answer about yet', 'wait for the camera to deliver frames');
+    checkQuestion(question);
+    const n = this.checkpoint.config.tokensPerImage;
+    const width = frames[0].features.length / n;
+    const features = new Float32Array(frames.length * n * width);
+    const saliency = new Float32Array(frames.length * n);
+    const keys = new Float32Array(frames.length * n * width);
+    for (const [i, f] of frames.entries()) {
+      features.set(f.features, i * n * width);
+      saliency.set(f.saliency, i * n);
+      if (f.keys) keys.set(f.keys, i * n * width);
+    }
+    const encoded = { frames: frames.length, tokens: n, features, saliency, keys };
+    return this.run(frames, { encoded }, question, opts, 0, onText);
+  }
+
+  private async preprocess(frames: readonly Frame[]): Promise<Float32Array> {
+    const { config, processor } = this.checkpoint;
     const batch = await preprocessBatch(frames, processor);
     const size = config.vision.imageSize;
     if (batch.dims[2] !== size || batch.dims[3] !== size) {
@@ -70,8 +134,18 @@ export class VlmPipeline {
           'or add do_center_crop with crop_size to it',
       );
     }
-    const pixels = batch.data;
-    const preprocessMs = performance.now() - t0;
+    return batch.data;
+  }
+
+  private async run(
+    frames: readonly (PromptFrame & { index: number })[],
+    input: Pick<VisualQuery, 'pixels' | 'encoded'>,
+    question: string,
+    opts: AnswerOptions,
+    preprocessMs: number,
+    onText?: (delta: string) => void,
+  ): Promise<Answer> {
+    const { config, tokenizer, chatTemplate } = this.checkpoint;
     const prompt = buildPrompt(tokenizer, chatTemplate, config.imageTokenId, config.tokensPerImage, frames, question);
     const eosTokenIds = [
       ...new Set([...config.text.eosTokenIds, ...(tokenizer.eosTokenId === null ? [] : [tokenizer.eosTokenId])]),
@@ -81,7 +155,7 @@ export class VlmPipeline {
     let emitted = '';
     const result = await this.client.query(
       {
-        pixels,
+        ...input,
         frames: frames.length,
         promptIds: prompt.ids,
         imageSpans: prompt.imageSpans,

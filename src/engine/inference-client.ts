@@ -2,10 +2,11 @@ import { Worker } from 'node:worker_threads';
 import type { GraphManifest } from '../onnx/convert.js';
 import type { RuntimeOptions } from './ort-session.js';
 import type { VisualAnswer, VisualQuery } from './visual-query.js';
+import type { VisionOutputs } from './vlm-runner.js';
 import { deserializeError, type WorkerReply } from './worker-protocol.js';
 
 interface Pending {
-  resolve: (a: VisualAnswer) => void;
+  resolve: (value: VisualAnswer | VisionOutputs) => void;
   reject: (e: Error) => void;
   onToken?: (token: number) => void;
 }
@@ -46,13 +47,31 @@ export class InferenceClient {
   }
 
   query(query: VisualQuery, onToken?: (token: number) => void): Promise<VisualAnswer> {
+    return this.request<VisualAnswer>((id) => {
+      // The pixels are copied so the caller keeps its array; they are small next to the model.
+      const pixels = query.pixels?.slice();
+      this.worker.postMessage({ type: 'query', id, query: { ...query, pixels } }, pixels ? [pixels.buffer] : []);
+    }, onToken);
+  }
+
+  /** Runs the vision encoder alone on [frames, 3, H, W] pixels. */
+  encode(pixels: Float32Array, frames: number): Promise<VisionOutputs> {
+    return this.request<VisionOutputs>((id) => {
+      const copy = pixels.slice();
+      this.worker.postMessage({ type: 'encode', id, pixels: copy, frames }, [copy.buffer]);
+    });
+  }
+
+  /** Requests run one at a time, in the order they were made. */
+  private request<T extends VisualAnswer | VisionOutputs>(
+    send: (id: number) => void,
+    onToken?: (token: number) => void,
+  ): Promise<T> {
     const run = () =>
-      new Promise<VisualAnswer>((resolve, reject) => {
+      new Promise<T>((resolve, reject) => {
         const id = this.nextId++;
-        this.pending.set(id, { resolve, reject, onToken });
-        // The pixels are copied so the caller keeps its array; they are small next to the model.
-        const pixels = query.pixels.slice();
-        this.worker.postMessage({ type: 'query', id, query: { ...query, pixels } }, [pixels.buffer]);
+        this.pending.set(id, { resolve: (v) => resolve(v as T), reject, onToken });
+        send(id);
       });
     const result = this.tail.then(run, run);
     this.tail = result.catch(() => undefined);
@@ -67,6 +86,7 @@ export class InferenceClient {
   private onReply(msg: WorkerReply): void {
     if (msg.type === 'token') this.pending.get(msg.id)?.onToken?.(msg.token);
     else if (msg.type === 'answer') this.settle(msg.id)?.resolve(msg.answer);
+    else if (msg.type === 'encoded') this.settle(msg.id)?.resolve(msg.vision);
     else if (msg.type === 'error' && msg.id !== undefined) this.settle(msg.id)?.reject(deserializeError(msg.error));
   }
 

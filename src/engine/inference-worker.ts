@@ -1,13 +1,11 @@
 import { parentPort } from 'node:worker_threads';
 import { ModelError } from '../errors.js';
-import type { GraphManifest } from '../onnx/convert.js';
 import { createMethod } from '../prune/registry.js';
 import type { PruneMethod } from '../prune/types.js';
-import type { RuntimeOptions } from './ort-session.js';
 import { OrtPairwise } from './pairwise-kernel.js';
 import { runVisualQuery, type VisualQuery } from './visual-query.js';
 import { VlmRunner } from './vlm-runner.js';
-import { serializeError, type WorkerReply } from './worker-protocol.js';
+import { serializeError, type WorkerReply, type WorkerRequest } from './worker-protocol.js';
 
 /**
  * The inference thread: ONNX Runtime's `run` blocks its thread for the whole computation, so sessions
@@ -49,33 +47,33 @@ function methodFor(r: VlmRunner, q: VisualQuery): PruneMethod | undefined {
   return method;
 }
 
-port.on(
-  'message',
-  async (
-    msg:
-      | { type: 'open'; dir: string; manifest: GraphManifest; runtime: RuntimeOptions }
-      | { type: 'query'; id: number; query: VisualQuery }
-      | { type: 'close' },
-  ) => {
-    try {
-      if (msg.type === 'open') {
-        runner = await VlmRunner.open(msg.dir, msg.manifest, msg.runtime);
-        pairwise = new OrtPairwise(msg.runtime.threads);
-        reply({ type: 'opened' });
-      } else if (msg.type === 'query') {
-        if (!runner || !pairwise) throw new Error('query before open');
-        const method = methodFor(runner, msg.query);
-        const answer = await runVisualQuery(runner, msg.query, method, pairwise, (token) =>
-          reply({ type: 'token', id: msg.id, token }),
-        );
-        reply({ type: 'answer', id: msg.id, answer });
-      } else {
-        await runner?.release();
-        runner = undefined;
-        reply({ type: 'closed' });
-      }
-    } catch (err) {
-      reply({ type: 'error', id: 'id' in msg ? msg.id : undefined, error: serializeError(err) });
+port.on('message', async (msg: WorkerRequest) => {
+  try {
+    if (msg.type === 'open') {
+      runner = await VlmRunner.open(msg.dir, msg.manifest, msg.runtime);
+      pairwise = new OrtPairwise(msg.runtime.threads);
+      reply({ type: 'opened' });
+    } else if (msg.type === 'query') {
+      if (!runner || !pairwise) throw new Error('query before open');
+      const method = methodFor(runner, msg.query);
+      const answer = await runVisualQuery(runner, msg.query, method, pairwise, (token) =>
+        reply({ type: 'token', id: msg.id, token }),
+      );
+      reply({ type: 'answer', id: msg.id, answer });
+    } else if (msg.type === 'encode') {
+      if (!runner) throw new Error('encode before open');
+      const vision = await runner.encodeImages(msg.pixels, msg.frames);
+      reply({ type: 'encoded', id: msg.id, vision }, [
+        vision.features.buffer as ArrayBuffer,
+        vision.saliency.buffer as ArrayBuffer,
+        vision.keys.buffer as ArrayBuffer,
+      ]);
+    } else {
+      await runner?.release();
+      runner = undefined;
+      reply({ type: 'closed' });
     }
-  },
-);
+  } catch (err) {
+    reply({ type: 'error', id: 'id' in msg ? msg.id : undefined, error: serializeError(err) });
+  }
+});

@@ -2,7 +2,7 @@ import type { Pairwise, PruneMethod, StageResult } from '../prune/types.js';
 import { type Generated, type GenerationOptions, generateTokens } from './generate.js';
 import type { ImageSpan } from './prompt.js';
 import { applySlots, assemblePrompt, type IdRows, type PromptRows, pruneVisualRows } from './token-sequence.js';
-import type { VlmRunner } from './vlm-runner.js';
+import type { VisionOutputs, VlmRunner } from './vlm-runner.js';
 
 /** Which pruning method a query uses and at what budget (layer-averaged fraction of F·N). */
 export interface PruneRequest {
@@ -14,8 +14,10 @@ export interface PruneRequest {
 
 /** Everything the inference side needs for one answer; plain data, so it crosses to a worker thread. */
 export interface VisualQuery {
-  /** [frames, 3, H, W] preprocessed pixels. */
-  pixels: Float32Array;
+  /** [frames, 3, H, W] preprocessed pixels, or (`encoded`) the vision encoder's outputs computed earlier. */
+  pixels?: Float32Array;
+  /** The frames already encoded (a camera window): the query starts at the encoder-side pruning. */
+  encoded?: VisionOutputs;
   frames: number;
   promptIds: number[];
   imageSpans: ImageSpan[];
@@ -95,7 +97,7 @@ export async function runVisualQuery(
   };
 
   const t0 = performance.now();
-  const vision = await runner.encodeImages(q.pixels, q.frames);
+  const vision = await visionOutputs(runner, q);
   const N = vision.tokens;
   const base = { frames: q.frames, tokensPerFrame: N, ...grid };
   let features: IdRows = {
@@ -186,6 +188,18 @@ export async function runVisualQuery(
     segmentRows: prefill.segmentRows,
     kvBytes: runner.kvBytes(),
   };
+}
+
+/** The query's frames through the vision encoder, unless they come encoded. */
+async function visionOutputs(runner: VlmRunner, q: VisualQuery): Promise<VisionOutputs> {
+  if (q.encoded) {
+    if (q.encoded.frames !== q.frames) {
+      throw new Error(`a query of ${q.frames} frames came with ${q.encoded.frames} encoded frames`);
+    }
+    return q.encoded;
+  }
+  if (!q.pixels) throw new Error('a query needs pixels or encoded frames');
+  return runner.encodeImages(q.pixels, q.frames);
 }
 
 /** Layer-averaged and input budgets from the rows each segment actually processed. */

@@ -58,13 +58,27 @@ export class VlmRunner {
 
   static async open(dir: string, manifest: GraphManifest, runtime: RuntimeOptions): Promise<VlmRunner> {
     const load = (file: string) => createSession(join(dir, file), runtime);
-    const [vision, projector, embedder] = await Promise.all([
+    // Every load is settled before a failure is reported: a session still being created when the caller
+    // ends the worker thread aborts the process.
+    const loads = await Promise.allSettled([
       load(manifest.graphs.vision),
       load(manifest.graphs.projector),
       load(manifest.graphs.embed),
     ]);
+    const loaded = loads.flatMap((l) => (l.status === 'fulfilled' ? [l.value] : []));
+    const failed = loads.find((l) => l.status === 'rejected');
+    if (failed) {
+      await Promise.all(loaded.map((session) => session.release()));
+      throw failed.reason;
+    }
+    const [vision, projector, embedder] = loaded;
     const segments: Session[] = [];
-    for (const s of manifest.segments) segments.push(await load(s.file));
+    try {
+      for (const s of manifest.segments) segments.push(await load(s.file));
+    } catch (err) {
+      await Promise.all([...loaded, ...segments].map((session) => session.release()));
+      throw err;
+    }
     return new VlmRunner(manifest, vision, projector, embedder, segments);
   }
 

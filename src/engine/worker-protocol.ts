@@ -1,5 +1,8 @@
 import { ModelError, SieveError } from '../errors.js';
-import type { VisualAnswer } from './visual-query.js';
+import type { GraphManifest } from '../onnx/convert.js';
+import type { RuntimeOptions } from './ort-session.js';
+import type { VisualAnswer, VisualQuery } from './visual-query.js';
+import type { VisionOutputs } from './vlm-runner.js';
 
 export interface SerializedError {
   name: string;
@@ -14,7 +17,15 @@ export type WorkerReply =
   | { type: 'closed' }
   | { type: 'token'; id: number; token: number }
   | { type: 'answer'; id: number; answer: VisualAnswer }
+  | { type: 'encoded'; id: number; vision: VisionOutputs }
   | { type: 'error'; id?: number; error: SerializedError };
+
+/** What the main thread asks of the worker. */
+export type WorkerRequest =
+  | { type: 'open'; dir: string; manifest: GraphManifest; runtime: RuntimeOptions }
+  | { type: 'query'; id: number; query: VisualQuery }
+  | { type: 'encode'; id: number; pixels: Float32Array; frames: number }
+  | { type: 'close' };
 
 export function serializeError(err: unknown): SerializedError {
   if (err instanceof SieveError)
