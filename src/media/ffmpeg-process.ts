@@ -1,0 +1,85 @@
+/**
+ * The one place that runs ffmpeg and ffprobe through fluent-ffmpeg. Callers describe a command (inputs
+ * with their options, output options, a file or a pipe) and get its output, its end and a way to stop it.
+ */
+import type { Readable } from 'node:stream';
+import type { FfprobeData } from 'fluent-ffmpeg';
+import ffmpeg from 'fluent-ffmpeg';
+
+export interface FfmpegInput {
+  /** A file name, or a stream piped to ffmpeg's stdin. */
+  source: string | Readable;
+  /** Options for this input (they go before its -i). */
+  options?: readonly string[];
+}
+
+export interface FfmpegJob {
+  inputs: readonly FfmpegInput[];
+  /** Everything after the inputs: filters, maps, codecs, the format. */
+  outputOptions: readonly string[];
+  /** A file to write; without it the output goes to a pipe, read from `stdout`. */
+  outputFile?: string;
+  /** Every line ffmpeg writes to stderr, as it comes. */
+  onStderr?: (line: string) => void;
+}
+
+export interface FfmpegRun {
+  /** The piped output (nothing when writing a file). */
+  stdout: AsyncIterable<Buffer>;
+  /** Settles when ffmpeg has ended: undefined when it succeeded (or its piped output was closed), else why not. */
+  exit: Promise<Error | undefined>;
+  /** Kills ffmpeg (SIGKILL), also when it has not started yet. */
+  kill(): void;
+}
+
+/** Starts ffmpeg `binary` on a job. */
+export function runFfmpeg(binary: string, job: FfmpegJob): FfmpegRun {
+  // fluent-ffmpeg keeps the binary path in module-wide state: set it right before every command.
+  ffmpeg.setFfmpegPath(binary);
+  const command = ffmpeg();
+  for (const input of job.inputs) {
+    command.input(input.source);
+    if (input.options?.length) command.inputOptions([...input.options]);
+  }
+  command.outputOptions([...job.outputOptions]);
+  if (job.onStderr) command.on('stderr', job.onStderr);
+
+  let finished = false;
+  let cancelled = false;
+  const exit = new Promise<Error | undefined>((resolve) => {
+    command.on('end', () => resolve(undefined));
+    // fluent-ffmpeg reports a consumed output stream as an error; the caller's byte count decides instead.
+    command.on('error', (err: Error) => resolve(err.message === 'Output stream closed' ? undefined : err));
+  }).then((err) => {
+    finished = true;
+    return err;
+  });
+  // A kill before the process exists is a no-op in fluent-ffmpeg: repeat it once it starts.
+  command.on('start', () => {
+    if (cancelled) command.kill('SIGKILL');
+  });
+
+  let stdout: AsyncIterable<Buffer>;
+  if (job.outputFile !== undefined) {
+    command.save(job.outputFile);
+    stdout = (async function* () {})();
+  } else {
+    stdout = command.pipe() as AsyncIterable<Buffer>;
+  }
+  return {
+    stdout,
+    exit,
+    kill(): void {
+      cancelled = true;
+      if (!finished) command.kill('SIGKILL');
+    },
+  };
+}
+
+/** ffprobe `binary` on a file: its streams and format. */
+export function runFfprobe(binary: string, file: string, options: readonly string[]): Promise<FfprobeData> {
+  ffmpeg.setFfprobePath(binary);
+  return new Promise<FfprobeData>((resolve, reject) => {
+    ffmpeg.ffprobe(file, [...options], (err: unknown, d: FfprobeData) => (err ? reject(err) : resolve(d)));
+  });
+}
