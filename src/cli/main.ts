@@ -5,7 +5,9 @@ import { reportError } from './cli-output.js';
 import { registerConvertCommand } from './convert-command.js';
 import { registerDoctorCommand } from './doctor-command.js';
 import { registerEvalCommand } from './eval-command.js';
+import { registerServeCommand } from './serve-command.js';
 import { registerSynthCommand } from './synth-command.js';
+import { registerWatchCommand } from './watch-command.js';
 
 export function buildProgram(): Command {
   const program = new Command()
@@ -22,6 +24,8 @@ export function buildProgram(): Command {
   registerBenchCommand(program);
   registerDoctorCommand(program);
   registerEvalCommand(program);
+  registerServeCommand(program);
+  registerWatchCommand(program);
   for (const cmd of program.commands) cmd.exitOverride().showHelpAfterError('(run with --help for usage)');
   return program;
 }

@@ -29,8 +29,12 @@ const DOWNLOAD_HINT = 'download the complete checkpoint, e.g. `huggingface-cli d
 /** Loads a Hugging Face llava checkpoint folder. Close `weights` when done. */
 export function loadCheckpoint(dir: string): Checkpoint {
   const root = resolve(dir);
-  if (!existsSync(root) || !statSync(root).isDirectory()) {
-    throw new ModelError(`checkpoint folder ${root} does not exist`, DOWNLOAD_HINT);
+  if (!existsSync(root)) throw new ModelError(`checkpoint folder ${root} does not exist`, DOWNLOAD_HINT);
+  if (!statSync(root).isDirectory()) {
+    throw new ModelError(
+      `${root} is a file, not a checkpoint folder`,
+      '--model takes the folder that holds config.json, the *.safetensors and the tokenizer files',
+    );
   }
   for (const name of ['config.json', 'tokenizer.json', 'tokenizer_config.json']) {
     if (!existsSync(join(root, name))) throw new ModelError(`${join(root, name)} is missing`, DOWNLOAD_HINT);

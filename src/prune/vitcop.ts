@@ -7,6 +7,7 @@ import {
   vitcopPlan,
 } from './budget.js';
 import { bool, choice, num, type OptionValues, optionalNum, readOptions } from './options.js';
+import { rowCosine, squaredRowNorms } from './patch-similarity.js';
 import {
   gatherRows,
   keepRows,
@@ -53,17 +54,6 @@ interface Cluster {
   members: number[];
 }
 
-/** Squared L2 norm of every row of a row-major [rows, width] matrix. */
-function squaredRowNorms(x: Float32Array, width: number): Float64Array {
-  const squares = new Float64Array(x.length / width);
-  for (let r = 0; r < squares.length; r++) {
-    let s = 0;
-    for (let j = r * width; j < (r + 1) * width; j++) s += x[j] * x[j];
-    squares[r] = s;
-  }
-  return squares;
-}
-
 /**
  * Stage 0: a patch whose feature-layer state has cosine ≥ tau_static with the latest kept patch at the
  * same grid position (from an earlier frame) is a static copy and is dropped; the kept patch's time span
@@ -81,13 +71,7 @@ function staticFilter(signals: EncoderSignals, frames: number[][], tau: number, 
     const still: number[] = [];
     for (const r of rows) {
       const ref = latest[ids[r] % N];
-      if (f > 0 && ref >= 0) {
-        let dot = 0;
-        for (let j = 0, a = r * dv, b = ref * dv; j < dv; j++) dot += x[a + j] * x[b + j];
-        // Same summation order as the squares, so identical rows give exactly 1 and ties stay ties.
-        const scale = squares[r] * squares[ref];
-        similarity[r] = scale > 0 ? dot / Math.sqrt(scale) : 0;
-      }
+      if (f > 0 && ref >= 0) similarity[r] = rowCosine(x, r, x, ref, dv, squares[r], squares[ref]);
       (similarity[r] < tau ? moving : still).push(r);
     }
     const rescued = new Set(

@@ -1,0 +1,58 @@
+import { UsageError } from '../errors.js';
+import type { Checkpoint } from '../model/checkpoint.js';
+import { buildPrompt } from './prompt.js';
+
+export type PromptModel = Pick<Checkpoint, 'config' | 'tokenizer' | 'chatTemplate'>;
+
+export interface ContextFit {
+  /** The most of the requested frames whose prompt and answer fit the context. */
+  frames: number;
+  /** Positions the model has (max_position_embeddings). */
+  context: number;
+  /** Prompt tokens with that many frames. */
+  promptTokens: number;
+}
+
+/**
+ * How many frames a question can be asked about. Every visual token keeps its original position
+ * when pruned (methods.md §0), so the positions a prompt needs do not shrink with the pruning budget:
+ * the prompt with all its frames' tokens plus the longest answer must fit max_position_embeddings.
+ * `timestampsFor(k)` gives the timestamps the k frames would have (templates may print them).
+ */
+export function fitFramesToContext(
+  model: PromptModel,
+  question: string,
+  requested: number,
+  maxNewTokens: number,
+  timestampsFor: (frames: number) => readonly number[],
+): ContextFit {
+  const { config, tokenizer, chatTemplate } = model;
+  const context = config.text.maxPositionEmbeddings;
+  const promptTokens = (k: number) =>
+    buildPrompt(
+      tokenizer,
+      chatTemplate,
+      config.imageTokenId,
+      config.tokensPerImage,
+      timestampsFor(k).map((timestampS) => ({ timestampS })),
+      question,
+    ).ids.length;
+  const fits = (k: number) => promptTokens(k) + maxNewTokens <= context;
+  if (!fits(1)) {
+    const needed = promptTokens(1) + maxNewTokens;
+    throw new UsageError(
+      `the question is too long for this model: one frame, the question and ${maxNewTokens} answer tokens ` +
+        `need ${needed} positions, the model has ${context}`,
+      'shorten the question or lower --max-new-tokens',
+    );
+  }
+  // The prompt grows with every frame, so the largest k that fits is found by bisection.
+  let lo = 1;
+  let hi = requested;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (fits(mid)) lo = mid;
+    else hi = mid - 1;
+  }
+  return { frames: lo, context, promptTokens: promptTokens(lo) };
+}

@@ -1,0 +1,319 @@
+import { appendFileSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { pruningLayers } from '../cli/run-settings.js';
+import { type Answer, VlmPipeline } from '../engine/answer-pipeline.js';
+import { fitFramesToContext } from '../engine/context-fit.js';
+import type { RuntimeOptions } from '../engine/ort-session.js';
+import type { PruneRequest } from '../engine/visual-query.js';
+import { UsageError } from '../errors.js';
+import { configureFfmpeg } from '../media/ffmpeg-binaries.js';
+import { LiveSource } from '../media/live-source.js';
+import { createMethod, defaultBudget } from '../prune/registry.js';
+import { type CameraStatus, CameraStream } from './camera-stream.js';
+import { FolderWatch } from './folder-watch.js';
+import type { CameraConfig, PipelineConfig } from './pipeline-config.js';
+import { evenlySpaced, type WindowFrame } from './rolling-window.js';
+
+export interface WindowQuery {
+  question: string;
+  /** Only the last seconds of the window (default: all of it). */
+  windowS?: number;
+  maxFrames?: number;
+  method?: string;
+  budget?: number;
+}
+
+/** An answer about a camera's window, with where it came from. */
+export interface WindowAnswer {
+  camera: string;
+  question: string;
+  answer: string;
+  /** The frames the answer is about: stream time and wall-clock time they arrived. */
+  frames: { t: number; at: string }[];
+  /** Frames in the window that the context could not hold (the rest were spread evenly). */
+  framesLeftOut: number;
+  method: string;
+  budget: number;
+  tokens: {
+    prompt: number;
+    generated: number;
+    visual_input: number;
+    visual_layer_averaged: number;
+    stages: Answer['visualTokens']['stages'];
+  };
+  latency_ms: { prefill: number; generate: number; first_token: number; total: number };
+  model: string;
+}
+
+export interface DaemonOptions {
+  modelDir: string;
+  modelName: string;
+  runtime: RuntimeOptions;
+  log: (line: string) => void;
+}
+
+/**
+ * The camera daemon: one model, one stream per camera (source → vision encoder once per frame →
+ * rolling window), standing questions asked on the windows, and a watched folder of clips.
+ */
+export class Daemon {
+  readonly cameras = new Map<string, CameraStream>();
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private watch?: FolderWatch;
+  private stopping = false;
+
+  private constructor(
+    readonly pipeline: PipelineConfig,
+    readonly model: VlmPipeline,
+    private readonly options: DaemonOptions,
+  ) {}
+
+  /** Opens the model and starts every camera and the watch folder. A camera that never connects leaves the others running. */
+  static async start(pipeline: PipelineConfig, options: DaemonOptions): Promise<Daemon> {
+    configureFfmpeg({ ffmpegPath: pipeline.ffmpeg.ffmpeg_path, ffprobePath: pipeline.ffmpeg.ffprobe_path });
+    const runs = [...Object.values(pipeline.cameras).map((c) => pruneRequestOf(c.pruning, pipeline.generation.seed))];
+    if (pipeline.watch) runs.push(pruneRequestOf(pipeline.watch.pruning, pipeline.generation.seed));
+    const maxFrames = Math.max(
+      1,
+      ...Object.values(pipeline.cameras).map((c) => c.window.max_frames),
+      pipeline.watch?.frames ?? 1,
+    );
+    const model = await VlmPipeline.open(options.modelDir, {
+      dtype: pipeline.runtime.dtype,
+      runtime: options.runtime,
+      pruningLayers: pruningLayers(runs, maxFrames),
+    });
+    const daemon = new Daemon(pipeline, model, options);
+    for (const [name, camera] of Object.entries(pipeline.cameras)) daemon.startCamera(name, camera);
+    if (pipeline.watch) {
+      daemon.watch = new FolderWatch(pipeline.watch, model, {
+        generation: daemon.generation(),
+        prune: pruneRequestOf(pipeline.watch.pruning, pipeline.generation.seed),
+        modelName: options.modelName,
+        log: (line) => daemon.log('watch', line),
+      });
+      daemon.watch.start();
+    }
+    return daemon;
+  }
+
+  /** Answers a question about a camera's window (the frames encoded so far; no vision encoder runs). */
+  async ask(camera: string, query: WindowQuery): Promise<WindowAnswer> {
+    const stream = this.cameras.get(camera);
+    if (!stream) {
+      throw new UsageError(`unknown camera "${camera}"`, `cameras: ${[...this.cameras.keys()].join(', ') || 'none'}`);
+    }
+    const started = performance.now();
+    const config = this.pipeline.cameras[camera];
+    const window = stream.window.snapshot({ seconds: query.windowS, maxFrames: query.maxFrames });
+    if (window.length === 0) {
+      throw new UsageError(`camera ${camera} has no frames yet`, 'wait for its source to deliver frames');
+    }
+    const generation = this.generation();
+    const method = query.method ?? config.pruning.method;
+    const prune: PruneRequest = {
+      method,
+      budget: query.budget ?? (query.method ? undefined : config.pruning.budget) ?? defaultBudget(method),
+      options: config.pruning.options[method] ?? {},
+      seed: generation.sampling.seed,
+    };
+    const fit = fitFramesToContext(this.model.checkpoint, query.question, window.length, generation.maxNewTokens, (k) =>
+      evenlySpaced(window, k).map((f) => f.timestampS),
+    );
+    const frames = evenlySpaced(window, fit.frames);
+    if (this.needsKeys(method) && frames.some((f) => !f.keys)) {
+      throw new UsageError(
+        `${method} reads the vision encoder's keys, which camera ${camera} does not keep (its method is ${config.pruning.method})`,
+        `ask with a method that prunes after the encoder (e.g. divprune), or set the camera's pruning.method to ${method}`,
+      );
+    }
+    const answer = await this.track(
+      this.model.answerEncoded(frames, query.question, {
+        maxNewTokens: generation.maxNewTokens,
+        sampling: generation.sampling,
+        prune,
+      }),
+    );
+    return describeAnswer(
+      camera,
+      query.question,
+      answer,
+      frames,
+      window.length - frames.length,
+      prune,
+      this.options.modelName,
+      performance.now() - started,
+    );
+  }
+
+  status(): CameraStatus[] {
+    return [...this.cameras.values()].map((c) => c.status());
+  }
+
+  /** Stops the sources and the timers, lets answers in progress finish, then closes the model. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    for (const timer of this.timers) clearInterval(timer);
+    for (const camera of this.cameras.values()) camera.stop();
+    await this.watch?.stop();
+    await Promise.allSettled([...this.inFlight]);
+    await this.model.close();
+  }
+
+  private startCamera(name: string, camera: CameraConfig): void {
+    const { source, sampling } = camera;
+    const live = new LiveSource({
+      input:
+        source.type === 'images'
+          ? { type: 'images', path: source.path, intervalS: source.interval_s, loop: source.loop }
+          : source,
+      fps: sampling.fps,
+      shortestEdge: this.model.checkpoint.config.vision.imageSize,
+      reconnect: {
+        initialS: source.reconnect.initial_s,
+        maxS: source.reconnect.max_s,
+        jitter: source.reconnect.jitter,
+      },
+      stallS: source.stall_s,
+      connectTimeoutS: source.connect_timeout_s,
+      onEvent: (message) => this.log(name, message),
+    });
+    const keepKeys = this.needsKeys(camera.pruning.method);
+    const stream = new CameraStream(name, live, async (frame) => (await this.model.encode([frame], { keepKeys }))[0], {
+      window: {
+        seconds: camera.window.seconds,
+        maxFrames: camera.window.max_frames,
+        maxTokens: camera.window.max_tokens,
+        tokensPerFrame: this.model.checkpoint.config.tokensPerImage,
+      },
+      ...(sampling.change
+        ? {
+            change: {
+              tauStatic: sampling.change.tau_static,
+              staticFraction: sampling.change.static_fraction,
+              maxGapS: sampling.change.max_gap_s,
+            },
+          }
+        : {}),
+      onEvent: (event) => {
+        if (event.type === 'encode-error') this.log(name, `frame at ${event.t} s not encoded: ${event.message}`);
+        else if (event.type === 'ended') this.log(name, 'stream ended');
+        else if (event.type === 'dropped') this.countDrop(name, stream);
+      },
+    });
+    this.cameras.set(name, stream);
+    stream.start();
+    for (const standing of camera.questions) {
+      let running = false;
+      const timer = setInterval(() => {
+        if (running || stream.window.size === 0) return;
+        running = true;
+        this.ask(name, { question: standing.question })
+          .then((answer) => this.record(answer))
+          .catch((err: unknown) =>
+            this.log(name, `"${standing.question}" failed: ${err instanceof Error ? err.message : String(err)}`),
+          )
+          .finally(() => {
+            running = false;
+          });
+      }, standing.every_s * 1000);
+      this.timers.push(timer);
+    }
+  }
+
+  /** Drops are logged at most once per 10 s per camera, with the running count. */
+  private readonly lastDropLog = new Map<string, number>();
+  private countDrop(name: string, stream: CameraStream): void {
+    const now = performance.now();
+    if (now - (this.lastDropLog.get(name) ?? -Infinity) < 10_000) return;
+    this.lastDropLog.set(name, now);
+    this.log(name, `encoder busy: ${stream.status().frames.dropped} frame(s) dropped so far`);
+  }
+
+  private record(answer: WindowAnswer): void {
+    this.log(
+      answer.camera,
+      `${answer.question} → ${answer.answer} (${answer.frames.length} frames, ${answer.latency_ms.total} ms)`,
+    );
+    const file = this.pipeline.answers;
+    if (file) {
+      mkdirSync(dirname(file), { recursive: true });
+      appendFileSync(file, `${JSON.stringify({ at: new Date().toISOString(), ...answer })}\n`);
+    }
+  }
+
+  /** Whether `method` has an encoder stage, which reads the feature-layer keys (ViTCoP's VIC, VisionZip). */
+  private needsKeys(method: string): boolean {
+    if (method === 'none') return false;
+    const { config } = this.model.checkpoint;
+    const request = {
+      budget: 1,
+      frames: 1,
+      tokensPerFrame: config.tokensPerImage,
+      numLayers: config.text.numLayers,
+      seed: 0,
+    };
+    return createMethod(method, request).encoder !== undefined;
+  }
+
+  private generation() {
+    const g = this.pipeline.generation;
+    return { maxNewTokens: g.max_new_tokens, sampling: { temperature: g.temperature, topP: g.top_p, seed: g.seed } };
+  }
+
+  private track<T>(work: Promise<T>): Promise<T> {
+    this.inFlight.add(work);
+    void work.finally(() => this.inFlight.delete(work)).catch(() => undefined);
+    return work;
+  }
+
+  private log(who: string, message: string): void {
+    this.options.log(`${new Date().toISOString()} ${who}: ${message}`);
+  }
+}
+
+function pruneRequestOf(p: CameraConfig['pruning'], seed: number): PruneRequest {
+  return { method: p.method, budget: p.budget ?? defaultBudget(p.method), options: p.options[p.method] ?? {}, seed };
+}
+
+function describeAnswer(
+  camera: string,
+  question: string,
+  answer: Answer,
+  frames: readonly WindowFrame[],
+  framesLeftOut: number,
+  prune: PruneRequest,
+  model: string,
+  totalMs: number,
+): WindowAnswer {
+  const round = (x: number) => Math.round(x * 10) / 10;
+  const v = answer.visualTokens;
+  return {
+    camera,
+    question,
+    answer: answer.answer,
+    frames: frames.map((f) => ({
+      t: Math.round(f.timestampS * 1000) / 1000,
+      at: new Date(f.receivedAt).toISOString(),
+    })),
+    framesLeftOut,
+    method: prune.method,
+    budget: prune.budget,
+    tokens: {
+      prompt: answer.promptTokens,
+      generated: answer.generatedTokens,
+      visual_input: v.input,
+      visual_layer_averaged: round(v.layerAveraged),
+      stages: v.stages,
+    },
+    latency_ms: {
+      prefill: round(answer.timings.projectMs + answer.timings.prefillMs),
+      generate: round(answer.timings.generateMs),
+      first_token: round(answer.timings.firstTokenMs),
+      total: round(totalMs),
+    },
+    model,
+  };
+}

@@ -1,0 +1,218 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { z } from 'zod';
+import { parseYamlText, validateDocument } from '../config/load-config.js';
+import { ffmpegSchema, generationSchema, numeric, pruningSchema, runtimeSchema } from '../config/schema.js';
+import { UsageError } from '../errors.js';
+import { MAX_FRAMES } from '../media/frame.js';
+
+const seconds = numeric(z.number().positive());
+const flag = z.preprocess((v) => (v === 'true' ? true : v === 'false' ? false : v), z.boolean());
+
+/** How a source reconnects and when it counts as stalled; every source type has these. */
+const connection = {
+  /** First wait after a failure; doubles up to max_s, each wait ± jitter (a fraction) at random. */
+  reconnect: z
+    .object({
+      initial_s: seconds.default(1),
+      max_s: seconds.default(30),
+      jitter: numeric(z.number().min(0).max(1)).default(0.3),
+    })
+    .strict()
+    .prefault({}),
+  /** No frame for this long → the source restarts. */
+  stall_s: seconds.default(10),
+  /** Opening the stream (RTSP/HTTP handshake, first frame) may take this long. */
+  connect_timeout_s: seconds.default(10),
+};
+
+const sourceSchema = z.discriminatedUnion('type', [
+  z
+    .object({
+      type: z.literal('file'),
+      path: z.string().min(1),
+      /** Replay forever, as a live camera would run. */
+      loop: flag.default(false),
+      /** 1 = real time, 10 = ten times faster, 0 = as fast as it decodes. */
+      speed: numeric(z.number().min(0)).default(1),
+      ...connection,
+    })
+    .strict(),
+  z
+    .object({
+      type: z.literal('rtsp'),
+      url: z.string().regex(/^rtsps?:\/\//, 'an rtsp:// or rtsps:// URL'),
+      transport: z.enum(['tcp', 'udp']).default('tcp'),
+      ...connection,
+    })
+    .strict(),
+  z
+    .object({ type: z.literal('http'), url: z.string().regex(/^https?:\/\//, 'an http(s):// URL'), ...connection })
+    .strict(),
+  z.object({ type: z.literal('v4l2'), device: z.string().default('/dev/video0'), ...connection }).strict(),
+  z
+    .object({
+      type: z.literal('images'),
+      path: z.string().min(1),
+      /** A new image is looked for this often; each image is a frame shown at the time it was found. */
+      interval_s: seconds.default(1),
+      loop: flag.default(false),
+      ...connection,
+    })
+    .strict(),
+]);
+
+const samplingSchema = z
+  .object({
+    fps: numeric(z.number().positive().max(60)).default(1),
+    /**
+     * Change gate (ViTCoP Stage 0's test): a sampled frame whose patches are at least `static_fraction`
+     * static (cosine ≥ tau_static with the last kept frame's) is skipped.
+     */
+    change: z
+      .object({
+        tau_static: numeric(z.number().min(-1).max(1)).default(0.9),
+        static_fraction: numeric(z.number().gt(0).max(1)).default(0.95),
+        /** A frame is kept at least this often, however still the scene. */
+        max_gap_s: seconds.default(10),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict()
+  .prefault({});
+
+const windowSchema = z
+  .object({
+    /** Frames older than this leave the window. */
+    seconds: seconds.default(30),
+    max_frames: numeric(z.number().int().min(1).max(MAX_FRAMES)).default(16),
+    /** Visual tokens the window holds at most (frames × tokens per frame); default: no limit beyond max_frames. */
+    max_tokens: numeric(z.number().int().min(1)).optional(),
+  })
+  .strict()
+  .prefault({});
+
+const standingQuestion = z
+  .object({
+    question: z.string().trim().min(1, 'the question is empty'),
+    /** Asked on the window this often. */
+    every_s: seconds.default(10),
+  })
+  .strict();
+
+const cameraSchema = z
+  .object({
+    source: sourceSchema,
+    sampling: samplingSchema,
+    window: windowSchema,
+    pruning: pruningSchema,
+    questions: z.array(standingQuestion).default([]),
+  })
+  .strict();
+
+const watchSchema = z
+  .object({
+    /** Folder watched for new clips. */
+    folder: z.string().min(1),
+    extensions: z
+      .array(z.string().regex(/^\.\w+$/, 'an extension such as .mp4'))
+      .default(['.mp4', '.mkv', '.mov', '.webm', '.avi']),
+    questions: z.array(z.string().trim().min(1, 'the question is empty')).min(1, 'give at least one question'),
+    /** JSONL file every answer is appended to. */
+    output: z.string().min(1),
+    frames: numeric(z.number().int().min(1).max(MAX_FRAMES)).default(8),
+    pruning: pruningSchema,
+    /** Clips already in the folder when the daemon starts are answered too. */
+    existing: flag.default(true),
+  })
+  .strict();
+
+export const pipelineSchema = z
+  .object({
+    /** Checkpoint folder; relative paths start at the pipeline file's folder. */
+    model: z.string().optional(),
+    runtime: runtimeSchema,
+    ffmpeg: ffmpegSchema,
+    generation: generationSchema,
+    /** Applied to every camera; a camera's own keys override them key by key. */
+    defaults: z.record(z.string(), z.unknown()).optional(),
+    cameras: z
+      .record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'camera names are letters, digits, _ and -'), cameraSchema)
+      .default({}),
+    watch: watchSchema.optional(),
+    /** Standing answers go here as JSON lines (also logged); default: the log only. */
+    answers: z.string().optional(),
+  })
+  .strict()
+  .refine((p) => Object.keys(p.cameras).length > 0 || p.watch, 'a pipeline needs cameras or a watch folder');
+
+export type PipelineConfig = z.output<typeof pipelineSchema>;
+export type CameraConfig = PipelineConfig['cameras'][string];
+export type SourceConfig = CameraConfig['source'];
+export type WatchConfig = NonNullable<PipelineConfig['watch']>;
+
+const DEFAULTABLE = ['source', 'sampling', 'window', 'pruning', 'questions'];
+
+/**
+ * Reads a pipeline file: `defaults` merged into every camera (objects key by key, the camera's own
+ * values winning), ${VAR} substituted, everything validated with errors that name the file and key,
+ * and relative paths resolved against the file's folder.
+ */
+export function loadPipeline(file: string, env: NodeJS.ProcessEnv = process.env): PipelineConfig {
+  if (!existsSync(file)) {
+    throw new UsageError(
+      `pipeline file ${file} does not exist`,
+      'give a file from pipelines/, e.g. pipelines/demo.yaml',
+    );
+  }
+  const raw = parseYamlText(readFileSync(file, 'utf8'), file);
+  if (!isPlainObject(raw)) throw new UsageError(`${file}: expected keys (model, cameras, …) at the top level`);
+  const pipeline = validateDocument(withDefaults(raw, file), file, pipelineSchema, env, 'the pipelines section');
+  const base = dirname(resolve(file));
+  const at = (p: string) => (isAbsolute(p) || /^[a-z]+:\/\//.test(p) ? p : resolve(base, p));
+  if (pipeline.model) pipeline.model = at(pipeline.model);
+  if (pipeline.answers) pipeline.answers = at(pipeline.answers);
+  for (const camera of Object.values(pipeline.cameras)) {
+    if (camera.source.type === 'file' || camera.source.type === 'images') camera.source.path = at(camera.source.path);
+  }
+  if (pipeline.watch) {
+    pipeline.watch.folder = at(pipeline.watch.folder);
+    pipeline.watch.output = at(pipeline.watch.output);
+  }
+  return pipeline;
+}
+
+function withDefaults(raw: Record<string, unknown>, file: string): Record<string, unknown> {
+  const { defaults, cameras } = raw;
+  if (defaults === undefined || defaults === null) return raw;
+  if (!isPlainObject(defaults)) throw new UsageError(`${file}: defaults: expected a mapping`);
+  const unknown = Object.keys(defaults).filter((k) => !DEFAULTABLE.includes(k));
+  if (unknown.length) {
+    throw new UsageError(
+      `${file}: defaults.${unknown[0]}: not a camera key`,
+      `defaults may set ${DEFAULTABLE.join(', ')}`,
+    );
+  }
+  if (!isPlainObject(cameras)) return raw;
+  const merged = Object.fromEntries(
+    Object.entries(cameras).map(([name, camera]) => [
+      name,
+      isPlainObject(camera) ? deepMerge(defaults, camera) : camera,
+    ]),
+  );
+  return { ...raw, cameras: merged };
+}
+
+function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    const b = out[k];
+    out[k] = isPlainObject(b) && isPlainObject(v) ? deepMerge(b, v) : v;
+  }
+  return out;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
