@@ -306,7 +306,7 @@ function samplingCell(t: number, fps: number, frameS: number): number {
 
 /** ffmpeg scale filter: the shorter side down to `edge` (never up), aspect kept, as the processor resizes. */
 function shortestEdgeScale(edge: number): string {
-  return `scale=w='if(lte(iw,ih),min(iw,${edge}),-1)':h='if(lte(iw,ih),-1,min(ih,${edge}))'` + ':flags=bicubic';
+  return `scale=w='if(lte(iw,ih),min(iw,${edge}),-1)':h='if(lte(iw,ih),-1,min(ih,${edge}))':flags=bicubic`;
 }
 
 function inputUrl(input: Exclude<LiveInput, { type: 'images' }>): string {

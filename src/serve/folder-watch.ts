@@ -6,6 +6,7 @@ import type { VlmPipeline } from '../engine/answer-pipeline.js';
 import { fitFramesToContext } from '../engine/context-fit.js';
 import type { SamplingOptions } from '../engine/sampling.js';
 import type { PruneRequest } from '../engine/visual-query.js';
+import type { Frame } from '../media/frame.js';
 import { videoFrames } from '../media/sampler.js';
 import type { WatchConfig } from './pipeline-config.js';
 
@@ -96,7 +97,7 @@ export class FolderWatch {
         `${JSON.stringify({ at: new Date().toISOString(), clip: basename(file), ...record })}\n`,
       );
     };
-    let frames;
+    let frames: Frame[];
     try {
       const longest = this.config.questions.reduce((a, b) => (a.length >= b.length ? a : b));
       const fit = fitFramesToContext(
