@@ -1,11 +1,14 @@
 /**
  * Which ffmpeg and ffprobe every command runs: an explicit option, FFMPEG_PATH / FFPROBE_PATH, the PATH,
- * or the static builds shipped on npm; each one's version from `-version`.
+ * or the static builds shipped on npm; each one's version from `-version`, run once per binary and
+ * remembered (by path, size and modification time) in the user's cache folder, so that an answer starts
+ * no ffmpeg process besides the probe and the decode.
  */
 import { execFile } from 'node:child_process';
 import { constants as fsConstants } from 'node:fs';
-import { access, stat } from 'node:fs/promises';
+import { access, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { homedir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { MediaError, UsageError } from '../errors.js';
@@ -81,31 +84,53 @@ export function binaries(): Promise<Binaries> {
 }
 
 async function resolveAll(options: FfmpegOptions): Promise<Binaries> {
+  const cache = await readVersionCache();
   const [ff, fp] = await Promise.all([
-    resolveBinary(FFMPEG, options.ffmpegPath),
-    resolveBinary(FFPROBE, options.ffprobePath),
+    resolveBinary(FFMPEG, options.ffmpegPath, cache),
+    resolveBinary(FFPROBE, options.ffprobePath, cache),
   ]);
-  const lavf = Number(/libavformat\s+(\d+)\./.exec(ff.banner)?.[1] ?? 0);
-  return { ffmpeg: ff.binary, ffprobe: fp.binary, syncFlag: lavf >= 61 ? '-fps_mode' : '-vsync' };
+  if (cache.changed) await writeVersionCache(cache.entries);
+  return { ffmpeg: ff.binary, ffprobe: fp.binary, syncFlag: ff.lavf >= 61 ? '-fps_mode' : '-vsync' };
 }
 
-async function resolveBinary(tool: Tool, explicit: string | undefined) {
-  if (explicit === 'bundled') return runVersion(tool, bundledPath(tool), 'bundled');
-  if (explicit) return runVersion(tool, explicit, 'option');
+async function resolveBinary(tool: Tool, explicit: string | undefined, cache: VersionCache) {
+  if (explicit === 'bundled') return identify(tool, bundledPath(tool), 'bundled', cache);
+  if (explicit) return identify(tool, explicit, 'option', cache);
   const fromEnv = process.env[tool.env];
-  if (fromEnv) return runVersion(tool, fromEnv, 'env');
+  if (fromEnv) return identify(tool, fromEnv, 'env', cache);
   const onPath = await findOnPath(tool.name);
   if (onPath) {
     try {
-      return await runVersion(tool, onPath, 'path');
+      return await identify(tool, onPath, 'path', cache);
     } catch {
       // A broken binary on the PATH: the bundled one follows.
     }
   }
-  return runVersion(tool, bundledPath(tool), 'bundled');
+  return identify(tool, bundledPath(tool), 'bundled', cache);
 }
 
-async function runVersion(tool: Tool, file: string, source: BinarySource) {
+interface Identified {
+  binary: ResolvedBinary;
+  /** libavformat's major version (0 when the banner does not say). */
+  lavf: number;
+}
+
+/** A binary's version: from the cache when the file is the one seen before, else from `-version`. */
+async function identify(tool: Tool, file: string, source: BinarySource, cache: VersionCache): Promise<Identified> {
+  const st = await stat(file).catch(() => undefined);
+  const known = st?.isFile() ? cache.entries[file] : undefined;
+  if (st && known && known.size === st.size && known.mtimeMs === st.mtimeMs) {
+    return { binary: { path: file, source, version: known.version }, lavf: known.lavf };
+  }
+  const found = await runVersion(tool, file, source);
+  if (st?.isFile()) {
+    cache.entries[file] = { size: st.size, mtimeMs: st.mtimeMs, version: found.binary.version, lavf: found.lavf };
+    cache.changed = true;
+  }
+  return found;
+}
+
+async function runVersion(tool: Tool, file: string, source: BinarySource): Promise<Identified> {
   let banner: string;
   try {
     banner = (await execFileAsync(file, ['-version'], { timeout: 15_000 })).stdout;
@@ -124,7 +149,55 @@ async function runVersion(tool: Tool, file: string, source: BinarySource) {
     );
   }
   const version = /version\s+(\S+)/.exec(banner)?.[1] ?? 'unknown';
-  return { binary: { path: file, source, version } satisfies ResolvedBinary, banner };
+  const lavf = Number(/libavformat\s+(\d+)\./.exec(banner)?.[1] ?? 0);
+  return { binary: { path: file, source, version }, lavf };
+}
+
+interface CachedVersion {
+  size: number;
+  mtimeMs: number;
+  version: string;
+  lavf: number;
+}
+
+interface VersionCache {
+  entries: Record<string, CachedVersion>;
+  changed: boolean;
+}
+
+/** Where the versions are remembered: $XDG_CACHE_HOME/vlm-sieve (else ~/.cache/vlm-sieve). */
+export function versionCachePath(): string {
+  return path.join(process.env.XDG_CACHE_HOME || path.join(homedir(), '.cache'), 'vlm-sieve', 'ffmpeg-versions.json');
+}
+
+async function readVersionCache(): Promise<VersionCache> {
+  try {
+    const parsed: unknown = JSON.parse(await readFile(versionCachePath(), 'utf8'));
+    const entries: Record<string, CachedVersion> = {};
+    if (parsed && typeof parsed === 'object') {
+      for (const [file, v] of Object.entries(parsed as Record<string, Partial<CachedVersion>>)) {
+        if (typeof v?.size === 'number' && typeof v.mtimeMs === 'number' && typeof v.version === 'string') {
+          entries[file] = { size: v.size, mtimeMs: v.mtimeMs, version: v.version, lavf: Number(v.lavf) || 0 };
+        }
+      }
+    }
+    return { entries, changed: false };
+  } catch {
+    return { entries: {}, changed: false }; // none yet, or unreadable: ask the binaries
+  }
+}
+
+/** Best effort: a read-only home only means `-version` runs again next time. */
+async function writeVersionCache(entries: Record<string, CachedVersion>): Promise<void> {
+  const file = versionCachePath();
+  const temp = `${file}.${process.pid}.tmp`;
+  try {
+    await mkdir(path.dirname(file), { recursive: true });
+    await writeFile(temp, `${JSON.stringify(entries, null, 1)}\n`);
+    await rename(temp, file);
+  } catch {
+    // not cached
+  }
 }
 
 async function findOnPath(name: string): Promise<string | undefined> {

@@ -37,6 +37,7 @@ export function runFfmpeg(binary: string, job: FfmpegJob): FfmpegRun {
   // fluent-ffmpeg keeps the binary path in module-wide state: set it right before every command.
   ffmpeg.setFfmpegPath(binary);
   const command = ffmpeg();
+  skipCapabilityChecks(command);
   for (const input of job.inputs) {
     command.input(input.source);
     if (input.options?.length) command.inputOptions([...input.options]);
@@ -74,6 +75,21 @@ export function runFfmpeg(binary: string, job: FfmpegJob): FfmpegRun {
       if (!finished) command.kill('SIGKILL');
     },
   };
+}
+
+/**
+ * fluent-ffmpeg runs `ffmpeg -formats` and `ffmpeg -encoders` before the first command of every process,
+ * to check the names it was given and to add `-strict experimental` for experimental encoders: two more
+ * processes per answer (70 ms each for a dynamically linked ffmpeg, seconds on a loaded machine). We pass
+ * codecs and formats as plain options, ffmpeg checks them itself, and its errors are reported anyway.
+ */
+function skipCapabilityChecks(command: ffmpeg.FfmpegCommand): void {
+  const internals = command as unknown as {
+    _checkCapabilities: (done: (err?: Error) => void) => void;
+    availableEncoders: (done: (err: Error | null, encoders: Record<string, never>) => void) => void;
+  };
+  internals._checkCapabilities = (done) => done();
+  internals.availableEncoders = (done) => done(null, {});
 }
 
 /** ffprobe `binary` on a file: its streams and format. */

@@ -1,10 +1,8 @@
 /** Test videos whose frames say which frame they are: 8 black/white blocks along the top spell the frame number. */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import type { EncodeOptions } from '../../src/media/ffmpeg.js';
 import { encodeVideo } from '../../src/media/ffmpeg.js';
 import type { RgbImage } from '../../src/media/frame.js';
+import { scratchDir } from '../helpers/temp-dir.js';
 
 export const WIDTH = 160;
 export const HEIGHT = 120;
@@ -73,7 +71,7 @@ export async function writeSyntheticVideo(
   return file;
 }
 
-export async function tempDir(): Promise<{ dir: string; remove: () => Promise<void> }> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'sieve-media-'));
-  return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
+/** A temp folder removed after the suite that asked for it (see test/helpers/temp-dir.ts). */
+export function tempDir(): Promise<{ dir: string; remove: () => Promise<void> }> {
+  return scratchDir('media');
 }
