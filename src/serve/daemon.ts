@@ -249,13 +249,17 @@ export class Daemon {
     if (method === 'none') return false;
     const { config } = this.model.checkpoint;
     const request = {
-      budget: 1,
-      frames: 1,
+      budget: defaultBudget(method),
+      frames: 8,
       tokensPerFrame: config.tokensPerImage,
       numLayers: config.text.numLayers,
       seed: 0,
     };
-    return createMethod(method, request).encoder !== undefined;
+    try {
+      return createMethod(method, request).encoder !== undefined;
+    } catch {
+      return true; // cannot tell at this size: keep the keys rather than fail a query later
+    }
   }
 
   private generation() {
