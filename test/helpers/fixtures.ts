@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ffmpegBinaries } from '../../src/media/ffmpeg.js';
@@ -7,8 +7,17 @@ import { writeRandomCheckpoint } from '../../src/model/random-checkpoint.js';
 
 export const REPO_ROOT = join(import.meta.dirname, '..', '..', '..');
 
+const created: string[] = [];
+// Every folder made here goes when the test file's process ends (node --test runs each file in its own).
+process.on('exit', () => {
+  for (const dir of created) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A fresh folder under the system temp folder, removed with everything in it when the test file ends. */
 export function tempDir(prefix: string): string {
-  return mkdtempSync(join(tmpdir(), `sieve-${prefix}-`));
+  const dir = mkdtempSync(join(tmpdir(), `sieve-${prefix}-`));
+  created.push(dir);
+  return dir;
 }
 
 /** A small random llava checkpoint (CLIP 64 px / patch 16 + 4-layer Llama with GQA) in a fresh folder. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -8,6 +8,7 @@ import { ModelError } from '../../src/errors.js';
 import { loadCheckpoint } from '../../src/model/checkpoint.js';
 import { type RandomCheckpointSpec, writeRandomCheckpoint } from '../../src/model/random-checkpoint.js';
 import { openWeights } from '../../src/model/safetensors.js';
+import { tempDir } from '../helpers/fixtures.js';
 import { maxRelativeError } from '../helpers/numeric.js';
 import { LlavaReference } from '../reference/llava-reference.js';
 
@@ -39,7 +40,7 @@ function fixtureSpec(vision: 'clip' | 'siglip', text: 'llama' | 'qwen2'): Random
 }
 
 function write(spec: RandomCheckpointSpec): string {
-  const dir = mkdtempSync(join(tmpdir(), 'sieve-ckpt-'));
+  const dir = tempDir('ckpt');
   writeRandomCheckpoint(dir, spec);
   return dir;
 }
@@ -186,7 +187,7 @@ describe('loadCheckpoint', () => {
     );
     ckpt.weights.close();
 
-    const cachePath = join(mkdtempSync(join(tmpdir(), 'sieve-hash-')), 'hashes.json');
+    const cachePath = join(tempDir('hash'), 'hashes.json');
     const hashes = await ckpt.hashSourceFiles(cachePath);
     const direct = createHash('sha256')
       .update(readFileSync(join(dir, 'config.json')))

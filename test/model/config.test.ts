@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ModelError } from '../../src/errors.js';
 import { readVlmConfig } from '../../src/model/config.js';
+import { tempDir } from '../helpers/fixtures.js';
 
 const FIXTURES = join(import.meta.dirname, '../../../test/fixtures/hf-reference');
 
@@ -16,7 +16,7 @@ function fixtureConfig(name: string): Json & { text_config: Json; vision_config:
 }
 
 function dirWith(config: unknown, generation?: unknown): string {
-  const dir = mkdtempSync(join(tmpdir(), 'sieve-config-'));
+  const dir = tempDir('config');
   writeFileSync(join(dir, 'config.json'), typeof config === 'string' ? config : JSON.stringify(config));
   if (generation !== undefined) writeFileSync(join(dir, 'generation_config.json'), JSON.stringify(generation));
   return dir;
@@ -186,7 +186,7 @@ describe('readVlmConfig', () => {
   it('reports malformed JSON and a missing config.json with the path', () => {
     const dir = dirWith('{"model_type": "llava",');
     throwsModelError(() => readVlmConfig(dir), join(dir, 'config.json'), 'not valid JSON');
-    const empty = mkdtempSync(join(tmpdir(), 'sieve-config-'));
+    const empty = tempDir('config');
     throwsModelError(() => readVlmConfig(empty), join(empty, 'config.json'), 'missing');
     throwsModelError(() => readVlmConfig(dirWith('[1, 2]')), 'JSON object');
   });

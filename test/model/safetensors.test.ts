@@ -1,15 +1,11 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ModelError } from '../../src/errors.js';
 import { openWeights, SafetensorsFile } from '../../src/model/safetensors.js';
 import { type FloatDtype, float32BitsToFloat16, writeSafetensors } from '../../src/model/safetensors-writer.js';
-
-function tempDir(): string {
-  return mkdtempSync(join(tmpdir(), 'sieve-st-'));
-}
+import { tempDir } from '../helpers/fixtures.js';
 
 function bitsOf(x: number): number {
   return new Uint32Array(Float32Array.of(x).buffer)[0]!;
@@ -27,7 +23,7 @@ const SPECIAL = Float32Array.of(0, -0, 1, -2.5, 65504, 1e-7, -6e-8, Math.PI, Inf
 
 describe('safetensors', () => {
   it('round-trips F32 exactly and F16/BF16 within their precision, special values included', () => {
-    const dir = tempDir();
+    const dir = tempDir('st');
     const random = Float32Array.from({ length: 1000 }, (_, i) => (Math.sin(i * 12.9898) * 43758.5453) % 8);
     for (const dtype of ['F32', 'F16', 'BF16'] as FloatDtype[]) {
       writeSafetensors(join(dir, `${dtype}.safetensors`), [
@@ -70,7 +66,7 @@ describe('safetensors', () => {
   });
 
   it('writes a header transformers can read: sorted names, 8-byte aligned, metadata, chunked data', () => {
-    const dir = tempDir();
+    const dir = tempDir('st');
     const path = join(dir, 'm.safetensors');
     writeSafetensors(path, [
       { name: 'b', shape: [3], data: Float32Array.of(1, 2, 3) },
@@ -100,7 +96,7 @@ describe('safetensors', () => {
   });
 
   it('rejects a wrong number of values and leaves no file behind', () => {
-    const path = join(tempDir(), 'model.safetensors');
+    const path = join(tempDir('st'), 'model.safetensors');
     assert.throws(
       () => writeSafetensors(path, [{ name: 'x', shape: [4], data: Float32Array.of(1, 2, 3) }]),
       /got 3 values/,
@@ -110,7 +106,7 @@ describe('safetensors', () => {
   });
 
   it('reads sharded checkpoints through the index', () => {
-    const dir = tempDir();
+    const dir = tempDir('st');
     writeSafetensors(join(dir, 'model-00001-of-00002.safetensors'), [
       { name: 'a.weight', shape: [2], dtype: 'F16', data: Float32Array.of(1, 2) },
     ]);
@@ -141,7 +137,7 @@ describe('safetensors', () => {
   });
 
   it('a truncated or corrupt file is a ModelError naming the file', () => {
-    const dir = tempDir();
+    const dir = tempDir('st');
     const path = join(dir, 'model.safetensors');
     writeSafetensors(path, [{ name: 'w', shape: [64, 64], data: new Float32Array(4096).fill(0.5) }]);
     truncateSync(path, 8000);
@@ -161,7 +157,7 @@ describe('safetensors', () => {
   });
 
   it('without weights says what to download; pytorch .bin is named as unsupported', () => {
-    const dir = tempDir();
+    const dir = tempDir('st');
     assertModelError(() => openWeights(dir), 'model.safetensors');
     writeFileSync(join(dir, 'pytorch_model.bin'), 'x');
     assert.throws(

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ModelError } from '../../src/errors.js';
@@ -9,6 +8,7 @@ import { readVlmConfig } from '../../src/model/config.js';
 import { readProcessorConfig } from '../../src/model/processor-config.js';
 import { type RandomCheckpointSpec, writeRandomCheckpoint } from '../../src/model/random-checkpoint.js';
 import { loadTokenizer } from '../../src/model/tokenizer.js';
+import { tempDir } from '../helpers/fixtures.js';
 
 const SPEC: RandomCheckpointSpec = {
   vision: {
@@ -33,7 +33,7 @@ const SPEC: RandomCheckpointSpec = {
 };
 
 function randomDir(spec: RandomCheckpointSpec = SPEC): string {
-  const dir = mkdtempSync(join(tmpdir(), 'sieve-tok-'));
+  const dir = tempDir('tok');
   writeRandomCheckpoint(dir, spec);
   return dir;
 }

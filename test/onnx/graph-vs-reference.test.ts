@@ -1,7 +1,4 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DEFAULT_RUNTIME } from '../../src/engine/ort-session.js';
 import { argmax } from '../../src/engine/sampling.js';
@@ -9,6 +6,7 @@ import { VlmRunner } from '../../src/engine/vlm-runner.js';
 import { type Checkpoint, loadCheckpoint } from '../../src/model/checkpoint.js';
 import { type RandomCheckpointSpec, writeRandomCheckpoint } from '../../src/model/random-checkpoint.js';
 import { convertCheckpoint } from '../../src/onnx/convert.js';
+import { tempDir } from '../helpers/fixtures.js';
 import { maxRelativeError } from '../helpers/numeric.js';
 import { LlavaReference } from '../reference/llava-reference.js';
 
@@ -68,7 +66,7 @@ function randomPixels(n: number, seed: number): Float32Array {
 }
 
 async function openRunner(ckpt: Checkpoint, boundaries: number[]): Promise<VlmRunner> {
-  const out = mkdtempSync(join(tmpdir(), 'sieve-graphs-'));
+  const out = tempDir('graphs');
   const { dir, manifest } = await convertCheckpoint(ckpt, { outDir: out, boundaries });
   return VlmRunner.open(dir, manifest, DEFAULT_RUNTIME);
 }
@@ -82,7 +80,7 @@ for (const [name, spec] of Object.entries(SPECS)) {
     const frames = 2;
 
     before(async () => {
-      const dir = mkdtempSync(join(tmpdir(), 'sieve-ckpt-'));
+      const dir = tempDir('ckpt');
       writeRandomCheckpoint(dir, spec);
       ckpt = loadCheckpoint(dir);
       ref = new LlavaReference(ckpt.config, ckpt.weights);

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { DEFAULT_RUNTIME } from '../../src/engine/ort-session.js';
@@ -9,6 +8,7 @@ import { VlmRunner } from '../../src/engine/vlm-runner.js';
 import { readVlmConfig } from '../../src/model/config.js';
 import { openWeights } from '../../src/model/safetensors.js';
 import { convertCheckpoint } from '../../src/onnx/convert.js';
+import { tempDir } from '../helpers/fixtures.js';
 import { flatten, maxRelativeError } from '../helpers/numeric.js';
 
 const FIXTURES = join(import.meta.dirname, '../../../test/fixtures/hf-reference');
@@ -30,7 +30,7 @@ async function runFixture(name: string, boundaries: number[]) {
   const ref = JSON.parse(readFileSync(join(dir, 'reference_output.json'), 'utf8')) as Reference;
   const config = readVlmConfig(dir);
   const weights = openWeights(dir);
-  const out = mkdtempSync(join(tmpdir(), 'sieve-parity-'));
+  const out = tempDir('parity');
   const { dir: graphDir, manifest } = await convertCheckpoint(
     { dir, config, weights, hashSourceFiles: async () => ({}) },
     { outDir: out, boundaries },
