@@ -1,9 +1,10 @@
 /**
- * The one place that runs ffmpeg and ffprobe through fluent-ffmpeg. Callers describe a command (inputs
+ * The one place that runs ffmpeg (through fluent-ffmpeg) and ffprobe (directly: fluent-ffmpeg's parser
+ * drops the packet lists the frame plan reads). Callers describe a command (inputs
  * with their options, output options, a file or a pipe) and get its output, its end and a way to stop it.
  */
+import { execFile } from 'node:child_process';
 import type { Readable } from 'node:stream';
-import type { FfprobeData } from 'fluent-ffmpeg';
 import ffmpeg from 'fluent-ffmpeg';
 
 export interface FfmpegInput {
@@ -92,10 +93,21 @@ function skipCapabilityChecks(command: ffmpeg.FfmpegCommand): void {
   internals.availableEncoders = (done) => done(null, {});
 }
 
-/** ffprobe `binary` on a file: its streams and format. */
-export function runFfprobe(binary: string, file: string, options: readonly string[]): Promise<FfprobeData> {
-  ffmpeg.setFfprobePath(binary);
-  return new Promise<FfprobeData>((resolve, reject) => {
-    ffmpeg.ffprobe(file, [...options], (err: unknown, d: FfprobeData) => (err ? reject(err) : resolve(d)));
+export type FfprobeResult =
+  | { ok: true; stdout: string }
+  | { ok: false; signal?: string; stderr: string; message: string };
+
+/** Runs ffprobe `binary` with these arguments; its output, or how it failed. */
+export function runFfprobe(binary: string, args: readonly string[]): Promise<FfprobeResult> {
+  return new Promise((resolve) => {
+    execFile(binary, [...args], { maxBuffer: 256 * 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
+      if (!err) return resolve({ ok: true, stdout });
+      resolve({
+        ok: false,
+        ...(err.signal ? { signal: err.signal } : {}),
+        stderr: String(stderr),
+        message: err.message,
+      });
+    });
   });
 }

@@ -7,33 +7,38 @@
 import type { MonoTypeOperatorFunction } from 'rxjs';
 import { defer, filter, map, Observable } from 'rxjs';
 import { UsageError } from '../errors.js';
-import type { DecodeOptions, VideoInfo } from './ffmpeg.js';
-import { decodeFrames } from './ffmpeg.js';
 import type { Frame } from './frame.js';
+import { type DecodeOptions, decodeFrames } from './frame-decoder.js';
+import { type DecodePlan, type DecodeStrategy, planSamples, type Sampling } from './frame-plan.js';
+import type { ProbedVideo } from './probe.js';
 
-/** N frames spread evenly over the whole video, or frames at a fixed rate. */
-export type Sampling = { frames: number } | { fps: number };
+export type { Sampling } from './frame-plan.js';
+export { uniformTimestamps } from './frame-plan.js';
 
-/** `count` timestamps at the centres of `count` equal segments of [startS, startS + durationS]. */
-export function uniformTimestamps(count: number, durationS: number, startS = 0): number[] {
-  if (!Number.isInteger(count) || count < 1)
-    throw new UsageError(`frame count must be a whole number ≥ 1, got ${count}`);
-  return Array.from({ length: count }, (_, i) => startS + ((i + 0.5) * durationS) / count);
+/** A sampling, or the exact timestamps to decode (seconds on the file's timeline, e.g. a plan's `used`). */
+export type FrameRequest = Sampling | { timestamps: readonly number[] };
+
+export interface VideoFramesOptions {
+  /** At most this many frames (default and ceiling MAX_FRAMES): a longer sampling is thinned evenly (planSamples). */
+  maxFrames?: number;
+  /** Scale every frame to exactly this size. */
+  size?: { width: number; height: number };
+  /** auto (default), linear or seek. */
+  strategy?: DecodeStrategy;
+  /** The file's probe (probeVideo), when the caller has made it: not probed again. */
+  probed?: ProbedVideo;
+  /** Told the decode plan before decoding starts. */
+  onPlan?: (plan: DecodePlan) => void;
 }
 
-/** Sampled frames of a video file; unsubscribing stops ffmpeg. */
-export function videoFrames(
-  file: string,
-  sampling: Sampling,
-  options: { size?: { width: number; height: number } } = {},
-): Observable<Frame> {
+/** Sampled frames of a video file, in time order; unsubscribing stops ffmpeg. */
+export function videoFrames(file: string, request: FrameRequest, options: VideoFramesOptions = {}): Observable<Frame> {
   return new Observable<Frame>((subscriber) => {
     const abort = new AbortController();
+    const { maxFrames, ...rest } = options;
     const decode: DecodeOptions = {
-      ...options,
-      ...('frames' in sampling
-        ? { timestamps: (v: VideoInfo) => uniformTimestamps(sampling.frames, v.durationS, v.startS) }
-        : { fps: sampling.fps }),
+      ...rest,
+      timestamps: 'timestamps' in request ? request.timestamps : (video) => planSamples(video, request, maxFrames).used,
       signal: abort.signal,
     };
     void (async () => {

@@ -20,6 +20,8 @@ export interface EncodeOptions {
   pixelFormat?: 'yuv444p' | 'yuv420p';
   /** Constant quality for libx264/libx265: lower is better and bigger. Default 18. */
   crf?: number;
+  /** At most this many frames between keyframes (default: the encoder's, 250 for libx264). */
+  keyframeInterval?: number;
 }
 
 /** Encodes RGB frames (all of one size) to an H.264 MP4 with the index at the front. */
@@ -27,7 +29,7 @@ export async function encodeVideo(
   frames: Iterable<RgbImage> | AsyncIterable<RgbImage>,
   options: EncodeOptions,
 ): Promise<{ frameCount: number }> {
-  const { fps, out, codec = 'libx264', pixelFormat = 'yuv444p', crf = 18 } = options;
+  const { fps, out, codec = 'libx264', pixelFormat = 'yuv444p', crf = 18, keyframeInterval } = options;
   if (!(Number.isFinite(fps) && fps > 0)) throw new UsageError(`frame rate must be a positive number, got ${fps}`);
   const source = (async function* () {
     yield* frames;
@@ -89,6 +91,7 @@ export async function encodeVideo(
       `scale=out_color_matrix=bt601:out_range=tv,format=${pixelFormat}`,
       '-crf',
       String(crf),
+      ...(keyframeInterval ? ['-g', String(keyframeInterval)] : []),
       '-colorspace',
       'smpte170m',
       '-color_primaries',
