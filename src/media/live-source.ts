@@ -114,7 +114,13 @@ export class LiveSource {
       if (this.stopped) break;
       offsetS += outcome.lastS === undefined ? 0 : outcome.lastS + outcome.frameS;
       const finite = input.type === 'file' || input.type === 'images';
-      if (outcome.error === undefined && finite) {
+      // A file that played (damaged parts are skipped by ffmpeg, and noted) is over; one that could not be
+      // opened is tried again, as a camera would be (it may be copied in later).
+      if (finite && (outcome.error === undefined || outcome.lastS !== undefined)) {
+        if (outcome.error) {
+          this.lastError = { message: outcome.error, at: new Date().toISOString() };
+          this.options.onEvent?.(`played with errors: ${outcome.error}`);
+        }
         if (input.loop) continue;
         this.state = 'ended';
         this.options.onEvent?.('source ended');
@@ -146,7 +152,10 @@ export class LiveSource {
   ): Promise<{ error?: string; lastS?: number; frameS: number }> {
     const { ffmpeg } = await binaries();
     const problems: string[] = [];
-    const shown: { t: number; width: number; height: number }[] = [];
+    /** showinfo's description of output frame n (a line garbled by other threads' log lines is missing). */
+    const shown = new Map<number, { t: number; width: number; height: number }>();
+    let lastShown = -1;
+    let previous: { t: number; width: number; height: number } | undefined;
     let timeBase: number | undefined;
     let wake: (() => void) | undefined;
     const edge = this.options.shortestEdge;
@@ -169,10 +178,11 @@ export class LiveSource {
         if (line.includes('Parsed_showinfo_')) {
           const tb = /config in time_base:\s*(\d+)\/(\d+)/.exec(line);
           if (tb && Number(tb[2]) > 0) timeBase = Number(tb[1]) / Number(tb[2]);
-          const m = /\bpts:\s*(-?\d+|NOPTS)\s+pts_time:(\S+).*?\bs:(\d+)x(\d+)/.exec(line);
+          const m = /\bn:\s*(\d+)\s+pts:\s*(-?\d+|NOPTS)\s+pts_time:(\S+).*?\bs:(\d+)x(\d+)/.exec(line);
           if (m) {
-            const t = m[1] !== 'NOPTS' && timeBase !== undefined ? Number(m[1]) * timeBase : Number(m[2]);
-            shown.push({ t: Number.isFinite(t) ? t : 0, width: Number(m[3]), height: Number(m[4]) });
+            const t = m[2] !== 'NOPTS' && timeBase !== undefined ? Number(m[2]) * timeBase : Number(m[3]);
+            lastShown = Number(m[1]);
+            shown.set(lastShown, { t, width: Number(m[4]), height: Number(m[5]) });
             wake?.();
           }
         } else if (isErrorLine(line)) {
@@ -182,6 +192,11 @@ export class LiveSource {
       },
     });
     this.stopCurrent = () => run.kill();
+    let exited = false;
+    void run.exit.then(() => {
+      exited = true;
+      wake?.();
+    });
 
     let failure: string | undefined;
     let lastFrameAt = performance.now();
@@ -206,8 +221,13 @@ export class LiveSource {
       for await (const chunk of run.stdout) {
         let off = 0;
         while (off < chunk.length) {
-          while (shown.length <= decoded) await new Promise<void>((r) => (wake = r));
-          const info = shown[decoded];
+          while (lastShown < decoded && !exited) await new Promise<void>((r) => (wake = r));
+          const estimated = previous && { ...previous, t: previous.t + frameS };
+          const described = shown.get(decoded);
+          const info = described && Number.isFinite(described.t) ? described : estimated;
+          shown.delete(decoded);
+          previous = info;
+          if (!info) return { error: 'ffmpeg sent pixels for an unannounced frame', lastS, frameS };
           buf ??= new Uint8Array(info.width * info.height * 3);
           const n = Math.min(buf.length - filled, chunk.length - off);
           buf.set(chunk.subarray(off, off + n), filled);

@@ -6,6 +6,7 @@ import { ffmpegSchema, generationSchema, numeric, pruningSchema, runtimeSchema }
 import { UsageError } from '../errors.js';
 import { MAX_FRAMES } from '../media/frame.js';
 
+const CAMERA_NAME = /^[A-Za-z0-9_-]+$/;
 const seconds = numeric(z.number().positive());
 const flag = z.preprocess((v) => (v === 'true' ? true : v === 'false' ? false : v), z.boolean());
 
@@ -137,9 +138,7 @@ export const pipelineSchema = z
     generation: generationSchema,
     /** Applied to every camera; a camera's own keys override them key by key. */
     defaults: z.record(z.string(), z.unknown()).optional(),
-    cameras: z
-      .record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'camera names are letters, digits, _ and -'), cameraSchema)
-      .default({}),
+    cameras: z.record(z.string().regex(CAMERA_NAME), cameraSchema).default({}),
     watch: watchSchema.optional(),
     /** Standing answers go here as JSON lines (also logged); default: the log only. */
     answers: z.string().optional(),
@@ -185,6 +184,13 @@ export function loadPipeline(file: string, env: NodeJS.ProcessEnv = process.env)
 
 function withDefaults(raw: Record<string, unknown>, file: string): Record<string, unknown> {
   const { defaults, cameras } = raw;
+  for (const name of isPlainObject(cameras) ? Object.keys(cameras) : []) {
+    if (!CAMERA_NAME.test(name)) {
+      throw new UsageError(
+        `${file}: cameras.${name}: a camera name is letters, digits, _ and - (it is part of MQTT topics and URLs)`,
+      );
+    }
+  }
   if (defaults === undefined || defaults === null) return raw;
   if (!isPlainObject(defaults)) throw new UsageError(`${file}: defaults: expected a mapping`);
   const unknown = Object.keys(defaults).filter((k) => !DEFAULTABLE.includes(k));
