@@ -1,48 +1,17 @@
-import { extname } from 'node:path';
 import type { Command } from 'commander';
-import { lastValueFrom, toArray } from 'rxjs';
 import { VlmPipeline } from '../engine/answer-pipeline.js';
-import { MediaError, UsageError } from '../errors.js';
-import type { Frame } from '../media/frame.js';
-import { imageFrames } from '../media/image-source.js';
-import { type Sampling, videoFrames } from '../media/sampler.js';
+import { UsageError } from '../errors.js';
+import { loadCheckpoint } from '../model/checkpoint.js';
 import { writeKeptOverlays } from '../vision/kept-overlay.js';
+import { fewerFramesNotice, planAskFrames, plural } from './ask-frames.js';
+import { checkAskInputs, splitInputs } from './ask-inputs.js';
 import { displayPath, formatBytes } from './cli-output.js';
 import { addRunOptions, pruningLayers, type RunFlags, resolveRunSettings } from './run-settings.js';
-
-const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.webp', '.bmp', '.gif', '.tif', '.tiff', '.avif']);
 
 interface AskFlags extends RunFlags {
   json?: boolean;
   showKept?: string;
-}
-
-/** Splits `<video|image…> "<question>"`: the last argument is the question. */
-export function splitInputs(args: string[]): { inputs: string[]; question: string } {
-  if (args.length < 2) {
-    throw new UsageError(
-      args.length === 0 ? 'missing the video and the question' : 'missing the question',
-      'usage: sieve ask <video|image…> "<question>"',
-    );
-  }
-  return { inputs: args.slice(0, -1), question: args[args.length - 1] };
-}
-
-async function readFrames(inputs: string[], sampling: Sampling): Promise<Frame[]> {
-  const images = inputs.filter((f) => IMAGE_EXTENSIONS.has(extname(f).toLowerCase()));
-  if (images.length === inputs.length) return lastValueFrom(imageFrames(inputs).pipe(toArray()));
-  if (inputs.length > 1) {
-    throw new UsageError(
-      `give one video, or one or more images; got ${inputs.length} inputs of which ${inputs.length - images.length} are not images`,
-    );
-  }
-  const frames = await lastValueFrom(videoFrames(inputs[0], sampling).pipe(toArray()));
-  if (frames.length === 0)
-    throw new MediaError(
-      `no frames could be decoded from ${inputs[0]}`,
-      'check that the video plays, or sample with --frames instead of --fps',
-    );
-  return frames;
+  strict?: boolean;
 }
 
 export function registerAskCommand(program: Command): void {
@@ -54,16 +23,35 @@ export function registerAskCommand(program: Command): void {
   )
     .option('--json', 'print one JSON object with the answer and its provenance')
     .option('--show-kept <dir>', 'write PNGs of the frames with the patches the model kept highlighted')
+    .option('--strict', "refuse when the model's context holds fewer frames than asked for (default: use fewer)")
     .action(async (args: string[], flags: AskFlags) => {
+      // Everything that can be checked without the video is checked first: a usage error comes at once.
       const { inputs, question } = splitInputs(args);
+      checkAskInputs(inputs, question);
       const settings = resolveRunSettings(flags);
+      const checkpoint = loadCheckpoint(settings.modelDir);
+      const plan = await planAskFrames(inputs, settings.sampling, checkpoint, question, settings.maxNewTokens);
+      const layers = pruningLayers([settings.prune], plan.used.length);
+      layers(checkpoint.config); // the method, its budget and options, for this many frames
+      if (plan.limit) {
+        const notice = fewerFramesNotice(plan, settings.maxNewTokens);
+        if (flags.strict) {
+          throw new UsageError(
+            `${plural(plan.requested.length, 'frame')} requested but only ${plan.limit.frames} fit the model's ` +
+              `context of ${plan.limit.context} positions (--strict)`,
+            `ask for at most ${plan.limit.frames} frames (--frames ${plan.limit.frames}, or a lower --fps), ` +
+              'or drop --strict to use that many spread evenly',
+          );
+        }
+        process.stderr.write(`note: ${notice}\n`);
+      }
       const started = performance.now();
-      const frames = await readFrames(inputs, settings.sampling);
+      const frames = await plan.read();
       const decodeMs = performance.now() - started;
-      const pipeline = await VlmPipeline.open(settings.modelDir, {
+      const pipeline = await VlmPipeline.open(checkpoint, {
         dtype: settings.dtype,
         runtime: settings.runtime,
-        pruningLayers: pruningLayers([settings.prune], frames.length),
+        pruningLayers: layers,
         onProgress: (e) =>
           e.done === e.total &&
           process.stderr.write(`converting the checkpoint: ${e.graph} built (${e.graphIndex + 1}/${e.graphCount})\n`),
@@ -96,6 +84,7 @@ export function registerAskCommand(program: Command): void {
               model: displayPath(settings.modelDir),
               method: settings.prune.method,
               budget: settings.prune.budget,
+              frames_requested: plan.requested.map((t) => Math.round(t * 1000) / 1000),
               frames: answer.frames.map((f) => ({ index: f.index, t: Math.round(f.timestampS * 1000) / 1000 })),
               tokens: {
                 prompt: answer.promptTokens,
@@ -130,11 +119,17 @@ export function registerAskCommand(program: Command): void {
         } else {
           process.stdout.write('\n');
           const ms = (x: number) => `${x.toFixed(0)} ms`;
-          process.stderr.write(
-            `decode ${ms(decodeMs)} · vision ${ms(t.visionMs + t.preprocessMs)} · prefill ${ms(t.projectMs + t.prefillMs)} · generate ${ms(t.generateMs)} ` +
-              `(${answer.generatedTokens} tokens) · first token ${ms(t.firstTokenMs)} · ${answer.frames.length} frames, ${v.input} visual tokens in ` +
-              `(${v.layerAveraged.toFixed(1)} layer-averaged, method ${settings.prune.method}) · peak RSS ${formatBytes(peakRssBytes)}\n`,
-          );
+          const parts = [
+            `decode ${ms(decodeMs)}`,
+            `vision ${ms(t.visionMs + t.preprocessMs)}`,
+            `prefill ${ms(t.projectMs + t.prefillMs)}`,
+            `generate ${ms(t.generateMs)} (${plural(answer.generatedTokens, 'token')})`,
+            `first token ${ms(t.firstTokenMs)}`,
+            `${plural(answer.frames.length, 'frame')}, ${v.input} visual tokens in ` +
+              `(${v.layerAveraged.toFixed(1)} layer-averaged, method ${settings.prune.method})`,
+            `peak RSS ${formatBytes(peakRssBytes)}`,
+          ];
+          process.stderr.write(`${parts.join(' · ')}\n`);
           if (kept.length) process.stderr.write(`kept patches: ${kept.length} images in ${flags.showKept}\n`);
         }
       } finally {

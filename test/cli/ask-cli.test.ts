@@ -166,6 +166,26 @@ describe('sieve ask: bad input gets a clear error', () => {
     assert.match(r.stderr, /sieve doctor/);
     assert.doesNotMatch(r.stderr, /onnxruntime/i);
   });
+  it('usage errors come before any decoding: checked even when the video could not be decoded', () => {
+    const junk = join(tempDir('junk'), 'junk.mp4');
+    writeFileSync(junk, Buffer.alloc(5000, 7));
+    assertUserError(sieve('ask', junk, 'q ?', '--model', model, '--method', 'nosuch'), 2, /unknown pruning method/);
+    assertUserError(sieve('ask', junk, '  ', '--model', model), 2, /the question is empty/);
+    assertUserError(sieve('ask', junk, 'q ?', '--model', join(tempDir('none'), 'x')), 1, /does not exist/);
+    assertUserError(sieve('ask', junk, 'q ?', '--model', junk), 1, /is a file, not a checkpoint folder/);
+  });
+  it('the question and the file swapped, or a question without quotes → says how to write it', () => {
+    assertUserError(
+      sieve('ask', 'what colour is it?', video, '--model', model),
+      2,
+      /the question comes after the video/,
+    );
+    assertUserError(
+      sieve('ask', video, 'what', 'colour', 'is', 'it', '--model', model),
+      2,
+      /needs quotes[\s\S]*quote the whole question: sieve ask .* "what colour is it"/,
+    );
+  });
   it('unsupported model_type → lists the supported ones', () => {
     const dir = brokenModel((d) => {
       const cfg = JSON.parse(readFileSync(join(d, 'config.json'), 'utf8'));
