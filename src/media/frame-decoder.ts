@@ -4,6 +4,7 @@
  * picked by a select filter, scaled to the size kept and converted to RGB inside ffmpeg.
  */
 import { MediaError, UsageError } from '../errors.js';
+import type { ResizeTarget } from '../model/processor-config.js';
 import { type Binaries, binaries } from './ffmpeg-binaries.js';
 import { CORRUPT_HINT, ffmpegReason, isErrorLine } from './ffmpeg-messages.js';
 import { type FfmpegInput, runFfmpeg } from './ffmpeg-process.js';
@@ -13,6 +14,7 @@ import {
   type DecodePlan,
   type DecodeSegment,
   type DecodeStrategy,
+  keptSize,
   planDecode,
   planSamples,
 } from './frame-plan.js';
@@ -29,6 +31,8 @@ export interface DecodeOptions {
   fps?: number;
   /** At most this many frames when sampling at a rate (default and ceiling MAX_FRAMES), picked evenly. */
   maxFrames?: number;
+  /** Keep frames at what this resize step needs, scaled down in ffmpeg (never up). */
+  fit?: ResizeTarget;
   /** Scale every frame to exactly this size (bicubic) inside ffmpeg. */
   size?: { width: number; height: number };
   /** auto (default): seek to each frame's keyframe when that decodes fewer frames than one linear pass. */
@@ -69,6 +73,7 @@ export async function* decodeFrames(file: string, options: DecodeOptions = {}): 
   );
   const plan = planDecode(info, timestamps, {
     frameList: probed.frameList,
+    ...(options.fit ? { fit: options.fit } : {}),
     ...(options.size ? { size: options.size } : {}),
     ...(options.strategy ? { strategy: options.strategy } : {}),
     seekable: probed.seekable,
@@ -142,7 +147,7 @@ async function* everyFrame(
   options: DecodeOptions,
 ): AsyncGenerator<Frame> {
   const { info } = probed;
-  const size = options.size;
+  const size = options.size ?? keptSize(info.width, info.height, options.fit);
   const job = startRun(file, probed, bins, [{ seekS: 0, thresholds: [], decodedFrames: 0 }], size, options.signal);
   let decoded = 0;
   let lastT: number | undefined;

@@ -1,9 +1,10 @@
 /**
  * Which frames of a video to decode, and how — pure functions, no ffmpeg: the timestamps a sampling
  * asks for and the ones used under a frame cap (planSamples), the frame on screen at each of them,
- * whether to decode linearly or seek to each one's keyframe (planDecode).
+ * whether to decode linearly or seek to each one's keyframe, and the size frames are kept at (planDecode).
  */
 import { MediaError, UsageError } from '../errors.js';
+import type { ProcessorConfig, ResizeTarget } from '../model/processor-config.js';
 import { MAX_FRAMES } from './frame.js';
 
 /** N frames spread evenly over the whole video, or frames at a fixed rate. */
@@ -70,6 +71,37 @@ export function evenlyPicked<T>(items: readonly T[], count: number): T[] {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Size
+
+/** The resize step frames are decoded for: a preprocessor's resize target, or none when it keeps the size. */
+export function fitFor(processor: ProcessorConfig): ResizeTarget | undefined {
+  return processor.doResize ? processor.size : undefined;
+}
+
+/**
+ * The size to keep frames of `width`×`height` at, so that the preprocessor's resize to `fit` has what it
+ * needs and no more: the shorter side brought down to the shortest edge (the longer side truncated, as
+ * transformers computes it, so the preprocessor's own resize is then the identity), or each side down to
+ * the exact target. Never larger than the frame: undefined when the frame is already small enough.
+ */
+export function keptSize(
+  width: number,
+  height: number,
+  fit: ResizeTarget | undefined,
+): { width: number; height: number } | undefined {
+  if (!fit) return undefined;
+  if ('shortestEdge' in fit) {
+    const s = fit.shortestEdge;
+    if (Math.min(width, height) <= s) return undefined;
+    return width <= height
+      ? { width: s, height: Math.floor((s * height) / width) }
+      : { width: Math.floor((s * width) / height), height: s };
+  }
+  const kept = { width: Math.min(width, fit.width), height: Math.min(height, fit.height) };
+  return kept.width === width && kept.height === height ? undefined : kept;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Decoding
 
 /** A frame whose presentation time is known without decoding it (from the container's packets). */
@@ -117,7 +149,9 @@ export interface DecodePlan {
 export interface DecodePlanOptions {
   /** Frame times known from the container (the on-screen rule and the seek plan need them). */
   frameList?: FrameList;
-  /** Scale to exactly this size. */
+  /** Keep frames at what this resize step needs (never larger than decoded). */
+  fit?: ResizeTarget;
+  /** Scale to exactly this size instead. */
   size?: { width: number; height: number };
   /** Default auto: seek when it decodes fewer frames. */
   strategy?: DecodeStrategy;
@@ -170,7 +204,7 @@ export function planDecode(
     else picks.push(pick);
     requests.push({ t, threshold: pick.threshold });
   }
-  const size = options.size;
+  const size = options.size ?? keptSize(video.width, video.height, options.fit);
   const strategy = options.strategy ?? 'auto';
   const count = (from: number, to: number) => framesBetween(from, to, frameS, list);
 

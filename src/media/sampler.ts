@@ -7,6 +7,7 @@
 import type { MonoTypeOperatorFunction } from 'rxjs';
 import { defer, filter, map, Observable } from 'rxjs';
 import { UsageError } from '../errors.js';
+import type { ResizeTarget } from '../model/processor-config.js';
 import type { Frame } from './frame.js';
 import { type DecodeOptions, decodeFrames } from './frame-decoder.js';
 import { type DecodePlan, type DecodeStrategy, planSamples, type Sampling } from './frame-plan.js';
@@ -21,7 +22,9 @@ export type FrameRequest = Sampling | { timestamps: readonly number[] };
 export interface VideoFramesOptions {
   /** At most this many frames (default and ceiling MAX_FRAMES): a longer sampling is thinned evenly (planSamples). */
   maxFrames?: number;
-  /** Scale every frame to exactly this size. */
+  /** Keep frames at what this resize step needs, scaled down in ffmpeg (fitFor(processor)); never scaled up. */
+  fit?: ResizeTarget;
+  /** Scale every frame to exactly this size instead. */
   size?: { width: number; height: number };
   /** auto (default), linear or seek. */
   strategy?: DecodeStrategy;

@@ -98,4 +98,41 @@ describe('frame decoder', () => {
     const everySecond = await lastValueFrom(videoFrames(vfr, { fps: 1 }).pipe(toArray()));
     assert.deepEqual(everySecond.map(frameId), [0, 10, 19, 19, 20, 30]);
   });
+
+  it('keeps 4K frames at the size the preprocessor needs, and small ones as they are', async () => {
+    const uhd = path.join(dir, 'uhd.mp4');
+    await ffmpeg([
+      '-f',
+      'lavfi',
+      '-i',
+      'testsrc=size=3840x2160:rate=2:duration=1.5',
+      '-c:v',
+      'libx264',
+      '-preset',
+      'ultrafast',
+      '-pix_fmt',
+      'yuv420p',
+      uhd,
+    ]);
+    const frames = await lastValueFrom(videoFrames(uhd, { frames: 3 }, { fit: { shortestEdge: 224 } }).pipe(toArray()));
+    assert.deepEqual(
+      frames.map((f) => [f.width, f.height, f.rgb.length]),
+      new Array(3).fill([398, 224, 398 * 224 * 3]),
+    );
+    assert.equal(
+      frames.reduce((sum, f) => sum + f.rgb.byteLength, 0),
+      3 * 398 * 224 * 3,
+      'bytes kept: 0.26 MB per frame instead of 24.9 MB',
+    );
+
+    const small = await writeSyntheticVideo(path.join(dir, 'small.mp4'), {}, 10);
+    const asIs = await lastValueFrom(videoFrames(small, { frames: 3 }).pipe(toArray()));
+    const fitted = await lastValueFrom(
+      videoFrames(small, { frames: 3 }, { fit: { shortestEdge: 224 } }).pipe(toArray()),
+    );
+    for (const [i, f] of fitted.entries()) {
+      assert.equal(f.width, 160);
+      assert.deepEqual(f.rgb, asIs[i]!.rgb, 'never scaled up: the same bytes');
+    }
+  });
 });

@@ -2,7 +2,17 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { MediaError, UsageError } from '../../src/errors.js';
 import { MAX_FRAMES } from '../../src/media/frame.js';
-import { evenlyPicked, type FrameList, type KnownFrame, planDecode, planSamples } from '../../src/media/frame-plan.js';
+import {
+  evenlyPicked,
+  type FrameList,
+  fitFor,
+  type KnownFrame,
+  keptSize,
+  planDecode,
+  planSamples,
+} from '../../src/media/frame-plan.js';
+import type { ProcessorConfig } from '../../src/model/processor-config.js';
+import { resizedSize } from '../../src/vision/preprocess.js';
 
 /** Frames at `fps` from `from` to `to` (exclusive), a keyframe every `gop`. */
 function cfr(fps: number, from: number, to: number, gop = 250): KnownFrame[] {
@@ -47,6 +57,52 @@ describe('sample plan', () => {
     assert.deepEqual(evenlyPicked([1, 2, 3], 5), [1, 2, 3]);
     assert.throws(() => planSamples(hour, { frames: 8 }, MAX_FRAMES + 1), UsageError);
     assert.throws(() => planSamples(hour, { frames: 8 }, 0), UsageError);
+  });
+});
+
+describe('size kept', () => {
+  it('shortest edge: down to what the preprocessor resizes to, which then changes nothing', () => {
+    assert.deepEqual(keptSize(3840, 2160, { shortestEdge: 224 }), { width: 398, height: 224 });
+    assert.deepEqual(keptSize(2160, 3840, { shortestEdge: 336 }), { width: 336, height: 597 });
+    for (const [w, h] of [
+      [3840, 2160],
+      [1080, 1920],
+      [333, 250],
+    ] as const) {
+      const kept = keptSize(w, h, { shortestEdge: 224 });
+      assert.ok(kept);
+      assert.deepEqual(resizedSize({ shortestEdge: 224 }, kept.width, kept.height), kept);
+      assert.deepEqual(resizedSize({ shortestEdge: 224 }, w, h), kept);
+    }
+  });
+
+  it('never up: frames at or below the size are kept as decoded', () => {
+    assert.equal(keptSize(64, 64, { shortestEdge: 64 }), undefined);
+    assert.equal(keptSize(320, 200, { shortestEdge: 224 }), undefined);
+    assert.equal(keptSize(3840, 2160, undefined), undefined);
+    assert.equal(keptSize(300, 200, { width: 384, height: 384 }), undefined);
+  });
+
+  it('an exact size: each side down to it at most', () => {
+    assert.deepEqual(keptSize(3840, 2160, { width: 384, height: 384 }), { width: 384, height: 384 });
+    assert.deepEqual(keptSize(3840, 300, { width: 384, height: 384 }), { width: 384, height: 300 });
+  });
+
+  it("from a processor config: its resize step's target, none when it does not resize", () => {
+    const clip: ProcessorConfig = {
+      doResize: true,
+      size: { shortestEdge: 336 },
+      resample: 'bicubic',
+      doCenterCrop: true,
+      cropSize: { width: 336, height: 336 },
+      doRescale: true,
+      rescaleFactor: 1 / 255,
+      doNormalize: true,
+      imageMean: [0.5, 0.5, 0.5],
+      imageStd: [0.5, 0.5, 0.5],
+    };
+    assert.deepEqual(fitFor(clip), { shortestEdge: 336 });
+    assert.equal(fitFor({ ...clip, doResize: false }), undefined);
   });
 });
 
@@ -123,6 +179,13 @@ describe('decode plan', () => {
       [4, 5],
       [6, 7],
     ]);
+    const small = planDecode({ ...hour, width: 3840, height: 2160 }, used, {
+      frameList: list,
+      seekable: true,
+      fit: { shortestEdge: 224 },
+    });
+    assert.deepEqual(small.size, { width: 398, height: 224 });
+    assert.equal(small.runs.length, 4, 'decoders work at 4K whatever the size kept');
   });
 
   it('refuses timestamps outside the video and more than MAX_FRAMES', () => {
