@@ -156,6 +156,7 @@ export class LiveSource {
     const shown = new Map<number, { t: number; width: number; height: number }>();
     let lastShown = -1;
     let previous: { t: number; width: number; height: number } | undefined;
+    let current: { t: number; width: number; height: number } | undefined;
     let timeBase: number | undefined;
     let wake: (() => void) | undefined;
     const edge = this.options.shortestEdge;
@@ -221,13 +222,18 @@ export class LiveSource {
       for await (const chunk of run.stdout) {
         let off = 0;
         while (off < chunk.length) {
-          while (lastShown < decoded && !exited) await new Promise<void>((r) => (wake = r));
-          const estimated = previous && { ...previous, t: previous.t + frameS };
-          const described = shown.get(decoded);
-          const info = described && Number.isFinite(described.t) ? described : estimated;
-          shown.delete(decoded);
-          previous = info;
-          if (!info) return { error: 'ffmpeg sent pixels for an unannounced frame', lastS, frameS };
+          if (!current) {
+            // A new frame begins: its description, or (a garbled line) the previous one's a frame later.
+            while (lastShown < decoded && !exited) await new Promise<void>((r) => (wake = r));
+            const described = shown.get(decoded);
+            shown.delete(decoded);
+            current =
+              described && Number.isFinite(described.t)
+                ? described
+                : previous && { ...previous, t: previous.t + frameS };
+            if (!current) return { error: 'ffmpeg sent pixels for an unannounced frame', lastS, frameS };
+          }
+          const info = current;
           buf ??= new Uint8Array(info.width * info.height * 3);
           const n = Math.min(buf.length - filled, chunk.length - off);
           buf.set(chunk.subarray(off, off + n), filled);
@@ -237,6 +243,8 @@ export class LiveSource {
           const rgb = buf;
           buf = undefined;
           filled = 0;
+          previous = current;
+          current = undefined;
           decoded++;
           started = true;
           lastFrameAt = performance.now();
