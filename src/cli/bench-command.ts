@@ -10,6 +10,7 @@ import type { TextConfig } from '../model/vlm-config.js';
 import { GraphBuilder } from '../onnx/graph-builder.js';
 import { writeModel } from '../onnx/model-writer.js';
 import { registerBenchPruneCommand } from './bench-prune-command.js';
+import { registerBenchStreamCommands } from './bench-stream-command.js';
 import { addBenchOutOption, writeBenchResult } from './bench-results.js';
 import { formatBytes, parseInteger } from './cli-output.js';
 
@@ -181,4 +182,5 @@ export function registerBenchCommand(program: Command): void {
       });
     });
   registerBenchPruneCommand(bench);
+  registerBenchStreamCommands(bench);
 }
