@@ -10,8 +10,8 @@ import type { TextConfig } from '../model/vlm-config.js';
 import { GraphBuilder } from '../onnx/graph-builder.js';
 import { writeModel } from '../onnx/model-writer.js';
 import { registerBenchPruneCommand } from './bench-prune-command.js';
-import { registerBenchStreamCommands } from './bench-stream-command.js';
 import { addBenchOutOption, writeBenchResult } from './bench-results.js';
+import { registerBenchStreamCommands } from './bench-stream-command.js';
 import { formatBytes, parseInteger } from './cli-output.js';
 
 /** Qwen2-0.5B's language model shape (the vocabulary is configurable to keep the files small). */

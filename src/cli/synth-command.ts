@@ -1,12 +1,12 @@
 /** `sieve synth`: writes a split of the synthetic video QA task (design §4). */
 import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
-import { progressReporter } from './cli-output.js';
 import { encodeVideo } from '../media/ffmpeg.js';
 import type { EncodeVideo } from '../synth/dataset.js';
 import { isSplit, SPLITS, writeSplit } from '../synth/dataset.js';
 import type { QuestionType } from '../synth/vocabulary.js';
 import { QUESTION_TYPES } from '../synth/vocabulary.js';
+import { progressReporter } from './cli-output.js';
 
 function parseCount(value: string, name: string): number {
   if (!/^\d+$/.test(value)) throw new UsageError(`${name} must be a non-negative integer, got "${value}"`);
