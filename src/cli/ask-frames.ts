@@ -2,6 +2,7 @@ import { extname } from 'node:path';
 import { lastValueFrom, toArray } from 'rxjs';
 import { fitFramesToContext } from '../engine/context-fit.js';
 import { MediaError, UsageError } from '../errors.js';
+import { isAnimatedImage } from '../media/animated-image.js';
 import type { Frame } from '../media/frame.js';
 import { evenlyPicked, fitFor, planSamples, type Sampling } from '../media/frame-plan.js';
 import { imageFrames } from '../media/image-source.js';
@@ -35,7 +36,9 @@ export async function planAskFrames(
   maxNewTokens: number,
 ): Promise<FramePlan> {
   const images = inputs.filter((f) => IMAGE_EXTENSIONS.has(extname(f).toLowerCase()));
-  if (images.length === inputs.length) {
+  // One animated image (GIF, APNG, animated WebP) is a video: its frames, with their own times.
+  const animated = inputs.length === 1 && (await isAnimatedImage(inputs[0]));
+  if (images.length === inputs.length && !animated) {
     const requested = images.map((_, i) => i);
     return planned(requested, model, question, maxNewTokens, (used) => {
       const chosen = used.map((i) => images[i]);

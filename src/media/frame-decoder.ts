@@ -5,6 +5,7 @@
  */
 import { MediaError, UsageError } from '../errors.js';
 import type { ResizeTarget } from '../model/processor-config.js';
+import { decodeWebp } from './animated-image.js';
 import { type Binaries, binaries } from './ffmpeg-binaries.js';
 import { CORRUPT_HINT, ffmpegReason, isErrorLine } from './ffmpeg-messages.js';
 import { type FfmpegInput, runFfmpeg } from './ffmpeg-process.js';
@@ -59,6 +60,11 @@ export async function* decodeFrames(file: string, options: DecodeOptions = {}): 
   else if (typeof options.timestamps === 'function') timestamps = options.timestamps(info);
   else timestamps = options.timestamps;
 
+  if (timestamps === undefined && probed.reader === 'sharp') {
+    const size = options.size ?? keptSize(probed.info.width, probed.info.height, options.fit);
+    yield* decodeWebp(probed, size ? { size } : {}, options.signal);
+    return;
+  }
   const bins = await binaries();
   if (timestamps === undefined) {
     yield* everyFrame(file, probed, bins, options);
@@ -82,6 +88,10 @@ export async function* decodeFrames(file: string, options: DecodeOptions = {}): 
   });
   options.onPlan?.(plan);
   if (plan.requests.length === 0) return;
+  if (probed.reader === 'sharp') {
+    yield* decodeWebp(probed, plan, options.signal);
+    return;
+  }
 
   let next = 0; // the first request without a frame yet
   let lastT: number | undefined;

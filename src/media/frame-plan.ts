@@ -180,8 +180,8 @@ interface Pick {
 
 /**
  * How to decode one frame for each timestamp (seconds on the file's timeline): the frame on screen at
- * that time — the last frame shown before t + half a frame interval, so the nearest one where frames
- * come regularly and the one still shown inside a gap (variable frame rate) — found by thresholds
+ * that time — the last frame shown before t + half the usual frame interval, so the nearest one where
+ * frames come regularly and the one still shown inside a gap (variable frame rate) — found by thresholds
  * between known frames; without a frame list, the first frame at or after t − half a frame.
  */
 export function planDecode(
@@ -196,8 +196,9 @@ export function planDecode(
   const sorted = [...timestamps].sort((a, b) => a - b);
   const requests: DecodePlan['requests'] = [];
   const picks: Pick[] = [];
+  const cadenceS = list ? typicalInterval(list.frames, frameS) : frameS;
   for (const t of sorted) {
-    const pick = pickFrame(t, frameS, end, list);
+    const pick = pickFrame(t, cadenceS, frameS, end, list);
     const last = picks[picks.length - 1];
     if (last && pick.threshold <= last.threshold)
       pick.threshold = last.threshold; // the same frame again
@@ -307,8 +308,24 @@ function framesBetween(from: number, to: number, frameS: number, list: FrameList
   return Math.round((to - from) / frameS);
 }
 
-function pickFrame(t: number, frameS: number, end: number, list: FrameList | undefined): Pick {
-  const half = frameS / 2;
+/**
+ * The interval frames usually come at: the median gap between known frames (the average frame rate
+ * counts the pauses of a variable-rate video, an animated GIF that holds a frame for seconds).
+ */
+function typicalInterval(frames: readonly KnownFrame[], fallback: number): number {
+  const gaps: number[] = [];
+  for (let i = 1; i < frames.length; i++) {
+    const gap = (frames[i]?.t ?? 0) - (frames[i - 1]?.t ?? 0);
+    if (gap > 0) gaps.push(gap);
+  }
+  if (gaps.length === 0) return fallback;
+  gaps.sort((a, b) => a - b);
+  return gaps[Math.floor(gaps.length / 2)] ?? fallback;
+}
+
+/** Request t's frame: the last known frame before t + half the usual interval, else by the average rate. */
+function pickFrame(t: number, cadenceS: number, frameS: number, end: number, list: FrameList | undefined): Pick {
+  const half = cadenceS / 2;
   const limit = t + half - 1e-6; // a frame exactly half-way belongs to the next request, as ffmpeg's nearest does
   if (list && list.frames.length > 0 && isCovered(list, limit)) {
     const frames = list.frames;
@@ -336,7 +353,7 @@ function pickFrame(t: number, frameS: number, end: number, list: FrameList | und
     }
   }
   // The first frame at or after t − half a frame is the nearest to t; never past the last frame.
-  return { threshold: Math.min(t - half, end - 1.5 * frameS) };
+  return { threshold: Math.min(t - frameS / 2, end - 1.5 * frameS) };
 }
 
 function isCovered(list: FrameList, t: number): boolean {

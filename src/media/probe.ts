@@ -4,6 +4,7 @@
  */
 import { open, stat } from 'node:fs/promises';
 import { MediaError } from '../errors.js';
+import { isWebp, probeWebp } from './animated-image.js';
 import { binaries } from './ffmpeg-binaries.js';
 import { CORRUPT_HINT, ffmpegReason } from './ffmpeg-messages.js';
 import { runFfprobe } from './ffmpeg-process.js';
@@ -41,6 +42,8 @@ export interface ProbedVideo {
   formatStartS: number;
   /** Frame times known so far: the whole video for small files, else none until listFrames adds some. */
   frameList: FrameList;
+  /** sharp reads it (an animated WebP) instead of ffmpeg. */
+  reader?: 'sharp';
 }
 
 /** Files up to this size have their packets listed by the probe itself (one ffprobe process for both). */
@@ -58,6 +61,7 @@ export async function probe(file: string): Promise<VideoInfo> {
  */
 export async function probeVideo(file: string): Promise<ProbedVideo> {
   const size = await checkReadable(file);
+  if (await isWebp(file)) return probeWebp(file);
   const listing = size <= LIST_WITH_PROBE_BYTES;
   const data = await ffprobeJson(file, [
     '-show_streams',
