@@ -119,8 +119,9 @@ async function benchSoak(flags: { minutes: string; speed: string; every: string;
   );
   console.log(
     `frames: ${status.frames.sampled} sampled, ${status.frames.encoded} encoded, ${status.frames.dropped} dropped; ` +
-      `RSS ${result.rssMiB.first?.toFixed(0)} → ${result.rssMiB.last?.toFixed(0)} MiB (max ${result.rssMiB.max.toFixed(0)}), ` +
-      `slope over the last two thirds ${result.rssSlopeMiBPerMinuteLastTwoThirds.toFixed(2)} MiB/min; results in ${file}`,
+      `RSS ${result.rssMiB.first?.toFixed(0)} → ${result.rssMiB.last?.toFixed(0)} MiB ` +
+      `(max ${result.rssMiB.max.toFixed(0)}), slope over the last two thirds ` +
+      `${result.rssSlopeMiBPerMinuteLastTwoThirds.toFixed(2)} MiB/min; results in ${file}`,
   );
 }
 
@@ -170,7 +171,8 @@ async function benchWindow(flags: { frames: string; repeat: string; out: string 
       peakRssBytes,
     });
     console.log(
-      `${frameCount} frames of the demo clip, medians of ${repeat} interleaved runs (decode alone: ${decodeMs.toFixed(0)} ms)`,
+      `${frameCount} frames of the demo clip, medians of ${repeat} interleaved runs ` +
+        `(decode alone: ${decodeMs.toFixed(0)} ms)`,
     );
     console.log('method    budget  ask TTFT ms  window TTFT ms  window / ask');
     for (const r of rows) {
@@ -195,7 +197,8 @@ export function registerBenchStreamCommands(bench: Command): void {
     bench
       .command('soak')
       .description(
-        'a long looped stream through the demo model at high speed with queries all along: RSS slope, lost queries, drops',
+        'a long looped stream through the demo model at high speed with queries all along: ' +
+          'RSS slope, lost queries, drops',
       ),
   )
     .option('--minutes <n>', 'minutes of stream time', '30')

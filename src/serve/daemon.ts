@@ -69,7 +69,10 @@ export class Daemon {
     private readonly options: DaemonOptions,
   ) {}
 
-  /** Opens the model and starts every camera and the watch folder. A camera that never connects leaves the others running. */
+  /**
+   * Opens the model and starts every camera and the watch folder. A camera that never connects leaves
+   * the others running.
+   */
   static async start(pipeline: PipelineConfig, options: DaemonOptions): Promise<Daemon> {
     configureFfmpeg({ ffmpegPath: pipeline.ffmpeg.ffmpeg_path, ffprobePath: pipeline.ffmpeg.ffprobe_path });
     const runs = [...Object.values(pipeline.cameras).map((c) => pruneRequestOf(c.pruning, pipeline.generation.seed))];
@@ -124,8 +127,10 @@ export class Daemon {
     const frames = evenlySpaced(window, fit.frames);
     if (this.needsKeys(method) && frames.some((f) => !f.keys)) {
       throw new UsageError(
-        `${method} reads the vision encoder's keys, which camera ${camera} does not keep (its method is ${config.pruning.method})`,
-        `ask with a method that prunes after the encoder (e.g. divprune), or set the camera's pruning.method to ${method}`,
+        `${method} reads the vision encoder's keys, which camera ${camera} does not keep ` +
+          `(its method is ${config.pruning.method})`,
+        'ask with a method that prunes after the encoder (e.g. divprune), ' +
+          `or set the camera's pruning.method to ${method}`,
       );
     }
     const answer = await this.track(

@@ -44,7 +44,7 @@ const lines = (file: string) =>
     : [];
 
 describe('sieve serve', { timeout: 120_000 }, () => {
-  it('runs the shipped demo pipeline: the looped clip as camera demo, standing answers to JSONL, SIGTERM → exit 0', async () => {
+  it('the shipped demo pipeline: camera demo, standing answers to JSONL, SIGTERM → exit 0', async () => {
     const answers = join(tempDir('serve'), 'answers.jsonl');
     const { child, log } = serve(join(REPO_ROOT, 'pipelines', 'demo.yaml'), { SIEVE_ANSWERS: answers });
     const exit = exitOf(child);
@@ -71,7 +71,8 @@ describe('sieve serve', { timeout: 120_000 }, () => {
         `model: ${join(REPO_ROOT, 'models', 'demo')}`,
         'cameras:',
         '  ghost:',
-        `    source: { type: rtsp, url: "rtsp://127.0.0.1:${await freePort()}/none", connect_timeout_s: 1, reconnect: { initial_s: 0.2, max_s: 0.5 } }`,
+        `    source: { type: rtsp, url: "rtsp://127.0.0.1:${await freePort()}/none", connect_timeout_s: 1,`,
+        '              reconnect: { initial_s: 0.2, max_s: 0.5 } }',
         '  demo:',
         `    source: { type: file, path: ${CLIP}, loop: true, speed: 4 }`,
         '    sampling: { fps: 4 }',
@@ -121,7 +122,7 @@ describe('sieve serve', { timeout: 120_000 }, () => {
 });
 
 describe('sieve watch', { timeout: 60_000 }, () => {
-  it('asks a standing question about a file played as a camera; --json lines with t and answer; ends with the file', () => {
+  it('a standing question on a file played as a camera: --json lines with t and answer, ends with it', () => {
     const r = spawnSync(
       process.execPath,
       [SIEVE, 'watch', CLIP, 'what colour is the circle?', '--every', '500ms', '--speed', '2', '--fps', '4', '--json'],

@@ -38,7 +38,7 @@ describe('a camera stream on the demo model', { timeout: 120_000 }, () => {
   });
   after(() => pipeline.close());
 
-  it('a query on a window filled from a file stream answers as sieve ask does on the same frames (none, vitcop)', async () => {
+  it('a window filled from a file stream answers as sieve ask on the same frames (none, vitcop)', async () => {
     const camera = new CameraStream('demo', fileSource(CLIP, 4, 2), async (f) => (await pipeline.encode([f]))[0], {
       window: { seconds: 60, maxFrames: 16, tokensPerFrame: 64 },
     });
@@ -66,7 +66,7 @@ describe('a camera stream on the demo model', { timeout: 120_000 }, () => {
     }
   });
 
-  it('a source faster than the encoder: frames dropped and counted, at most one waiting, the window bounded', async () => {
+  it('a source faster than the encoder: drops counted, one frame waiting, the window bounded', async () => {
     const clip = await testVideo(6, '160x120'); // 60 frames at 10 fps, played 3× faster: one every 33 ms
     let inEncoder = 0;
     let most = 0;

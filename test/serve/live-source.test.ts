@@ -130,7 +130,7 @@ describe('RTSP from a real RTSP server', { timeout: 120_000 }, () => {
   });
   after(() => server.kill());
 
-  it('frames flow; the server killed mid-stream and restarted → the source reconnects and frames flow again', async () => {
+  it('the server killed mid-stream and restarted → the source reconnects, frames flow again', async () => {
     const { live, events } = source({ type: 'rtsp', url: server.url, transport: 'udp' }, { stallS: 1.5, fps: 5 });
     const frames = live.frames();
     const timestamps: number[] = [];

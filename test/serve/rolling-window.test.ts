@@ -80,7 +80,7 @@ describe('change gate (ViTCoP Stage 0 test per frame)', () => {
 });
 
 describe('encodeLatest: bounded backpressure', () => {
-  it('a source faster than the encoder: one encode at a time, one frame waiting, the rest dropped and counted', async () => {
+  it('a source faster than the encoder: one encode at a time, one waiting, the rest dropped', async () => {
     const source = new Subject<number>();
     const dropped: number[] = [];
     let running = 0;
