@@ -51,6 +51,8 @@ export class LiveSource {
   private readonly arrivals: number[] = [];
   private stopped = false;
   private stopCurrent?: () => void;
+  /** Wall-clock time stream time 0 was due (a paced file). */
+  private clockStart?: number;
   private wakeUp?: () => void;
 
   constructor(private readonly options: LiveSourceOptions) {}
@@ -110,7 +112,7 @@ export class LiveSource {
         subscriber.next({ ...frame, index: index++, timestampS });
       };
       const outcome =
-        input.type === 'images' ? await this.streamImages(input, emit) : await this.streamFfmpeg(input, emit);
+        input.type === 'images' ? await this.streamImages(input, emit) : await this.streamFfmpeg(input, emit, offsetS);
       if (this.stopped) break;
       offsetS += outcome.lastS === undefined ? 0 : outcome.lastS + outcome.frameS;
       const finite = input.type === 'file' || input.type === 'images';
@@ -149,6 +151,8 @@ export class LiveSource {
   private async streamFfmpeg(
     input: Exclude<LiveInput, { type: 'images' }>,
     emit: (frame: Omit<Frame, 'index'>, frameS: number) => void,
+    /** Stream time this run starts at (a looped file's earlier runs). */
+    offsetS: number,
   ): Promise<{ error?: string; lastS?: number; frameS: number }> {
     const { ffmpeg } = await binaries();
     const problems: string[] = [];
@@ -211,7 +215,9 @@ export class LiveSource {
       }
     }, 250);
     const speed = input.type === 'file' ? input.speed : 0;
-    const clockStart = performance.now();
+    // A looped file keeps one clock across its runs, so ffmpeg's restart does not speed it up.
+    this.clockStart ??= performance.now();
+    const clockStart = this.clockStart + (offsetS * 1000) / Math.max(speed, 1e-9);
     let firstT: number | undefined;
     let lastS: number | undefined;
     let frameS = 1 / 25;
