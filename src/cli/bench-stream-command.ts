@@ -79,7 +79,7 @@ async function benchSoak(flags: { minutes: string; speed: string; every: string;
     sent++;
     const t0 = performance.now();
     const query = daemon
-      .ask('soak', { question: QUESTION })
+      .ask('soak', { question: QUESTION }, { client: 'soak' })
       .then(() => {
         answered++;
         latencies.push(performance.now() - t0);

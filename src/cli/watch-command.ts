@@ -93,7 +93,7 @@ export function registerWatchCommand(program: Command): void {
       let asking: Promise<void> = Promise.resolve();
       const ask = () => {
         asking = daemon
-          .ask('watch', { question, windowS })
+          .ask('watch', { question, windowS }, { client: 'cli' })
           .then((answer) => printAnswer(answer, flags.json === true))
           .catch((err: unknown) => {
             reportError(err, { json: flags.json === true });

@@ -11,6 +11,7 @@ import { LiveSource } from '../media/live-source.js';
 import { createMethod, defaultBudget } from '../prune/registry.js';
 import { type CameraStatus, CameraStream } from './camera-stream.js';
 import { FolderWatch } from './folder-watch.js';
+import { QueryScheduler } from './query-scheduler.js';
 import type { CameraConfig, PipelineConfig } from './pipeline-config.js';
 import { evenlySpaced, type WindowFrame } from './rolling-window.js';
 
@@ -41,7 +42,8 @@ export interface WindowAnswer {
     visual_layer_averaged: number;
     stages: Answer['visualTokens']['stages'];
   };
-  latency_ms: { prefill: number; generate: number; first_token: number; total: number };
+  /** queue: waiting for its turn; total: from the question's arrival to the answer. */
+  latency_ms: { prefill: number; generate: number; first_token: number; queue: number; total: number };
   model: string;
 }
 
@@ -59,7 +61,7 @@ export interface DaemonOptions {
 export class Daemon {
   readonly cameras = new Map<string, CameraStream>();
   private readonly timers: NodeJS.Timeout[] = [];
-  private readonly inFlight = new Set<Promise<unknown>>();
+  readonly scheduler: QueryScheduler;
   private watch?: FolderWatch;
   private stopping = false;
 
@@ -67,7 +69,12 @@ export class Daemon {
     readonly pipeline: PipelineConfig,
     readonly model: VlmPipeline,
     private readonly options: DaemonOptions,
-  ) {}
+  ) {
+    this.scheduler = new QueryScheduler({
+      capacity: pipeline.queries.capacity,
+      deadlineMs: pipeline.queries.deadline_s * 1000,
+    });
+  }
 
   /**
    * Opens the model and starts every camera and the watch folder. A camera that never connects leaves
@@ -101,13 +108,30 @@ export class Daemon {
     return daemon;
   }
 
-  /** Answers a question about a camera's window (the frames encoded so far; no vision encoder runs). */
-  async ask(camera: string, query: WindowQuery): Promise<WindowAnswer> {
-    const stream = this.cameras.get(camera);
-    if (!stream) {
+  /**
+   * Answers a question about a camera's window (the frames encoded so far; no vision encoder runs),
+   * through the scheduler: it waits its turn among the cameras and clients, and fails with BusyError
+   * at once when the queue is full, or DeadlineError when it waited too long.
+   */
+  async ask(camera: string, query: WindowQuery, from: { client: string; deadlineMs?: number }): Promise<WindowAnswer> {
+    if (!this.cameras.has(camera)) {
       throw new UsageError(`unknown camera "${camera}"`, `cameras: ${[...this.cameras.keys()].join(', ') || 'none'}`);
     }
+    if (query.question.trim() === '') throw new UsageError('the question is empty');
+    defaultBudget(query.method ?? this.pipeline.cameras[camera].pruning.method); // an unknown method, at once
+    const submitted = performance.now();
+    return this.scheduler.submit({
+      client: from.client,
+      camera,
+      deadlineMs: from.deadlineMs,
+      run: () => this.answerNow(camera, query, submitted),
+    });
+  }
+
+  private async answerNow(camera: string, query: WindowQuery, submitted: number): Promise<WindowAnswer> {
     const started = performance.now();
+    const stream = this.cameras.get(camera);
+    if (!stream) throw new UsageError(`unknown camera "${camera}"`);
     const config = this.pipeline.cameras[camera];
     const window = stream.window.snapshot({ seconds: query.windowS, maxFrames: query.maxFrames });
     if (window.length === 0) {
@@ -133,37 +157,34 @@ export class Daemon {
           `or set the camera's pruning.method to ${method}`,
       );
     }
-    const answer = await this.track(
-      this.model.answerEncoded(frames, query.question, {
-        maxNewTokens: generation.maxNewTokens,
-        sampling: generation.sampling,
-        prune,
-      }),
-    );
-    return describeAnswer(
-      camera,
-      query.question,
-      answer,
-      frames,
-      window.length - frames.length,
+    const answer = await this.model.answerEncoded(frames, query.question, {
+      maxNewTokens: generation.maxNewTokens,
+      sampling: generation.sampling,
       prune,
-      this.options.modelName,
-      performance.now() - started,
-    );
+    });
+    const now = performance.now();
+    return describeAnswer(camera, query.question, answer, frames, window.length - frames.length, prune, {
+      model: this.options.modelName,
+      queueMs: started - submitted,
+      totalMs: now - submitted,
+    });
   }
 
   status(): CameraStatus[] {
     return [...this.cameras.values()].map((c) => c.status());
   }
 
-  /** Stops the sources and the timers, lets answers in progress finish, then closes the model. */
+  /**
+   * Stops taking queries (the waiting ones are answered "shutting down"), lets the running one finish,
+   * stops the sources, the timers and the watch, then closes the model.
+   */
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
     for (const timer of this.timers) clearInterval(timer);
+    await this.scheduler.close();
     for (const camera of this.cameras.values()) camera.stop();
     await this.watch?.stop();
-    await Promise.allSettled([...this.inFlight]);
     await this.model.close();
   }
 
@@ -215,7 +236,7 @@ export class Daemon {
       const timer = setInterval(() => {
         if (running || stream.window.size === 0) return;
         running = true;
-        this.ask(name, { question: standing.question })
+        this.ask(name, { question: standing.question }, { client: 'standing' })
           .then((answer) => this.record(answer))
           .catch((err: unknown) =>
             this.log(name, `"${standing.question}" failed: ${err instanceof Error ? err.message : String(err)}`),
@@ -272,12 +293,6 @@ export class Daemon {
     return { maxNewTokens: g.max_new_tokens, sampling: { temperature: g.temperature, topP: g.top_p, seed: g.seed } };
   }
 
-  private track<T>(work: Promise<T>): Promise<T> {
-    this.inFlight.add(work);
-    void work.finally(() => this.inFlight.delete(work)).catch(() => undefined);
-    return work;
-  }
-
   private log(who: string, message: string): void {
     this.options.log(`${new Date().toISOString()} ${who}: ${message}`);
   }
@@ -294,8 +309,7 @@ function describeAnswer(
   frames: readonly WindowFrame[],
   framesLeftOut: number,
   prune: PruneRequest,
-  model: string,
-  totalMs: number,
+  { model, queueMs, totalMs }: { model: string; queueMs: number; totalMs: number },
 ): WindowAnswer {
   const round = (x: number) => Math.round(x * 10) / 10;
   const v = answer.visualTokens;
@@ -321,6 +335,7 @@ function describeAnswer(
       prefill: round(answer.timings.projectMs + answer.timings.prefillMs),
       generate: round(answer.timings.generateMs),
       first_token: round(answer.timings.firstTokenMs),
+      queue: round(queueMs),
       total: round(totalMs),
     },
     model,

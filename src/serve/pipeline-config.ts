@@ -142,6 +142,16 @@ export const pipelineSchema = z
     watch: watchSchema.optional(),
     /** Standing answers go here as JSON lines (also logged); default: the log only. */
     answers: z.string().optional(),
+    /** The one queue every query goes through (standing questions, MQTT, HTTP). */
+    queries: z
+      .object({
+        /** Queries waiting at most; one more is refused at once as busy. */
+        capacity: numeric(z.number().int().min(1).max(10_000)).default(32),
+        /** A query not started within this many seconds is answered with an error instead. */
+        deadline_s: seconds.default(60),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict()
   .refine((p) => Object.keys(p.cameras).length > 0 || p.watch, 'a pipeline needs cameras or a watch folder');
