@@ -29,8 +29,14 @@ describe('query scheduler: one bounded, fair queue', () => {
 
   it('a full queue refuses at once (busy, with a retry time); every accepted query settles once', async () => {
     const s = new QueryScheduler({ capacity: 2, deadlineMs: 10_000 });
-    let release = () => undefined as void;
-    const first = s.submit({ client: 'x', run: () => new Promise<number>((r) => (release = () => r(1))) });
+    let release: () => void = () => undefined;
+    const first = s.submit({
+      client: 'x',
+      run: () =>
+        new Promise<number>((resolve) => {
+          release = () => resolve(1);
+        }),
+    });
     await sleep(1); // the first one is running, not waiting
     const queued = [s.submit({ client: 'x', run: async () => 2 }), s.submit({ client: 'y', run: async () => 3 })];
     await assert.rejects(s.submit({ client: 'z', run: async () => 4 }), (e: Error) => {
@@ -58,7 +64,13 @@ describe('query scheduler: one bounded, fair queue', () => {
 
   it('close: the running query finishes, the waiting ones get "shutting down", new ones are refused', async () => {
     const s = new QueryScheduler({ capacity: 5, deadlineMs: 10_000 });
-    const running = s.submit({ client: 'a', run: async () => (await sleep(30), 'done') });
+    const running = s.submit({
+      client: 'a',
+      run: async () => {
+        await sleep(30);
+        return 'done';
+      },
+    });
     const waiting = s.submit({ client: 'b', run: async () => 'never' });
     const closing = s.close();
     await assert.rejects(waiting, ShuttingDownError);
