@@ -9,6 +9,7 @@ import { writeRandomCheckpoint } from '../model/random-checkpoint.js';
 import type { TextConfig } from '../model/vlm-config.js';
 import { GraphBuilder } from '../onnx/graph-builder.js';
 import { writeModel } from '../onnx/model-writer.js';
+import { registerBenchDecodeCommand } from './bench-decode-command.js';
 import { registerBenchPruneCommand } from './bench-prune-command.js';
 import { addBenchOutOption, writeBenchResult } from './bench-results.js';
 import { registerBenchStreamCommands } from './bench-stream-command.js';
@@ -182,5 +183,6 @@ export function registerBenchCommand(program: Command): void {
       });
     });
   registerBenchPruneCommand(bench);
+  registerBenchDecodeCommand(bench);
   registerBenchStreamCommands(bench);
 }

@@ -200,7 +200,8 @@ async function writeVersionCache(entries: Record<string, CachedVersion>): Promis
   }
 }
 
-async function findOnPath(name: string): Promise<string | undefined> {
+/** The executable `name` on the PATH, if there is one. */
+export async function findOnPath(name: string): Promise<string | undefined> {
   const exe = process.platform === 'win32' ? `${name}.exe` : name;
   for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
     if (!dir) continue;
