@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
+import { UsageError } from '../errors.js';
 import { Daemon } from '../serve/daemon.js';
-import { loadPipeline } from '../serve/pipeline-config.js';
+import { loadPipeline, type PipelineConfig, pipelineSchema } from '../serve/pipeline-config.js';
 import { displayPath } from './cli-output.js';
 import { defaultModelDir } from './default-model.js';
 
@@ -31,6 +32,21 @@ export async function runUntilSignal(
   await daemon.stop();
 }
 
+/** `--mqtt` and `--http` point a pipeline at another broker or address without editing it. */
+export function withSurfaceFlags(pipeline: PipelineConfig, flags: { mqtt?: string; http?: string }): PipelineConfig {
+  const overrides: Record<string, unknown> = {};
+  if (flags.mqtt !== undefined) overrides.mqtt = { ...pipeline.mqtt, url: flags.mqtt };
+  if (flags.http !== undefined) overrides.http = { ...pipeline.http, listen: flags.http };
+  if (Object.keys(overrides).length === 0) return pipeline;
+  const checked = pipelineSchema.safeParse({ ...pipeline, ...overrides });
+  if (!checked.success) {
+    const issue = checked.error.issues[0];
+    const flag = issue.path[0] === 'mqtt' ? '--mqtt' : '--http';
+    throw new UsageError(`${flag}: ${issue.message}`, 'e.g. --mqtt mqtt://127.0.0.1:1883 or --http 127.0.0.1:8080');
+  }
+  return checked.data;
+}
+
 export function registerServeCommand(program: Command): void {
   program
     .command('serve')
@@ -38,9 +54,11 @@ export function registerServeCommand(program: Command): void {
       'run the camera daemon of a pipeline file: sources, per-frame encoding, rolling windows, standing questions',
     )
     .requiredOption('--pipeline <file>', 'pipeline YAML, e.g. pipelines/demo.yaml')
+    .option('--mqtt <url>', "MQTT broker URL, instead of the pipeline's (mqtt://host:1883)")
+    .option('--http <host:port>', "listen address of the HTTP API, instead of the pipeline's")
     .option('--verbose', "show ONNX Runtime's own log lines")
-    .action(async (flags: { pipeline: string; verbose?: boolean }) => {
-      const pipeline = loadPipeline(flags.pipeline);
+    .action(async (flags: { pipeline: string; mqtt?: string; http?: string; verbose?: boolean }) => {
+      const pipeline = withSurfaceFlags(loadPipeline(flags.pipeline), flags);
       const modelDir = pipeline.model ?? defaultModelDir();
       const log = (line: string) => process.stderr.write(`${line}\n`);
       log(`${new Date().toISOString()} sieve: starting ${displayPath(flags.pipeline)} with ${displayPath(modelDir)}`);

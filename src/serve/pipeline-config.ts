@@ -102,6 +102,18 @@ const standingQuestion = z
   })
   .strict();
 
+/** A standing yes/no prompt about a camera, published (retained) on MQTT when its answer changes. */
+const alertSchema = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9_-]+$/, 'an alert name is letters, digits, _ and -'),
+    prompt: z.string().trim().min(1, 'the prompt is empty'),
+    /** Evaluated on the window this often, when new frames arrived since the last time. */
+    every_s: seconds.default(10),
+    /** Seconds of the window the prompt is about (default: all of it). */
+    window_s: seconds.optional(),
+  })
+  .strict();
+
 const cameraSchema = z
   .object({
     source: sourceSchema,
@@ -109,6 +121,54 @@ const cameraSchema = z
     window: windowSchema,
     pruning: pruningSchema,
     questions: z.array(standingQuestion).default([]),
+    alerts: z.array(alertSchema).default([]),
+  })
+  .strict();
+
+/** MQTT (design §5): without `url`, an embedded broker (aedes) listens on `listen`. */
+const mqttSchema = z
+  .object({
+    /** mqtt://, mqtts://, ws:// or wss:// URL of the broker; absent: the embedded broker. */
+    url: z
+      .string()
+      .regex(/^(mqtts?|wss?):\/\//, 'an mqtt://, mqtts://, ws:// or wss:// URL')
+      .optional(),
+    /** Where the embedded broker listens when no url is given. */
+    listen: z.string().default('127.0.0.1:1883'),
+    prefix: z
+      .string()
+      .regex(/^[^#+]+$/, 'a topic prefix without + or #')
+      .default('sieve'),
+    client_id: z.string().optional(),
+    username: z.string().optional(),
+    password: z.string().optional(),
+    /** TLS: CA, client certificate and key files (PEM), and whether to check the broker's certificate. */
+    tls: z
+      .object({
+        ca: z.string().optional(),
+        cert: z.string().optional(),
+        key: z.string().optional(),
+        reject_unauthorized: flag.default(true),
+      })
+      .strict()
+      .optional(),
+    /** Home Assistant MQTT discovery for the alerts (binary_sensor) and the last answer (sensor). */
+    discovery: z
+      .object({ enabled: flag.default(false), prefix: z.string().default('homeassistant') })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+/** The OpenAI-compatible HTTP API (design §5). */
+const httpSchema = z
+  .object({
+    /** host:port; loopback unless said otherwise. */
+    listen: z.string().default('127.0.0.1:8080'),
+    /** When set, every request needs `Authorization: Bearer <token>`. */
+    token: z.string().optional(),
+    /** Request bodies larger than this are refused (413). */
+    max_body_mb: numeric(z.number().positive().max(1024)).default(20),
   })
   .strict();
 
@@ -142,6 +202,8 @@ export const pipelineSchema = z
     watch: watchSchema.optional(),
     /** Standing answers go here as JSON lines (also logged); default: the log only. */
     answers: z.string().optional(),
+    mqtt: mqttSchema.optional(),
+    http: httpSchema.optional(),
     /** The one queue every query goes through (standing questions, MQTT, HTTP). */
     queries: z
       .object({
@@ -160,8 +222,11 @@ export type PipelineConfig = z.output<typeof pipelineSchema>;
 export type CameraConfig = PipelineConfig['cameras'][string];
 export type SourceConfig = CameraConfig['source'];
 export type WatchConfig = NonNullable<PipelineConfig['watch']>;
+export type MqttConfig = z.output<typeof mqttSchema>;
+export type HttpConfig = z.output<typeof httpSchema>;
+export type AlertConfig = CameraConfig['alerts'][number];
 
-const DEFAULTABLE = ['source', 'sampling', 'window', 'pruning', 'questions'];
+const DEFAULTABLE = ['source', 'sampling', 'window', 'pruning', 'questions', 'alerts'];
 
 /**
  * Reads a pipeline file: `defaults` merged into every camera (objects key by key, the camera's own
