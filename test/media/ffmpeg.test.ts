@@ -113,9 +113,9 @@ describe('ffmpeg adapter', () => {
     for (const f of [frames[0]!, frames[FRAMES - 1]!]) {
       for (const p of PATCHES) {
         const mean = patchMean(f, p);
-        mean.forEach((v, c) =>
-          assert.ok(Math.abs(v - p.rgb[c]!) <= 4, `patch ${p.rgb} decodes as ${mean.map(Math.round)}`),
-        );
+        for (const [c, v] of mean.entries()) {
+          assert.ok(Math.abs(v - p.rgb[c]!) <= 4, `patch ${p.rgb} decodes as ${mean.map(Math.round)}`);
+        }
       }
     }
   });

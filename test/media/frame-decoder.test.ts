@@ -105,7 +105,7 @@ describe('frame decoder', () => {
       '-f',
       'lavfi',
       '-i',
-      'testsrc=size=3840x2160:rate=2:duration=1.5',
+      'color=c=0x3060a0:size=3840x2160:rate=2:duration=1.5',
       '-c:v',
       'libx264',
       '-preset',

@@ -46,7 +46,9 @@ describe('image source', () => {
       .toBuffer();
     const frame = await readImage(bytes);
     assert.equal(frame.rgb.length, 16 * 16 * 3);
-    [200, 60, 30].forEach((v, c) => assert.ok(Math.abs(frame.rgb[c]! - v) <= 3, `channel ${c}: ${frame.rgb[c]}`));
+    for (const [c, v] of [200, 60, 30].entries()) {
+      assert.ok(Math.abs(frame.rgb[c]! - v) <= 3, `channel ${c}: ${frame.rgb[c]}`);
+    }
   });
 
   it('drops alpha, expands grey, applies EXIF orientation', async () => {
