@@ -22,6 +22,13 @@ export interface WindowQuery {
   maxFrames?: number;
   method?: string;
   budget?: number;
+  /** Answer length and sampling for this query (default: the pipeline's generation keys). */
+  maxNewTokens?: number;
+  temperature?: number;
+  topP?: number;
+  seed?: number;
+  /** Called with each new piece of the answer as it is generated (HTTP streaming). */
+  onText?: (delta: string) => void;
 }
 
 /** An answer about a camera's window, with where it came from. */
@@ -137,7 +144,15 @@ export class Daemon {
     if (window.length === 0) {
       throw new UsageError(`camera ${camera} has no frames yet`, 'wait for its source to deliver frames');
     }
-    const generation = this.generation();
+    const base = this.generation();
+    const generation = {
+      maxNewTokens: query.maxNewTokens ?? base.maxNewTokens,
+      sampling: {
+        temperature: query.temperature ?? base.sampling.temperature,
+        topP: query.topP ?? base.sampling.topP,
+        seed: query.seed ?? base.sampling.seed,
+      },
+    };
     const method = query.method ?? config.pruning.method;
     const prune: PruneRequest = {
       method,
@@ -157,11 +172,12 @@ export class Daemon {
           `or set the camera's pruning.method to ${method}`,
       );
     }
-    const answer = await this.model.answerEncoded(frames, query.question, {
-      maxNewTokens: generation.maxNewTokens,
-      sampling: generation.sampling,
-      prune,
-    });
+    const answer = await this.model.answerEncoded(
+      frames,
+      query.question,
+      { maxNewTokens: generation.maxNewTokens, sampling: generation.sampling, prune },
+      query.onText,
+    );
     const now = performance.now();
     return describeAnswer(camera, query.question, answer, frames, window.length - frames.length, prune, {
       model: this.options.modelName,
