@@ -10,7 +10,7 @@ import { type ProbedVideo, probeVideo } from '../media/probe.js';
 import { videoFrames } from '../media/sampler.js';
 import type { Checkpoint } from '../model/checkpoint.js';
 
-const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.webp', '.bmp', '.tif', '.tiff', '.avif']);
+const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.webp', '.bmp', '.gif', '.tif', '.tiff', '.avif']);
 
 /** Which frames an answer is about, decided before any pixel is decoded. */
 export interface FramePlan {
