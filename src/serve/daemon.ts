@@ -51,6 +51,8 @@ export interface WindowAnswer {
   };
   /** queue: waiting for its turn; total: from the question's arrival to the answer. */
   latency_ms: { prefill: number; generate: number; first_token: number; queue: number; total: number };
+  /** The process's peak RSS so far, and the language model's KV caches for this answer. */
+  memory: { peak_rss_bytes: number; kv_reserved_bytes: number; kv_used_bytes: number };
   model: string;
 }
 
@@ -353,6 +355,11 @@ function describeAnswer(
       first_token: round(answer.timings.firstTokenMs),
       queue: round(queueMs),
       total: round(totalMs),
+    },
+    memory: {
+      peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
+      kv_reserved_bytes: answer.memory.kvReservedBytes,
+      kv_used_bytes: answer.memory.kvUsedBytes,
     },
     model,
   };
