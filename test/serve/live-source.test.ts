@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { filter, firstValueFrom, type Observable, take, toArray } from 'rxjs';
+import sharp from 'sharp';
 import { ffmpegBinaries } from '../../src/media/ffmpeg.js';
 import type { Frame } from '../../src/media/frame.js';
 import { type LiveInput, LiveSource } from '../../src/media/live-source.js';
@@ -99,6 +101,39 @@ describe('live sources', { timeout: 60_000 }, () => {
     const frames = await firstValueFrom(live.frames().pipe(toArray()));
     assert.ok(frames.at(-1)!.timestampS > 4, `frames after the damage (last at ${frames.at(-1)?.timestampS} s)`);
     assert.ok(frames.length >= 9, `${frames.length} frames of 12`);
+  });
+
+  it('an HTTP MJPEG stream (multipart JPEGs, as IP cameras serve them)', async () => {
+    const jpeg = await sharp({ create: { width: 64, height: 48, channels: 3, background: { r: 200, g: 10, b: 10 } } })
+      .jpeg()
+      .toBuffer();
+    const server = createHttpServer((req, res) => {
+      res.writeHead(200, { 'Content-Type': 'multipart/x-mixed-replace; boundary=frame' });
+      const timer = setInterval(() => {
+        res.write(`--frame\r\nContent-Type: image/jpeg\r\nContent-Length: ${jpeg.length}\r\n\r\n`);
+        res.write(jpeg);
+        res.write('\r\n');
+      }, 50);
+      req.on('close', () => clearInterval(timer));
+    });
+    const port = await freePort();
+    await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+    try {
+      const { live } = source({ type: 'http', url: `http://127.0.0.1:${port}/mjpeg` }, { fps: 5 });
+      const frames = await firstFrames(live.frames(), 4);
+      live.stop();
+      assert.deepEqual(
+        frames.map((f) => f.timestampS),
+        [0, 0.2, 0.4, 0.6],
+      );
+      assert.ok(
+        frames.every((f) => f.width === 64 && f.rgb[0] > 190),
+        'the red JPEGs',
+      );
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
   });
 
   it('an address that never answers: connect timeout, backoff, reconnects counted, last error kept', async () => {
