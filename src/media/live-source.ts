@@ -2,8 +2,8 @@
  * Camera-like sources for the daemon: a file (once or looped, paced at real time or faster), an RTSP
  * or HTTP(S) stream (MJPEG, HLS), a V4L2 device — all through one streaming ffmpeg command — and a
  * folder of images. Each reconnects with exponential backoff and jitter, restarts when no frame came
- * for `stallS`, and reports its status. Frames are sampled in JS by the rule the file decoder uses
- * (sampleFps), so a file streamed here yields the frames `sieve ask --fps` picks.
+ * for `stallS`, and reports its status. Frames are sampled in JS by the rule the file decoder uses, so
+ * a file streamed here yields the frames `sieve ask --fps` picks.
  */
 import { readdir, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';

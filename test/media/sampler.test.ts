@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { firstValueFrom, from, lastValueFrom, take, toArray } from 'rxjs';
+import { firstValueFrom, lastValueFrom, take, toArray } from 'rxjs';
 import { MediaError, UsageError } from '../../src/errors.js';
-import type { Frame } from '../../src/media/frame.js';
-import { renumber, sampleFps, uniformTimestamps, videoFrames } from '../../src/media/sampler.js';
-import { FPS, frameId, tempDir, writeSyntheticVideo } from './synthetic-video.js';
+import { LiveSource } from '../../src/media/live-source.js';
+import { uniformTimestamps, videoFrames } from '../../src/media/sampler.js';
+import { frameId, tempDir, writeSyntheticVideo } from './synthetic-video.js';
 
 describe('sampler', () => {
   let remove: () => Promise<void>;
@@ -46,32 +46,21 @@ describe('sampler', () => {
     );
   });
 
-  it('picks the same frames from decoded streams as ffmpeg does for files', async () => {
-    const every = await lastValueFrom(videoFrames(clip, { fps: 1000 }).pipe(toArray()));
+  it('a live source picks the same frames from its stream as the file decoder does at a rate', async () => {
     for (const fps of [3, 2, 0.7]) {
-      const inFfmpeg = await lastValueFrom(videoFrames(clip, { fps }).pipe(toArray()));
-      const inRx = await lastValueFrom(from(every).pipe(sampleFps(fps, 0.5 / FPS), renumber(), toArray()));
-      assert.deepEqual(inRx.map(frameId), inFfmpeg.map(frameId), `${fps} fps`);
+      const inFile = await lastValueFrom(videoFrames(clip, { fps }).pipe(toArray()));
+      const live = new LiveSource({
+        input: { type: 'file', path: clip, loop: false, speed: 0 },
+        fps,
+        reconnect: { initialS: 1, maxS: 1, jitter: 0 },
+        stallS: 10,
+        connectTimeoutS: 10,
+      });
+      const inStream = await lastValueFrom(live.frames().pipe(toArray()));
+      assert.deepEqual(inStream.map(frameId), inFile.map(frameId), `${fps} fps`);
       assert.deepEqual(
-        inRx.map((f) => f.index),
-        inFfmpeg.map((f) => f.index),
-      );
-    }
-  });
-
-  it('keeps sampling state per subscription', async () => {
-    const frames: Frame[] = [0, 0.4, 1.1, 1.2, 2.05].map((t, index) => ({
-      index,
-      timestampS: t,
-      width: 1,
-      height: 1,
-      rgb: new Uint8Array(3),
-    }));
-    const sampled = from(frames).pipe(sampleFps(1));
-    for (let i = 0; i < 2; i++) {
-      assert.deepEqual(
-        (await lastValueFrom(sampled.pipe(toArray()))).map((f) => f.timestampS),
-        [0, 1.1, 2.05],
+        inStream.map((f) => f.timestampS),
+        inFile.map((f) => f.timestampS),
       );
     }
   });
@@ -86,6 +75,5 @@ describe('sampler', () => {
   it('reports bad input as an error notification', async () => {
     await assert.rejects(lastValueFrom(videoFrames(path.join(dir, 'missing.mp4'), { frames: 3 })), MediaError);
     await assert.rejects(lastValueFrom(videoFrames(clip, { frames: 0 })), UsageError);
-    assert.throws(() => sampleFps(0), UsageError);
   });
 });
