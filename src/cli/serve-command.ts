@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
 import { Daemon } from '../serve/daemon.js';
+import { HttpSurface, parseListen } from '../serve/http-surface.js';
+import { SieveMetrics } from '../serve/metrics.js';
 import { loadPipeline, type PipelineConfig, pipelineSchema } from '../serve/pipeline-config.js';
 import { displayPath } from './cli-output.js';
 import { defaultModelDir } from './default-model.js';
@@ -59,6 +61,7 @@ export function registerServeCommand(program: Command): void {
     .option('--verbose', "show ONNX Runtime's own log lines")
     .action(async (flags: { pipeline: string; mqtt?: string; http?: string; verbose?: boolean }) => {
       const pipeline = withSurfaceFlags(loadPipeline(flags.pipeline), flags);
+      if (pipeline.http) parseListen(pipeline.http.listen); // a bad address is said before the model loads
       const modelDir = pipeline.model ?? defaultModelDir();
       const log = (line: string) => process.stderr.write(`${line}\n`);
       log(`${new Date().toISOString()} sieve: starting ${displayPath(flags.pipeline)} with ${displayPath(modelDir)}`);
@@ -70,6 +73,22 @@ export function registerServeCommand(program: Command): void {
       });
       const cameras = [...daemon.cameras.keys()];
       log(`${new Date().toISOString()} sieve: running ${cameras.length} camera(s): ${cameras.join(', ') || 'none'}`);
+      let http: HttpSurface | undefined;
+      if (pipeline.http) {
+        const { listen, token, max_body_mb } = pipeline.http;
+        const metrics = new SieveMetrics(daemon);
+        http = await HttpSurface.start(daemon, {
+          listen,
+          token,
+          maxBodyBytes: max_body_mb * 2 ** 20,
+          log,
+          metrics,
+        }).catch(async (err: unknown) => {
+          await daemon.stop();
+          throw err;
+        });
+        log(`${new Date().toISOString()} sieve: HTTP API on ${http.address.url}${token ? ' (bearer token)' : ''}`);
+      }
       const statusTimer = setInterval(() => {
         for (const s of daemon.status()) {
           log(
@@ -83,6 +102,7 @@ export function registerServeCommand(program: Command): void {
         await runUntilSignal(daemon, log);
       } finally {
         clearInterval(statusTimer);
+        await http?.close(); // after the daemon stopped: in-flight answers went out, queued ones got "shutting down"
       }
       log(`${new Date().toISOString()} sieve: stopped`);
     });

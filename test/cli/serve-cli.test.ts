@@ -46,9 +46,24 @@ const lines = (file: string) =>
 describe('sieve serve', { timeout: 120_000 }, () => {
   it('the shipped demo pipeline: camera demo, standing answers to JSONL, SIGTERM → exit 0', async () => {
     const answers = join(tempDir('serve'), 'answers.jsonl');
-    const { child, log } = serve(join(REPO_ROOT, 'pipelines', 'demo.yaml'), { SIEVE_ANSWERS: answers });
+    const listen = `127.0.0.1:${await freePort()}`;
+    const { child, log } = serve(join(REPO_ROOT, 'pipelines', 'demo.yaml'), {
+      SIEVE_ANSWERS: answers,
+      SIEVE_HTTP_LISTEN: listen,
+    });
     const exit = exitOf(child);
     await waitFor(() => lines(answers).length >= 1, 60_000, `an answer (log: ${log()})`);
+    assert.match(log(), new RegExp(`HTTP API on http://${listen}`));
+    const asked = await fetch(`http://${listen}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        messages: [{ role: 'user', content: 'what colour is the circle?' }],
+        sieve: { camera: 'demo' },
+      }),
+    });
+    assert.equal(asked.status, 200);
+    assert.equal((await asked.json()).choices[0].message.content, 'purple');
     child.kill('SIGTERM');
     assert.equal(await exit, 0, log());
     const [first] = lines(answers);
