@@ -247,6 +247,8 @@ export function loadPipeline(file: string, env: NodeJS.ProcessEnv = process.env)
   const at = (p: string) => (isAbsolute(p) || /^[a-z]+:\/\//.test(p) ? p : resolve(base, p));
   if (pipeline.model) pipeline.model = at(pipeline.model);
   if (pipeline.answers) pipeline.answers = at(pipeline.answers);
+  const tls = pipeline.mqtt?.tls;
+  if (tls) for (const key of ['ca', 'cert', 'key'] as const) if (tls[key]) tls[key] = at(tls[key]);
   for (const camera of Object.values(pipeline.cameras)) {
     if (camera.source.type === 'file' || camera.source.type === 'images') camera.source.path = at(camera.source.path);
   }

@@ -1,0 +1,114 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { tempDir } from './fixtures.js';
+import { freePort } from './rtsp-server.js';
+
+const MOSQUITTO = ['/usr/sbin/mosquitto', '/usr/bin/mosquitto'].find((p) => existsSync(p)) ?? 'mosquitto';
+
+// A broker a failed test left running goes with the test file's process.
+const running = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
+export interface MosquittoOptions {
+  /** Users for a password file; without them, anonymous clients are allowed. */
+  users?: { username: string; password: string }[];
+}
+
+/**
+ * A real MQTT broker (Debian's mosquitto, which .ci/run installs) on a free loopback port with its own
+ * config in a temp folder: no persistence, so a restart loses retained messages as a crash would.
+ * kill() and start() again keep the URL.
+ */
+export class Mosquitto {
+  private child?: ChildProcess;
+  private output = '';
+
+  private constructor(
+    readonly port: number,
+    private readonly config: string,
+  ) {}
+
+  static async start(options: MosquittoOptions = {}): Promise<Mosquitto> {
+    if (!existsSync(MOSQUITTO) && MOSQUITTO === 'mosquitto') {
+      try {
+        execFileSync('which', ['mosquitto']);
+      } catch {
+        throw new Error('mosquitto is not installed: apt-get install mosquitto mosquitto-clients (.ci/run does)');
+      }
+    }
+    const dir = tempDir('mosquitto');
+    const port = await freePort();
+    const lines = [`listener ${port} 127.0.0.1`, 'persistence false', 'log_dest stderr', 'log_type error'];
+    if (options.users?.length) {
+      const passwords = join(dir, 'passwords');
+      writeFileSync(passwords, '');
+      for (const u of options.users) execFileSync('mosquitto_passwd', ['-b', passwords, u.username, u.password]);
+      lines.push('allow_anonymous false', `password_file ${passwords}`);
+    } else {
+      lines.push('allow_anonymous true');
+    }
+    const config = join(dir, 'mosquitto.conf');
+    writeFileSync(config, `${lines.join('\n')}\n`);
+    const broker = new Mosquitto(port, config);
+    await broker.resume();
+    return broker;
+  }
+
+  get url(): string {
+    return `mqtt://127.0.0.1:${this.port}`;
+  }
+
+  /** What mosquitto wrote to stderr (errors only), for failure messages. */
+  get log(): string {
+    return this.output;
+  }
+
+  /** (Re)starts the broker on the same port and waits until it takes connections. */
+  async resume(): Promise<void> {
+    const child = spawn(MOSQUITTO, ['-c', this.config], { stdio: ['ignore', 'ignore', 'pipe'] });
+    child.stderr?.on('data', (d: Buffer) => {
+      this.output += d.toString();
+    });
+    this.child = child;
+    running.add(child);
+    child.once('exit', () => running.delete(child));
+    await waitForPort(
+      this.port,
+      () => child.exitCode !== null,
+      () => this.output,
+    );
+  }
+
+  /** Kills the broker at once (SIGKILL), as a crash would. */
+  async kill(): Promise<void> {
+    const child = this.child;
+    this.child = undefined;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      child.once('exit', () => resolve());
+      child.kill('SIGKILL');
+    });
+  }
+}
+
+async function waitForPort(port: number, exited: () => boolean, log: () => string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (exited()) throw new Error(`mosquitto exited: ${log()}`);
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, '127.0.0.1');
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (open) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`mosquitto does not listen on port ${port} after ${timeoutMs} ms: ${log()}`);
+}
