@@ -10,6 +10,7 @@ import type { TextConfig } from '../model/vlm-config.js';
 import { GraphBuilder } from '../onnx/graph-builder.js';
 import { writeModel } from '../onnx/model-writer.js';
 import { registerBenchDecodeCommand } from './bench-decode-command.js';
+import { registerBenchLoadCommand } from './bench-load-command.js';
 import { registerBenchPruneCommand } from './bench-prune-command.js';
 import { addBenchOutOption, writeBenchResult } from './bench-results.js';
 import { registerBenchStreamCommands } from './bench-stream-command.js';
@@ -185,4 +186,5 @@ export function registerBenchCommand(program: Command): void {
   registerBenchPruneCommand(bench);
   registerBenchDecodeCommand(bench);
   registerBenchStreamCommands(bench);
+  registerBenchLoadCommand(bench);
 }
