@@ -1,8 +1,11 @@
 import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
+import { Alerts } from '../serve/alerts.js';
 import { Daemon } from '../serve/daemon.js';
+import { parseBrokerListen } from '../serve/embedded-broker.js';
 import { HttpSurface, parseListen } from '../serve/http-surface.js';
 import { SieveMetrics } from '../serve/metrics.js';
+import { MqttSurface } from '../serve/mqtt-surface.js';
 import { loadPipeline, type PipelineConfig, pipelineSchema } from '../serve/pipeline-config.js';
 import { displayPath } from './cli-output.js';
 import { defaultModelDir } from './default-model.js';
@@ -62,6 +65,7 @@ export function registerServeCommand(program: Command): void {
     .action(async (flags: { pipeline: string; mqtt?: string; http?: string; verbose?: boolean }) => {
       const pipeline = withSurfaceFlags(loadPipeline(flags.pipeline), flags);
       if (pipeline.http) parseListen(pipeline.http.listen); // a bad address is said before the model loads
+      if (pipeline.mqtt && !pipeline.mqtt.url) parseBrokerListen(pipeline.mqtt.listen);
       const modelDir = pipeline.model ?? defaultModelDir();
       const log = (line: string) => process.stderr.write(`${line}\n`);
       log(`${new Date().toISOString()} sieve: starting ${displayPath(flags.pipeline)} with ${displayPath(modelDir)}`);
@@ -89,6 +93,24 @@ export function registerServeCommand(program: Command): void {
         });
         log(`${new Date().toISOString()} sieve: HTTP API on ${http.address.url}${token ? ' (bearer token)' : ''}`);
       }
+      // Alerts run with or without MQTT: their changes are logged, and published when MQTT is on.
+      const withAlerts = Object.values(pipeline.cameras).some((c) => c.alerts.length > 0);
+      const alerts = withAlerts
+        ? new Alerts(daemon, (camera, line) => log(`${new Date().toISOString()} ${camera}: ${line}`))
+        : undefined;
+      alerts?.onChange((a) =>
+        log(`${new Date().toISOString()} ${a.camera}: alert ${a.alert} is ${a.state} (answer "${a.answer}")`),
+      );
+      alerts?.start();
+      let mqtt: MqttSurface | undefined;
+      if (pipeline.mqtt) {
+        mqtt = await MqttSurface.start(daemon, pipeline.mqtt, { log, alerts }).catch(async (err: unknown) => {
+          alerts?.stop();
+          await http?.close();
+          await daemon.stop();
+          throw err;
+        });
+      }
       const statusTimer = setInterval(() => {
         for (const s of daemon.status()) {
           log(
@@ -103,6 +125,8 @@ export function registerServeCommand(program: Command): void {
       } finally {
         clearInterval(statusTimer);
         await http?.close(); // after the daemon stopped: in-flight answers went out, queued ones got "shutting down"
+        alerts?.stop();
+        await mqtt?.stop(); // the same, then `offline` (retained) and a clean disconnect
       }
       log(`${new Date().toISOString()} sieve: stopped`);
     });

@@ -24,7 +24,7 @@ export class EmbeddedBroker {
 
   /** Starts a broker on `listen` (host:port, [v6]:port or a port; port 0 = any free port). */
   static async start(listen: string): Promise<EmbeddedBroker> {
-    const { host, port } = parseListen(listen);
+    const { host, port } = parseBrokerListen(listen);
     const broker = await Aedes.createBroker();
     const server = createServer((socket) => broker.handle(socket));
     try {
@@ -69,7 +69,7 @@ export class EmbeddedBroker {
 }
 
 /** `host:port`, `[v6 address]:port` or a bare port (on loopback). */
-export function parseListen(listen: string): { host: string; port: number } {
+export function parseBrokerListen(listen: string): { host: string; port: number } {
   const match = /^\[([^\]]+)\]:(\d+)$/.exec(listen) ?? /^([^:]*):(\d+)$/.exec(listen) ?? /^()(\d+)$/.exec(listen);
   const port = match ? Number(match[2]) : Number.NaN;
   if (!match || !Number.isInteger(port) || port > 65_535) {

@@ -4,6 +4,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { REPO_ROOT, tempDir } from '../helpers/fixtures.js';
+import { TestClient } from '../helpers/mqtt-client.js';
 import { freePort } from '../helpers/rtsp-server.js';
 
 const SIEVE = join(REPO_ROOT, 'bin', 'sieve.js');
@@ -47,9 +48,11 @@ describe('sieve serve', { timeout: 120_000 }, () => {
   it('the shipped demo pipeline: camera demo, standing answers to JSONL, SIGTERM → exit 0', async () => {
     const answers = join(tempDir('serve'), 'answers.jsonl');
     const listen = `127.0.0.1:${await freePort()}`;
+    const mqttListen = `127.0.0.1:${await freePort()}`;
     const { child, log } = serve(join(REPO_ROOT, 'pipelines', 'demo.yaml'), {
       SIEVE_ANSWERS: answers,
       SIEVE_HTTP_LISTEN: listen,
+      SIEVE_MQTT_LISTEN: mqttListen,
     });
     const exit = exitOf(child);
     await waitFor(() => lines(answers).length >= 1, 60_000, `an answer (log: ${log()})`);
@@ -64,6 +67,13 @@ describe('sieve serve', { timeout: 120_000 }, () => {
     });
     assert.equal(asked.status, 200);
     assert.equal((await asked.json()).choices[0].message.content, 'purple');
+    // MQTT on the embedded broker: a query answered, the alert's state retained.
+    const mqtt = await TestClient.connect(`mqtt://${mqttListen}`, 4);
+    await mqtt.subscribe('sieve/demo/answer', 'sieve/demo/alerts/purple_circle');
+    await mqtt.publish('sieve/demo/query', JSON.stringify({ id: 'cli', question: 'what colour is the circle?' }));
+    assert.equal((await mqtt.reply('sieve/demo/answer', (j) => j.id === 'cli')).json.answer, 'purple');
+    assert.equal((await mqtt.reply('sieve/demo/alerts/purple_circle', () => true)).json.state, 'yes');
+    await mqtt.end();
     child.kill('SIGTERM');
     assert.equal(await exit, 0, log());
     const [first] = lines(answers);
