@@ -11,8 +11,8 @@ import { LiveSource } from '../media/live-source.js';
 import { createMethod, defaultBudget } from '../prune/registry.js';
 import { type CameraStatus, CameraStream } from './camera-stream.js';
 import { FolderWatch } from './folder-watch.js';
-import { QueryScheduler } from './query-scheduler.js';
 import type { CameraConfig, PipelineConfig } from './pipeline-config.js';
+import { QueryScheduler } from './query-scheduler.js';
 import { evenlySpaced, type WindowFrame } from './rolling-window.js';
 
 export interface WindowQuery {

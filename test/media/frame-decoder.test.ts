@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
 import { lastValueFrom, toArray } from 'rxjs';
 import { binaries } from '../../src/media/ffmpeg-binaries.js';
 import type { Frame } from '../../src/media/frame.js';
