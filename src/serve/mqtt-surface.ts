@@ -221,7 +221,9 @@ export class MqttSurface {
         ? ' (check mqtt.username and mqtt.password)'
         : code === 'ECONNREFUSED'
           ? ' (is the broker running? retrying every second)'
-          : '';
+          : typeof code === 'string' && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(code)
+            ? " (give the broker's CA certificate in mqtt.tls.ca)"
+            : '';
     const line = `mqtt: ${this.url}: ${err.message}${hint}`;
     if (line === this.lastError) return; // the same failure on every retry is logged once
     this.lastError = line;

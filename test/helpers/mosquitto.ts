@@ -1,5 +1,5 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { tempDir } from './fixtures.js';
@@ -16,6 +16,8 @@ process.on('exit', () => {
 export interface MosquittoOptions {
   /** Users for a password file; without them, anonymous clients are allowed. */
   users?: { username: string; password: string }[];
+  /** TLS only (mqtts://), with a server certificate for 127.0.0.1 signed by a CA made for the test. */
+  tls?: boolean;
 }
 
 /**
@@ -30,6 +32,8 @@ export class Mosquitto {
   private constructor(
     readonly port: number,
     private readonly config: string,
+    /** With tls: the CA certificate (PEM) a client needs to trust the broker. */
+    readonly caFile?: string,
   ) {}
 
   static async start(options: MosquittoOptions = {}): Promise<Mosquitto> {
@@ -51,15 +55,23 @@ export class Mosquitto {
     } else {
       lines.push('allow_anonymous true');
     }
+    let caFile: string | undefined;
+    if (options.tls) {
+      caFile = makeCertificates(dir);
+      lines.push(`cafile ${caFile}`, `certfile ${join(dir, 'server.crt')}`, `keyfile ${join(dir, 'server.key')}`);
+    }
     const config = join(dir, 'mosquitto.conf');
     writeFileSync(config, `${lines.join('\n')}\n`);
-    const broker = new Mosquitto(port, config);
+    // Started as root, mosquitto reads the password file as the user mosquitto: the folder must let it.
+    chmodSync(dir, 0o755);
+    for (const f of readdirSync(dir)) chmodSync(join(dir, f), 0o644);
+    const broker = new Mosquitto(port, config, caFile);
     await broker.resume();
     return broker;
   }
 
   get url(): string {
-    return `mqtt://127.0.0.1:${this.port}`;
+    return `${this.caFile ? 'mqtts' : 'mqtt'}://127.0.0.1:${this.port}`;
   }
 
   /** What mosquitto wrote to stderr (errors only), for failure messages. */
@@ -111,4 +123,44 @@ async function waitForPort(port: number, exited: () => boolean, log: () => strin
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`mosquitto does not listen on port ${port} after ${timeoutMs} ms: ${log()}`);
+}
+
+/** A CA and a server certificate for 127.0.0.1 signed by it (openssl, EC P-256, valid 2 days); returns the CA file. */
+function makeCertificates(dir: string): string {
+  const file = (name: string) => join(dir, name);
+  const openssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'ignore' });
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  openssl(
+    'req',
+    '-x509',
+    ...ec,
+    '-keyout',
+    file('ca.key'),
+    '-out',
+    file('ca.crt'),
+    '-days',
+    '2',
+    '-subj',
+    '/CN=sieve test CA',
+  );
+  openssl('req', ...ec, '-keyout', file('server.key'), '-out', file('server.csr'), '-subj', '/CN=127.0.0.1');
+  writeFileSync(file('san.ext'), 'subjectAltName=IP:127.0.0.1\n');
+  openssl(
+    'x509',
+    '-req',
+    '-in',
+    file('server.csr'),
+    '-CA',
+    file('ca.crt'),
+    '-CAkey',
+    file('ca.key'),
+    '-CAcreateserial',
+    '-out',
+    file('server.crt'),
+    '-days',
+    '2',
+    '-extfile',
+    file('san.ext'),
+  );
+  return file('ca.crt');
 }

@@ -1,4 +1,4 @@
-import mqtt, { type IClientPublishOptions, type IPublishPacket, type MqttClient } from 'mqtt';
+import mqtt, { type IClientOptions, type IClientPublishOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 
 /** A parsed JSON payload, as loose as JSON.parse's. */
 export type Json = ReturnType<typeof JSON.parse>;
@@ -30,8 +30,13 @@ export class TestClient {
     });
   }
 
-  static async connect(url: string, protocolVersion: 4 | 5 = 5): Promise<TestClient> {
-    const client = await mqtt.connectAsync(url, { protocolVersion, reconnectPeriod: 200, connectTimeout: 5000 });
+  static async connect(url: string, protocolVersion: 4 | 5 = 5, more: IClientOptions = {}): Promise<TestClient> {
+    const client = await mqtt.connectAsync(url, {
+      protocolVersion,
+      reconnectPeriod: 200,
+      connectTimeout: 5000,
+      ...more,
+    });
     return new TestClient(client);
   }
 
