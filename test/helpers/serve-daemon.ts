@@ -4,7 +4,7 @@ import { defaultModelDir } from '../../src/cli/default-model.js';
 import { DEFAULT_RUNTIME } from '../../src/engine/ort-session.js';
 import { ffmpegBinaries } from '../../src/media/ffmpeg.js';
 import { Daemon } from '../../src/serve/daemon.js';
-import { pipelineSchema } from '../../src/serve/pipeline-config.js';
+import { type MqttConfig, pipelineSchema } from '../../src/serve/pipeline-config.js';
 import { REPO_ROOT, tempDir } from './fixtures.js';
 
 const VIDEOS = join(REPO_ROOT, 'models', 'demo', 'examples', 'videos');
@@ -53,4 +53,11 @@ export async function alternatingClip(): Promise<string> {
     out,
   ]);
   return out;
+}
+
+/** The mqtt key as a pipeline file would give it, with the schema's defaults. */
+export function mqttConfig(mqtt: Record<string, unknown>): MqttConfig {
+  const parsed = pipelineSchema.parse({ cameras: { x: { source: { type: 'v4l2' } } }, mqtt }).mqtt;
+  if (!parsed) throw new Error('no mqtt key');
+  return parsed;
 }

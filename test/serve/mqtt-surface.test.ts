@@ -5,20 +5,12 @@ import type { IClientOptions } from 'mqtt';
 import { Alerts } from '../../src/serve/alerts.js';
 import type { Daemon } from '../../src/serve/daemon.js';
 import { MqttSurface } from '../../src/serve/mqtt-surface.js';
-import { type MqttConfig, pipelineSchema } from '../../src/serve/pipeline-config.js';
 import { Mosquitto } from '../helpers/mosquitto.js';
 import { type Json, type Received, TestClient } from '../helpers/mqtt-client.js';
-import { alternatingClip, CLIP, startDaemon } from '../helpers/serve-daemon.js';
+import { alternatingClip, CLIP, mqttConfig, startDaemon } from '../helpers/serve-daemon.js';
 
 const QUESTION = 'what colour is the circle?';
 const ALERT = 'sieve/ab/alerts/green_square';
-
-/** The mqtt key as the pipeline file would give it, with the schema's defaults. */
-function mqttConfig(mqtt: Record<string, unknown>): MqttConfig {
-  const parsed = pipelineSchema.parse({ cameras: { x: { source: { type: 'v4l2' } } }, mqtt }).mqtt;
-  assert.ok(parsed);
-  return parsed;
-}
 
 /** Messages delivered live (not the retained copy a new subscription gets). */
 const live = (messages: Received[]) => messages.filter((m) => !m.retain);
