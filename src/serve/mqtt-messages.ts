@@ -97,7 +97,7 @@ export function parseQuery(payload: Uint8Array, camera: string, cameras: readonl
   });
   if (payload.byteLength > MAX_PAYLOAD_BYTES) {
     return refuse(
-      `the payload is ${formatKib(payload.byteLength)}, over the limit of ${formatKib(MAX_PAYLOAD_BYTES)}`,
+      `the payload is ${payload.byteLength} bytes, over the limit of ${MAX_PAYLOAD_BYTES} (${MAX_PAYLOAD_BYTES / 1024} KiB)`,
       `a query is a JSON object such as ${EXAMPLE}; it is about the camera's window and carries no media`,
       'too_large',
     );
@@ -229,8 +229,4 @@ function describe(value: unknown): string {
   if (typeof value === 'string') return value.length > 40 ? 'a long string' : `the string ${JSON.stringify(value)}`;
   if (typeof value === 'object') return 'an object';
   return `the ${typeof value} ${String(value)}`;
-}
-
-function formatKib(bytes: number): string {
-  return `${(bytes / 1024).toFixed(bytes < 10 * 1024 ? 1 : 0)} KiB`;
 }
