@@ -240,7 +240,13 @@ export class MqttSurface {
     this.everConnected = true;
     this.lastError = undefined;
     try {
-      await client.subscribeAsync(this.topic('+', 'query'), { qos: 1 });
+      const [grant] = await client.subscribeAsync(this.topic('+', 'query'), { qos: 1 });
+      if (grant && grant.qos >= 0x80) {
+        this.options.log(
+          `${stamp()} mqtt: the broker refused the subscription to ${grant.topic} (code ${grant.qos}): ` +
+            'no queries will come; check its access control list',
+        );
+      }
       await client.publishAsync(this.topic('available'), 'online', { qos: 1, retain: true });
       // A broker that restarted without persistence has lost the retained topics: they are published again.
       await Promise.all([
