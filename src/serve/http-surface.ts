@@ -816,9 +816,21 @@ export class HttpSurface {
     });
   }
 
-  /** A question the prompt cannot hold as text: the model's image placeholder in it. */
+  /**
+   * A question the prompt cannot hold: longer than 8 characters per position of the context (refused before
+   * it is tokenized, which would hold up every other request), or with the model's image placeholder in it.
+   */
   private checkQuestion(question: string): void {
     const { tokenizer, config } = this.daemon.model.checkpoint;
+    const maxChars = Math.max(4096, 8 * config.text.maxPositionEmbeddings);
+    if (question.length > maxChars) {
+      throw bad(
+        `the question is ${question.length} characters, more than the ${maxChars} this model's context ` +
+          `(${config.text.maxPositionEmbeddings} positions) can take; shorten it`,
+        'messages',
+        'context_length_exceeded',
+      );
+    }
     if (!tokenizer.encode(question).includes(config.imageTokenId)) return;
     const placeholder = tokenizer.idToToken(config.imageTokenId) ?? `token ${config.imageTokenId}`;
     throw bad(

@@ -6,8 +6,8 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Daemon } from './daemon.js';
 
-/** Seconds: from 10 ms to 2 min (a query on a loaded edge device can wait a while in the queue). */
-const LATENCY_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120];
+/** Seconds: from 5 ms to 2 min (a query on a loaded edge device can wait a while in the queue). */
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120];
 const TOKEN_BUCKETS = [8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192];
 
 /** One answered query, as a surface saw it. */

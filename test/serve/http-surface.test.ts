@@ -346,6 +346,12 @@ describe('HTTP API (OpenAI-compatible) on a running daemon', { timeout: 120_000 
       /too long for this model.*2048.*shorten the question or lower max_tokens/,
     );
     await expectError(
+      await ask({ messages: question('w'.repeat(100_000)), ...camera }),
+      400,
+      'context_length_exceeded',
+      /the question is 100000 characters, more than the 16384 this model's context \(2048 positions\) can take/,
+    );
+    await expectError(
       await ask({ messages: question('what is <image> here?'), ...camera }),
       400,
       'invalid_question',
