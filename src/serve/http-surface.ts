@@ -121,7 +121,9 @@ function numberParam(
   if (v === undefined || v === null) return undefined;
   const range = `${exclusiveMin ? '>' : '≥'} ${min} and ≤ ${max}`;
   if (typeof v !== 'number' || !Number.isFinite(v) || (int && !Number.isInteger(v))) {
-    throw bad(`${param} must be ${int ? 'an integer' : 'a number'} ${range}, not ${JSON.stringify(v)}`, param);
+    const given = JSON.stringify(v);
+    const shown = given.length > 40 ? `${given.slice(0, 40)}…` : given;
+    throw bad(`${param} must be ${int ? 'an integer' : 'a number'} ${range}, not ${shown}`, param);
   }
   if (v < min || v > max || (exclusiveMin && v === min)) throw bad(`${param} must be ${range}, not ${v}`, param);
   return v;
@@ -192,8 +194,9 @@ export function parseChatRequest(body: unknown, maxNewTokensLimit = 4096): ChatR
   }
   if (images.length > MAX_FRAMES) throw bad(`${images.length} images: at most ${MAX_FRAMES} per request`, at);
 
-  const n = numberParam(body, 'n', 'n', { min: 1, max: 1, int: true });
-  void n;
+  if (body.n !== undefined && body.n !== null && body.n !== 1) {
+    throw bad('n must be 1: one answer per request (send several requests for several)', 'n');
+  }
   if (body.stream !== undefined && body.stream !== null && typeof body.stream !== 'boolean') {
     throw bad('stream must be true or false', 'stream');
   }
@@ -641,6 +644,8 @@ export class HttpSurface {
       req.on('data', onData);
       req.on('end', () => resolve(Buffer.concat(chunks)));
       req.on('error', (err) => reject(bad(`the body could not be read: ${err.message}`, null)));
+      // A client gone before the end of its body (after 'end' this changes nothing: the body is read).
+      req.on('close', () => reject(bad('the connection closed before the end of the body', null)));
     });
   }
 
