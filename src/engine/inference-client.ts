@@ -78,7 +78,15 @@ export class InferenceClient {
     return result;
   }
 
-  async close(): Promise<void> {
+  /**
+   * Lets the requests already made finish (at most `waitMs`), then ends the worker: terminating it while
+   * ONNX Runtime is inside a run aborts the whole process (a native Napi::Error), e.g. a camera's frame still
+   * in the vision encoder when the daemon stops.
+   */
+  async close(waitMs = 10_000): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.tail, new Promise((resolve) => (timer = setTimeout(resolve, waitMs)))]);
+    clearTimeout(timer);
     this.worker.removeAllListeners('exit');
     await this.worker.terminate();
   }
