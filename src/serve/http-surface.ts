@@ -930,10 +930,11 @@ export class HttpSurface {
 
 const ROUTES: { name: string; path: RegExp; methods: string[] }[] = [
   { name: 'chat', path: /^\/v1\/chat\/completions\/?$/, methods: ['POST'] },
-  { name: 'models', path: /^\/v1\/models\/?$/, methods: ['GET'] },
-  { name: 'model', path: /^\/v1\/models\/[^/]+$/, methods: ['GET'] },
-  { name: 'health', path: /^\/health\/?$/, methods: ['GET'] },
-  { name: 'metrics', path: /^\/metrics\/?$/, methods: ['GET'] },
+  // HEAD as GET without the body (Node leaves it out), for health checks such as curl -I.
+  { name: 'models', path: /^\/v1\/models\/?$/, methods: ['GET', 'HEAD'] },
+  { name: 'model', path: /^\/v1\/models\/[^/]+$/, methods: ['GET', 'HEAD'] },
+  { name: 'health', path: /^\/health\/?$/, methods: ['GET', 'HEAD'] },
+  { name: 'metrics', path: /^\/metrics\/?$/, methods: ['GET', 'HEAD'] },
 ];
 
 function cameraCompletion(a: WindowAnswer, maxNewTokens: number, model: string): Completion {

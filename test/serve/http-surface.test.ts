@@ -236,6 +236,9 @@ describe('HTTP API (OpenAI-compatible) on a running daemon', { timeout: 120_000 
       cameras: { name: string; state: string; window_frames: number }[];
     };
     assert.equal(health.status, 'ok');
+    const head = await fetch(`${d.url}/health`, { method: 'HEAD' });
+    assert.equal(head.status, 200);
+    assert.equal(await head.text(), '');
     assert.equal(health.model, 'demo');
     assert.equal(health.cameras[0].name, 'demo');
     assert.equal(health.cameras[0].state, 'live');
@@ -419,6 +422,9 @@ describe('HTTP API (OpenAI-compatible) on a running daemon', { timeout: 120_000 
     const wrong = await fetch(`${d.url}/v1/chat/completions`);
     assert.equal(wrong.headers.get('allow'), 'POST');
     await expectError(wrong, 405, 'method_not_allowed');
+    const del = await fetch(`${d.url}/health`, { method: 'DELETE' });
+    assert.equal(del.headers.get('allow'), 'GET, HEAD');
+    await expectError(del, 405, 'method_not_allowed', /\/health takes GET or HEAD, not DELETE/);
     // The official client turns them into its typed errors.
     await assert.rejects(
       openai.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: QUESTION }] }),
