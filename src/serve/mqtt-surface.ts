@@ -277,6 +277,11 @@ export class MqttSurface {
     const prefix = `${this.config.prefix}/`;
     if (!topic.startsWith(prefix) || !topic.endsWith('/query')) return;
     const camera = topic.slice(prefix.length, -'/query'.length);
+    if (packet.retain) {
+      // A retained query comes again with every (re)subscription: it was answered when it was published.
+      this.options.log(`${stamp()} mqtt: a retained query on ${topic} ignored (publish queries without retain)`);
+      return;
+    }
     this.counts.received++;
     const responseTopic = publishable(packet.properties?.responseTopic);
     const to = {

@@ -267,6 +267,10 @@ describe('MQTT surface: a real daemon on mosquitto and on the embedded broker', 
 
   it('a broker URL that speaks MQTT 3.1.1 only (aedes): the surface falls back from MQTT 5', async () => {
     const lines: string[] = [];
+    const c = await client(embedded.url, 4);
+    await c.subscribe('other/demo/answer');
+    // A query left retained on the broker is not answered again by every new subscription.
+    await c.publish('other/demo/query', JSON.stringify({ id: 'stale', question: QUESTION }), { qos: 1, retain: true });
     const other = await MqttSurface.start(daemon, mqttConfig({ url: embedded.url, prefix: 'other' }), {
       log: (line) => lines.push(line),
     });
@@ -274,10 +278,11 @@ describe('MQTT surface: a real daemon on mosquitto and on the embedded broker', 
       await other.connected();
       assert.equal(other.protocolVersion, 4);
       assert.match(lines.join('\n'), /does not speak MQTT 5; using MQTT 3\.1\.1/);
-      const c = await client(embedded.url, 4);
-      await c.subscribe('other/demo/answer');
       await c.publish('other/demo/query', JSON.stringify({ id: 'o1', question: QUESTION }));
       assert.equal((await c.reply('other/demo/answer', (j) => j.id === 'o1')).json.answer, 'purple');
+      assert.equal(c.messages.filter((m) => m.json?.id === 'stale').length, 0);
+      assert.match(lines.join('\n'), /a retained query on other\/demo\/query ignored/);
+      await c.publish('other/demo/query', '', { qos: 1, retain: true }); // cleared
     } finally {
       await other.stop();
     }
