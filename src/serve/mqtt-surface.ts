@@ -299,7 +299,10 @@ export class MqttSurface {
       this.lastAnswers.set(camera, reply);
       await Promise.all([
         this.reply(to, reply),
-        this.publish(this.topic(camera, 'last_answer'), reply, { qos: 1, retain: true }),
+        // While disconnected, the reply waits for the connection; the last answer is published on connecting.
+        this.client?.connected
+          ? this.publish(this.topic(camera, 'last_answer'), reply, { qos: 1, retain: true })
+          : undefined,
       ]);
     } catch (err) {
       const reply = errorReply(parsed.id, camera, err);
@@ -337,8 +340,9 @@ export class MqttSurface {
     }
   }
 
+  /** While disconnected nothing is queued: the next connection publishes every alert's current state. */
   private publishAlert(status: AlertStatus): void {
-    if (this.stopping) return;
+    if (this.stopping || !this.client?.connected) return;
     this.track(this.publish(this.topic(status.camera, 'alerts', status.alert), status, { qos: 1, retain: true }));
   }
 
