@@ -4,7 +4,7 @@ import { availableParallelism, cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import ort from 'onnxruntime-node';
-import { ffmpegBinaries } from '../media/ffmpeg.js';
+import { ffmpegBinaries } from '../media/ffmpeg-binaries.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
 import { formatBytes } from './cli-output.js';
 import { defaultModelDir } from './default-model.js';

@@ -6,7 +6,7 @@ import type { RuntimeOptions } from '../engine/ort-session.js';
 import type { SamplingOptions } from '../engine/sampling.js';
 import type { PruneRequest } from '../engine/visual-query.js';
 import { UsageError } from '../errors.js';
-import { configureFfmpeg } from '../media/ffmpeg.js';
+import { configureFfmpeg } from '../media/ffmpeg-binaries.js';
 import type { Sampling } from '../media/sampler.js';
 import type { VlmConfig } from '../model/vlm-config.js';
 import type { WeightDtype } from '../onnx/layers.js';

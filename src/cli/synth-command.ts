@@ -1,7 +1,7 @@
 /** `sieve synth`: writes a split of the synthetic video QA task (design §4). */
 import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
-import { encodeVideo } from '../media/ffmpeg.js';
+import { encodeVideo } from '../media/video-encoder.js';
 import type { EncodeVideo } from '../synth/dataset.js';
 import { isSplit, SPLITS, writeSplit } from '../synth/dataset.js';
 import type { QuestionType } from '../synth/vocabulary.js';

@@ -1,6 +1,6 @@
 /**
  * Writes one split of the synthetic video QA task: encoded clips (MP4, through the injected
- * encoder — in the product that is src/media/ffmpeg.ts), a JSONL of questions, a JSONL of scenes,
+ * encoder — in the product that is src/media/video-encoder.ts), a JSONL of questions, a JSONL of scenes,
  * and optionally per-frame object-id maps for training. Splits draw seeds from disjoint ranges.
  */
 import { constants as fsConstants } from 'node:fs';

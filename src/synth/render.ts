@@ -1,5 +1,5 @@
 /**
- * Renders a scene into RGB frames (HWC, the layout src/media/ffmpeg.ts encodes) and per-frame
+ * Renders a scene into RGB frames (HWC, the layout src/media/video-encoder.ts encodes) and per-frame
  * object-id maps (0 = background, k = scene.objects[k-1]) that training uses for dense targets.
  */
 

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ffmpegBinaries } from '../../src/media/ffmpeg.js';
+import { ffmpegBinaries } from '../../src/media/ffmpeg-binaries.js';
 import { writeRandomCheckpoint } from '../../src/model/random-checkpoint.js';
 
 export const REPO_ROOT = join(import.meta.dirname, '..', '..', '..');

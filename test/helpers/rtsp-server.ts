@@ -1,6 +1,6 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
-import { ffmpegBinaries } from '../../src/media/ffmpeg.js';
+import { ffmpegBinaries } from '../../src/media/ffmpeg-binaries.js';
 
 /** A free TCP port on loopback. */
 export async function freePort(): Promise<number> {

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { defaultModelDir } from '../../src/cli/default-model.js';
 import { DEFAULT_RUNTIME } from '../../src/engine/ort-session.js';
-import { ffmpegBinaries } from '../../src/media/ffmpeg.js';
+import { ffmpegBinaries } from '../../src/media/ffmpeg-binaries.js';
 import { Daemon } from '../../src/serve/daemon.js';
 import { type MqttConfig, pipelineSchema } from '../../src/serve/pipeline-config.js';
 import { REPO_ROOT, tempDir } from './fixtures.js';

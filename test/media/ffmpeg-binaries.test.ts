@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { chmod, readFile, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { configureFfmpeg, decodeFrames, ffmpegBinaries } from '../../src/media/ffmpeg.js';
-import { versionCachePath } from '../../src/media/ffmpeg-binaries.js';
+import { configureFfmpeg, ffmpegBinaries, versionCachePath } from '../../src/media/ffmpeg-binaries.js';
+import { decodeFrames } from '../../src/media/frame-decoder.js';
 import { REPO_ROOT } from '../helpers/fixtures.js';
 import { scratchDir } from '../helpers/temp-dir.js';
 

@@ -3,9 +3,12 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { MediaError, UsageError } from '../../src/errors.js';
-import type { DecodeOptions } from '../../src/media/ffmpeg.js';
-import { configureFfmpeg, decodeFrames, encodeVideo, ffmpegBinaries, probe } from '../../src/media/ffmpeg.js';
+import { configureFfmpeg, ffmpegBinaries } from '../../src/media/ffmpeg-binaries.js';
 import type { Frame } from '../../src/media/frame.js';
+import type { DecodeOptions } from '../../src/media/frame-decoder.js';
+import { decodeFrames } from '../../src/media/frame-decoder.js';
+import { probe } from '../../src/media/probe.js';
+import { encodeVideo } from '../../src/media/video-encoder.js';
 import {
   FPS,
   FRAMES,

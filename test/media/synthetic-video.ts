@@ -1,7 +1,8 @@
 /** Test videos whose frames say which frame they are: 8 black/white blocks along the top spell the frame number. */
-import type { EncodeOptions } from '../../src/media/ffmpeg.js';
-import { encodeVideo } from '../../src/media/ffmpeg.js';
+
 import type { RgbImage } from '../../src/media/frame.js';
+import type { EncodeOptions } from '../../src/media/video-encoder.js';
+import { encodeVideo } from '../../src/media/video-encoder.js';
 import { scratchDir } from '../helpers/temp-dir.js';
 
 export const WIDTH = 160;

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { filter, firstValueFrom, type Observable, take, toArray } from 'rxjs';
 import sharp from 'sharp';
-import { ffmpegBinaries } from '../../src/media/ffmpeg.js';
+import { ffmpegBinaries } from '../../src/media/ffmpeg-binaries.js';
 import type { Frame } from '../../src/media/frame.js';
 import { type LiveInput, LiveSource } from '../../src/media/live-source.js';
 import { REPO_ROOT, tempDir, testVideo } from '../helpers/fixtures.js';

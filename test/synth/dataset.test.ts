@@ -5,7 +5,8 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runSynth, type SynthOptions } from '../../src/cli/synth-command.js';
 import { SieveError, UsageError } from '../../src/errors.js';
-import { decodeFrames, probe } from '../../src/media/ffmpeg.js';
+import { decodeFrames } from '../../src/media/frame-decoder.js';
+import { probe } from '../../src/media/probe.js';
 import type { EncodeVideo, QaRecord } from '../../src/synth/dataset.js';
 import {
   clipRecords,
