@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { REPO_ROOT, tempDir } from '../helpers/fixtures.js';
 import { TestClient } from '../helpers/mqtt-client.js';
-import { freePort } from '../helpers/rtsp-server.js';
+import { freePort } from '../helpers/ports.js';
 
 const SIEVE = join(REPO_ROOT, 'bin', 'sieve.js');
 const CLIP = join(REPO_ROOT, 'models', 'demo', 'examples', 'videos', 'test-2000000000.mp4');

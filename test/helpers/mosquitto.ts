@@ -1,9 +1,8 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { chmodSync, existsSync, readdirSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { tempDir } from './fixtures.js';
-import { freePort } from './rtsp-server.js';
+import { freePort, waitForPort } from './ports.js';
 
 const MOSQUITTO = ['/usr/sbin/mosquitto', '/usr/bin/mosquitto'].find((p) => existsSync(p)) ?? 'mosquitto';
 
@@ -88,11 +87,9 @@ export class Mosquitto {
     this.child = child;
     running.add(child);
     child.once('exit', () => running.delete(child));
-    await waitForPort(
-      this.port,
-      () => child.exitCode !== null,
-      () => this.output,
-    );
+    await waitForPort(this.port, {
+      gaveUp: () => (child.exitCode !== null ? `mosquitto exited: ${this.output}` : undefined),
+    });
   }
 
   /** Kills the broker at once (SIGKILL), as a crash would. */
@@ -105,24 +102,6 @@ export class Mosquitto {
       child.kill('SIGKILL');
     });
   }
-}
-
-async function waitForPort(port: number, exited: () => boolean, log: () => string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (exited()) throw new Error(`mosquitto exited: ${log()}`);
-    const open = await new Promise<boolean>((resolve) => {
-      const socket = connect(port, '127.0.0.1');
-      socket.once('connect', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
-    });
-    if (open) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`mosquitto does not listen on port ${port} after ${timeoutMs} ms: ${log()}`);
 }
 
 /** A CA and a server certificate for 127.0.0.1 signed by it (openssl, EC P-256, valid 2 days); returns the CA file. */

@@ -11,7 +11,8 @@ import { ffmpegBinaries } from '../../src/media/ffmpeg-binaries.js';
 import type { Frame } from '../../src/media/frame.js';
 import { type LiveInput, LiveSource } from '../../src/media/live-source.js';
 import { REPO_ROOT, tempDir, testVideo } from '../helpers/fixtures.js';
-import { freePort, RtspServer } from '../helpers/rtsp-server.js';
+import { freePort } from '../helpers/ports.js';
+import { RtspServer } from '../helpers/rtsp-server.js';
 
 const DEMO_CLIP = join(REPO_ROOT, 'models', 'demo', 'examples', 'videos', 'test-2000000000.mp4');
 
