@@ -5,7 +5,7 @@ import { preprocessBatch } from '../vision/preprocess.js';
 import { InferenceClient } from './inference-client.js';
 import type { RuntimeOptions } from './ort-session.js';
 import { type PreparedModel, type PrepareOptions, prepareModel } from './prepare-model.js';
-import { buildPrompt, type PromptFrame } from './prompt.js';
+import { buildPrompt, type PromptFrame, rejectImagePlaceholder } from './prompt.js';
 import { GREEDY, type SamplingOptions } from './sampling.js';
 import type { PruneRequest, StageTimings, VisualAnswer, VisualQuery } from './visual-query.js';
 
@@ -42,9 +42,10 @@ export interface Answer {
  * One model, ready to answer: the checkpoint's tokenizer, template and processor on this thread,
  * its graphs in the inference worker.
  */
-function checkQuestion(question: string): void {
+function checkQuestion(question: string, checkpoint: Checkpoint): void {
   if (question.trim() === '')
     throw new UsageError('the question is empty', 'ask something about the video, e.g. "what colour is the square?"');
+  rejectImagePlaceholder(checkpoint.tokenizer, checkpoint.config.imageTokenId, question);
 }
 
 export class VlmPipeline {
@@ -75,7 +76,7 @@ export class VlmPipeline {
     onText?: (delta: string) => void,
   ): Promise<Answer> {
     if (frames.length === 0) throw new UsageError('no frames to answer about', 'give a video or at least one image');
-    checkQuestion(question);
+    checkQuestion(question, this.checkpoint);
     const t0 = performance.now();
     const pixels = await this.preprocess(frames);
     const preprocessMs = performance.now() - t0;
@@ -108,7 +109,7 @@ export class VlmPipeline {
   ): Promise<Answer> {
     if (frames.length === 0)
       throw new UsageError('no frames to answer about yet', 'wait for the camera to deliver frames');
-    checkQuestion(question);
+    checkQuestion(question, this.checkpoint);
     const n = this.checkpoint.config.tokensPerImage;
     const width = frames[0].features.length / n;
     const features = new Float32Array(frames.length * n * width);

@@ -1,6 +1,6 @@
 import { UsageError } from '../errors.js';
 import type { Checkpoint } from '../model/checkpoint.js';
-import { buildPrompt } from './prompt.js';
+import { buildPrompt, rejectImagePlaceholder } from './prompt.js';
 
 export type PromptModel = Pick<Checkpoint, 'config' | 'tokenizer' | 'chatTemplate'>;
 
@@ -27,6 +27,7 @@ export function fitFramesToContext(
   timestampsFor: (frames: number) => readonly number[],
 ): ContextFit {
   const { config, tokenizer, chatTemplate } = model;
+  rejectImagePlaceholder(tokenizer, config.imageTokenId, question);
   const context = config.text.maxPositionEmbeddings;
   const promptTokens = (k: number) =>
     buildPrompt(

@@ -1,4 +1,4 @@
-import { ModelError } from '../errors.js';
+import { ModelError, UsageError } from '../errors.js';
 import type { ChatContent, ChatTemplate } from '../model/chat-template.js';
 import type { TextTokenizer } from '../model/tokenizer.js';
 
@@ -58,4 +58,28 @@ export function buildPrompt(
     for (let k = 0; k < tokensPerImage; k++) ids.push(imageTokenId);
   }
   return { text, ids, imageSpans };
+}
+
+/**
+ * The model's image placeholder (e.g. `<image>`) when a question contains it: the prompt would then have
+ * one image token more than frames. Undefined for an ordinary question.
+ */
+export function imagePlaceholderIn(
+  tokenizer: TextTokenizer,
+  imageTokenId: number,
+  question: string,
+): string | undefined {
+  if (!tokenizer.encode(question).includes(imageTokenId)) return undefined;
+  return tokenizer.idToToken(imageTokenId) ?? `token ${imageTokenId}`;
+}
+
+/** Refuses a question with the image placeholder in it (a usage error that says what to do). */
+export function rejectImagePlaceholder(tokenizer: TextTokenizer, imageTokenId: number, question: string): void {
+  const placeholder = imagePlaceholderIn(tokenizer, imageTokenId, question);
+  if (placeholder) {
+    throw new UsageError(
+      `the question contains ${placeholder}, the model's image placeholder`,
+      'remove it: the frames are placed in the prompt by the chat template',
+    );
+  }
 }

@@ -11,6 +11,7 @@ import { basename } from 'node:path';
 import sharp, { type Metadata } from 'sharp';
 import type { Answer } from '../engine/answer-pipeline.js';
 import { fitFramesToContext } from '../engine/context-fit.js';
+import { imagePlaceholderIn } from '../engine/prompt.js';
 import type { PruneRequest } from '../engine/visual-query.js';
 import { MediaError, ModelError, SieveError, UsageError } from '../errors.js';
 import { MAX_FRAMES } from '../media/frame.js';
@@ -836,8 +837,8 @@ export class HttpSurface {
         'context_length_exceeded',
       );
     }
-    if (!tokenizer.encode(question).includes(config.imageTokenId)) return;
-    const placeholder = tokenizer.idToToken(config.imageTokenId) ?? `token ${config.imageTokenId}`;
+    const placeholder = imagePlaceholderIn(tokenizer, config.imageTokenId, question);
+    if (!placeholder) return;
     throw bad(
       `the question contains ${placeholder}, the model's image placeholder; remove it ` +
         '(images go in image_url parts)',

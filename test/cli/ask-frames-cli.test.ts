@@ -39,6 +39,12 @@ describe('sieve ask: more frames than the context holds', () => {
     assert.match(r.stderr, /hint: ask for at most 30 frames/);
   });
 
+  it("a question with the model's image placeholder is refused before decoding (exit 2)", () => {
+    const r = sieve('ask', CLIP, 'what is <image> here?');
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /the question contains <image>, the model's image placeholder/);
+  });
+
   it('the frame limits agree: the CLI and the config take 1..1024', () => {
     assert.match(sieve('ask', CLIP, 'q?', '--frames', '1025').stderr, /--frames must be an integer in 1\.\.1024/);
   });
