@@ -98,7 +98,8 @@ function readVision(f: JsonFields, root: JsonFields, selectStrategy: VisionConfi
     f.fail('num_attention_heads', `(${numHeads}) must divide hidden_size (${hiddenSize})`);
   const imageSize = f.int('image_size', d.image);
   const patchSize = f.int('patch_size', d.patch);
-  if (imageSize % patchSize !== 0) f.fail('patch_size', `(${patchSize}) must divide image_size (${imageSize})`);
+  // A valid-padding patch conv drops what is left over (SigLIP 384/14: 27×27 patches, 6 pixels unused).
+  if (patchSize > imageSize) f.fail('patch_size', `(${patchSize}) is larger than image_size (${imageSize})`);
   const numLayers = f.int('num_hidden_layers', d.layers);
 
   // hidden_states has numLayers + 1 entries (0 = embeddings); a negative index counts from the end.
@@ -124,7 +125,7 @@ function readVision(f: JsonFields, root: JsonFields, selectStrategy: VisionConfi
     hasClassToken: family === 'clip',
     featureLayer,
     selectStrategy,
-    gridSize: imageSize / patchSize,
+    gridSize: Math.floor(imageSize / patchSize),
   };
 }
 

@@ -160,7 +160,7 @@ function hfConfig(spec: RandomCheckpointSpec): Record<string, unknown> {
   const { vision: v, text: t } = spec;
   const clip = v.family === 'clip';
   const strategy = v.selectStrategy ?? (clip ? 'default' : 'full');
-  const grid = v.imageSize / v.patchSize;
+  const grid = Math.floor(v.imageSize / v.patchSize);
   const visionConfig = {
     hidden_act: clip ? 'quick_gelu' : 'gelu_pytorch_tanh',
     hidden_size: v.hiddenSize,
@@ -306,7 +306,7 @@ function tensorPlan(spec: RandomCheckpointSpec): TensorPlan[] {
   const v = spec.vision;
   const vm = 'vision_tower.vision_model';
   const clip = v.family === 'clip';
-  const grid = v.imageSize / v.patchSize;
+  const grid = Math.floor(v.imageSize / v.patchSize);
   const H = v.hiddenSize;
   plan.push({
     name: `${vm}.embeddings.patch_embedding.weight`,

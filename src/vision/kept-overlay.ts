@@ -32,7 +32,8 @@ export async function writeKeptOverlays(
   await mkdir(dir, { recursive: true });
   const { imageSize: s, gridSize: g } = opts;
   const dim = opts.dim ?? 0.25;
-  const patch = s / g;
+  // Patches cover g·patch pixels; a remainder the patch conv drops (e.g. 384 px at patch 14) is never kept.
+  const patch = Math.floor(s / g);
   const files: string[] = [];
   for (const [f, frame] of frames.entries()) {
     const rgb = await sharp(frame.rgb, { raw: { width: frame.width, height: frame.height, channels: 3 } })
@@ -43,7 +44,8 @@ export async function writeKeptOverlays(
     const kept = new Set((keptPerFrame[f] ?? []).map((token) => token + shift));
     for (let y = 0; y < s; y++) {
       for (let x = 0; x < s; x++) {
-        if (kept.has(Math.floor(y / patch) * g + Math.floor(x / patch))) continue;
+        const inGrid = y < g * patch && x < g * patch;
+        if (inGrid && kept.has(Math.floor(y / patch) * g + Math.floor(x / patch))) continue;
         for (let c = 0; c < 3; c++) rgb[(y * s + x) * 3 + c] = Math.round(rgb[(y * s + x) * 3 + c] * dim);
       }
     }

@@ -90,6 +90,16 @@ describe('readVlmConfig', () => {
     assert.equal(c.text.headDim, 16);
   });
 
+  it('SigLIP 384 px at patch 14 (llava-interleave, OneVision): 27×27 patches, the remainder dropped', () => {
+    const cfg = fixtureConfig('llava-tiny-siglip-qwen2');
+    cfg.vision_config = { ...cfg.vision_config, image_size: 384, patch_size: 14 };
+    const c = readVlmConfig(dirWith(cfg));
+    assert.equal(c.vision.gridSize, 27);
+    assert.equal(c.tokensPerImage, 729);
+    cfg.vision_config = { ...cfg.vision_config, image_size: 12, patch_size: 14 };
+    throwsModelError(() => readVlmConfig(dirWith(cfg)), 'patch_size', 'larger than image_size');
+  });
+
   it('takes transformers defaults for fields a sparse config leaves out (llava-1.5-7b-hf style)', () => {
     const c = readVlmConfig(
       dirWith({

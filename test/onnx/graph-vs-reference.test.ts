@@ -34,14 +34,15 @@ const SPECS: Record<string, RandomCheckpointSpec> = {
     },
     seed: 11,
   },
-  'SigLIP + Qwen2 (QKV bias, GQA 6 heads / 2 KV heads)': {
+  // 38 px at patch 8: 4×4 patches and 6 pixels the conv drops, as SigLIP 384/14 drops 6 (27×27 patches).
+  'SigLIP + Qwen2 (QKV bias, GQA 6 heads / 2 KV heads, image size not a multiple of the patch)': {
     vision: {
       family: 'siglip',
       hiddenSize: 32,
       intermediateSize: 64,
       numLayers: 3,
       numHeads: 2,
-      imageSize: 32,
+      imageSize: 38,
       patchSize: 8,
     },
     text: {
