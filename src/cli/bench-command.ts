@@ -30,13 +30,22 @@ interface LlmBenchOptions {
   out: string;
 }
 
-/** Multiply–accumulate FLOPs of a prefill of `s` tokens (projections, MLP, causal attention, last-row LM head). */
+/**
+ * FLOPs of a prefill of `s` tokens (a multiply-add counts 2): the projections and the MLP, causal
+ * attention — QKᵀ and PV, 2·hd each per head and query–key pair (s(s+1)/2 pairs) — and the LM head on
+ * the last row.
+ */
 export function prefillFlops(t: TextConfig, s: number): number {
   const d = t.hiddenSize;
   const qkvo = 2 * d * (t.numHeads * t.headDim) + 2 * d * (t.numKvHeads * t.headDim);
   const mlp = 3 * d * t.intermediateSize;
-  const attention = 2 * t.numHeads * t.headDim * ((s * (s + 1)) / 2);
+  const attention = 4 * t.numHeads * t.headDim * ((s * (s + 1)) / 2);
   return t.numLayers * (2 * s * (qkvo + mlp) + attention) + 2 * d * t.vocabSize;
+}
+
+/** Positions the random model needs for a prefill of `promptTokens` and decodes of `decodeSteps` at each context. */
+export function benchPositions(promptTokens: number, contexts: readonly number[], decodeSteps: number): number {
+  return Math.max(promptTokens, ...contexts) + decodeSteps + 2;
 }
 
 async function matmulRate(dir: string, runtime: RuntimeOptions, m: number, k: number, n: number): Promise<number> {
@@ -76,7 +85,13 @@ async function benchLlm(opts: LlmBenchOptions): Promise<void> {
         imageSize: 32,
         patchSize: 8,
       },
-      text: { family: 'qwen2', ...QWEN2_05B, vocabSize: opts.vocab },
+      text: {
+        family: 'qwen2',
+        ...QWEN2_05B,
+        vocabSize: opts.vocab,
+        // Sized to what is asked: a context past max_position_embeddings has no rotary table entry.
+        maxPositions: Math.max(4096, benchPositions(opts.promptTokens, opts.contexts, opts.decodeSteps)),
+      },
       seed: 7,
     });
     log('building graphs');

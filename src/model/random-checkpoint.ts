@@ -30,6 +30,8 @@ export interface RandomCheckpointSpec {
     /** Llama only: bias on q/k/v/o, and on the MLP projections. */
     attentionBias?: boolean;
     mlpBias?: boolean;
+    /** HF `max_position_embeddings`; default 4096. */
+    maxPositions?: number;
   };
   /** HF `projector_hidden_act`; default 'gelu'. */
   projectorAct?: string;
@@ -180,7 +182,7 @@ function hfConfig(spec: RandomCheckpointSpec): Record<string, unknown> {
     hidden_act: 'silu',
     hidden_size: t.hiddenSize,
     intermediate_size: t.intermediateSize,
-    max_position_embeddings: 4096,
+    max_position_embeddings: t.maxPositions ?? 4096,
     num_attention_heads: t.numHeads,
     num_hidden_layers: t.numLayers,
     num_key_value_heads: t.numKvHeads,
