@@ -52,6 +52,7 @@ export function registerAskCommand(program: Command): void {
         dtype: settings.dtype,
         runtime: settings.runtime,
         pruningLayers: layers,
+        warmKernels: settings.prune.method !== 'none',
         onProgress: (e) =>
           e.done === e.total &&
           process.stderr.write(`converting the checkpoint: ${e.graph} built (${e.graphIndex + 1}/${e.graphCount})\n`),

@@ -119,6 +119,7 @@ export function registerEvalCommand(program: Command): void {
         dtype: settings.dtype,
         runtime: settings.runtime,
         pruningLayers: pruningLayers(runs, frames),
+        warmKernels: runs.some((r) => r.method !== 'none'),
       });
       const modelPath = displayPath(pipeline.checkpoint.dir);
       const progress = progressReporter('eval');

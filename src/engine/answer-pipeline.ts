@@ -57,10 +57,12 @@ export class VlmPipeline {
   /** `model`: a checkpoint folder, or a checkpoint already loaded (the pipeline closes its weights). */
   static async open(
     model: string | Checkpoint,
-    opts: PrepareOptions & { runtime: RuntimeOptions },
+    opts: PrepareOptions & { runtime: RuntimeOptions; warmKernels?: boolean },
   ): Promise<VlmPipeline> {
     const prepared = await prepareModel(model, opts);
-    const client = await InferenceClient.start(prepared.graphDir, prepared.manifest, opts.runtime);
+    const client = await InferenceClient.start(prepared.graphDir, prepared.manifest, opts.runtime, {
+      warmKernels: opts.warmKernels,
+    });
     return new VlmPipeline(prepared, client);
   }
 

@@ -26,7 +26,13 @@ export class InferenceClient {
     worker.on('exit', (code) => this.failAll(new Error(`the inference worker exited (code ${code})`)));
   }
 
-  static async start(dir: string, manifest: GraphManifest, runtime: RuntimeOptions): Promise<InferenceClient> {
+  /** `warmKernels`: create the pruning kernels' sessions now (a pruned first query then pays nothing for them). */
+  static async start(
+    dir: string,
+    manifest: GraphManifest,
+    runtime: RuntimeOptions,
+    { warmKernels = false } = {},
+  ): Promise<InferenceClient> {
     const worker = new Worker(new URL('./inference-worker.js', import.meta.url));
     const client = new InferenceClient(worker);
     await new Promise<void>((resolve, reject) => {
@@ -38,7 +44,7 @@ export class InferenceClient {
       };
       worker.on('message', onMessage);
       worker.once('error', reject);
-      worker.postMessage({ type: 'open', dir, manifest, runtime });
+      worker.postMessage({ type: 'open', dir, manifest, runtime, warmKernels });
     }).catch(async (err) => {
       await worker.terminate();
       throw err;

@@ -52,6 +52,7 @@ port.on('message', async (msg: WorkerRequest) => {
     if (msg.type === 'open') {
       runner = await VlmRunner.open(msg.dir, msg.manifest, msg.runtime);
       pairwise = new OrtPairwise(msg.runtime.threads);
+      if (msg.warmKernels) await pairwise.warm();
       reply({ type: 'opened' });
     } else if (msg.type === 'query') {
       if (!runner || !pairwise) throw new Error('query before open');

@@ -22,7 +22,7 @@ export type WorkerReply =
 
 /** What the main thread asks of the worker. */
 export type WorkerRequest =
-  | { type: 'open'; dir: string; manifest: GraphManifest; runtime: RuntimeOptions }
+  | { type: 'open'; dir: string; manifest: GraphManifest; runtime: RuntimeOptions; warmKernels: boolean }
   | { type: 'query'; id: number; query: VisualQuery }
   | { type: 'encode'; id: number; pixels: Float32Array; frames: number }
   | { type: 'close' };

@@ -102,6 +102,7 @@ export class Daemon {
       dtype: pipeline.runtime.dtype,
       runtime: options.runtime,
       pruningLayers: pruningLayers(runs, maxFrames),
+      warmKernels: true, // a daemon lives long; its first pruned question should not pay for the kernels
     });
     const daemon = new Daemon(pipeline, model, options);
     for (const [name, camera] of Object.entries(pipeline.cameras)) daemon.startCamera(name, camera);
