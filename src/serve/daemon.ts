@@ -321,6 +321,18 @@ function pruneRequestOf(p: CameraConfig['pruning'], seed: number): PruneRequest 
   return { method: p.method, budget: p.budget ?? defaultBudget(p.method), options: p.options[p.method] ?? {}, seed };
 }
 
+/** An answer's token counts as every surface reports them: prompt, generated, visual tokens per stage. */
+export function answerTokens(answer: Answer): WindowAnswer['tokens'] {
+  const v = answer.visualTokens;
+  return {
+    prompt: answer.promptTokens,
+    generated: answer.generatedTokens,
+    visual_input: v.input,
+    visual_layer_averaged: Math.round(v.layerAveraged * 10) / 10,
+    stages: v.stages,
+  };
+}
+
 function describeAnswer(
   camera: string,
   question: string,
@@ -331,7 +343,6 @@ function describeAnswer(
   { model, queueMs, totalMs }: { model: string; queueMs: number; totalMs: number },
 ): WindowAnswer {
   const round = (x: number) => Math.round(x * 10) / 10;
-  const v = answer.visualTokens;
   return {
     camera,
     question,
@@ -343,13 +354,7 @@ function describeAnswer(
     framesLeftOut,
     method: prune.method,
     budget: prune.budget,
-    tokens: {
-      prompt: answer.promptTokens,
-      generated: answer.generatedTokens,
-      visual_input: v.input,
-      visual_layer_averaged: round(v.layerAveraged),
-      stages: v.stages,
-    },
+    tokens: answerTokens(answer),
     latency_ms: {
       prefill: round(answer.timings.projectMs + answer.timings.prefillMs),
       generate: round(answer.timings.generateMs),

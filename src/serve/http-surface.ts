@@ -17,7 +17,7 @@ import { MediaError, ModelError, SieveError, UsageError } from '../errors.js';
 import { MAX_FRAMES } from '../media/frame.js';
 import { readImage } from '../media/image-source.js';
 import { defaultBudget } from '../prune/registry.js';
-import type { Daemon, WindowAnswer } from './daemon.js';
+import { answerTokens, type Daemon, type WindowAnswer } from './daemon.js';
 import type { SieveMetrics } from './metrics.js';
 import { BusyError, DeadlineError, ShuttingDownError } from './query-scheduler.js';
 
@@ -310,19 +310,12 @@ const round1 = (x: number) => Math.round(x * 10) / 10;
 
 /** The `sieve` provenance of an answer about images. */
 function imageProvenance(answer: Answer, prune: PruneRequest, latency: Record<string, number>, model: string) {
-  const v = answer.visualTokens;
   return {
     images: answer.frames.length,
     frames: answer.frames.map((f) => ({ t: f.timestampS })),
     method: prune.method,
     budget: prune.budget,
-    tokens: {
-      prompt: answer.promptTokens,
-      generated: answer.generatedTokens,
-      visual_input: v.input,
-      visual_layer_averaged: round1(v.layerAveraged),
-      stages: v.stages,
-    },
+    tokens: answerTokens(answer),
     latency_ms: latency,
     memory: {
       peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
