@@ -20,6 +20,7 @@ import {
   planSamples,
 } from './frame-plan.js';
 import { listFrames, type ProbedVideo, probeVideo, type VideoInfo } from './probe.js';
+import { ShowinfoReader } from './showinfo.js';
 
 export interface DecodeOptions {
   /**
@@ -354,22 +355,22 @@ interface ShownFrame {
 class RunWatch {
   readonly problems: string[] = [];
   private readonly frames = new Map<string, ShownFrame[]>();
-  private readonly timeBases = new Map<string, number>();
+  private readonly readers = new Map<string, ShowinfoReader>();
   private finished = false;
   private wake: (() => void) | undefined;
 
   line(line: string): void {
     const name = /^\[showinfo@(\w+) @ /.exec(line)?.[1];
     if (name) {
-      const tb = /config in time_base:\s*(\d+)\/(\d+)/.exec(line);
-      if (tb && Number(tb[2]) > 0) this.timeBases.set(name, Number(tb[1]) / Number(tb[2]));
-      const m = /\bpts:\s*(-?\d+|NOPTS)\s+pts_time:(\S+).*?\bs:(\d+)x(\d+).*?\bchecksum:(\w+)/.exec(line);
-      if (m) {
-        // Same arithmetic as the select filter's t, so comparisons with its thresholds agree.
-        const timeBase = this.timeBases.get(name);
-        const t = m[1] !== 'NOPTS' && timeBase !== undefined ? Number(m[1]) * timeBase : Number(m[2]);
+      let reader = this.readers.get(name);
+      if (!reader) {
+        reader = new ShowinfoReader();
+        this.readers.set(name, reader);
+      }
+      const frame = reader.read(line);
+      if (frame) {
         const list = this.frames.get(name) ?? [];
-        list.push({ t, width: Number(m[3]), height: Number(m[4]), checksum: m[5] ?? '' });
+        list.push({ t: frame.t, width: frame.width, height: frame.height, checksum: frame.checksum });
         this.frames.set(name, list);
         this.wake?.();
       }

@@ -14,6 +14,7 @@ import { ffmpegReason, isErrorLine } from './ffmpeg-messages.js';
 import { runFfmpeg } from './ffmpeg-process.js';
 import type { Frame } from './frame.js';
 import { readImage } from './image-source.js';
+import { ShowinfoReader } from './showinfo.js';
 import type { SourceStatus } from './source-status.js';
 
 export type LiveInput =
@@ -161,7 +162,7 @@ export class LiveSource {
     let lastShown = -1;
     let previous: { t: number; width: number; height: number } | undefined;
     let current: { t: number; width: number; height: number } | undefined;
-    let timeBase: number | undefined;
+    const showinfo = new ShowinfoReader();
     let wake: (() => void) | undefined;
     const edge = this.options.shortestEdge;
     const run = runFfmpeg(ffmpeg.path, {
@@ -181,13 +182,10 @@ export class LiveSource {
       ],
       onStderr: (line) => {
         if (line.includes('Parsed_showinfo_')) {
-          const tb = /config in time_base:\s*(\d+)\/(\d+)/.exec(line);
-          if (tb && Number(tb[2]) > 0) timeBase = Number(tb[1]) / Number(tb[2]);
-          const m = /\bn:\s*(\d+)\s+pts:\s*(-?\d+|NOPTS)\s+pts_time:(\S+).*?\bs:(\d+)x(\d+)/.exec(line);
-          if (m) {
-            const t = m[2] !== 'NOPTS' && timeBase !== undefined ? Number(m[2]) * timeBase : Number(m[3]);
-            lastShown = Number(m[1]);
-            shown.set(lastShown, { t, width: Number(m[4]), height: Number(m[5]) });
+          const frame = showinfo.read(line);
+          if (frame) {
+            lastShown = frame.n;
+            shown.set(frame.n, { t: frame.t, width: frame.width, height: frame.height });
             wake?.();
           }
         } else if (isErrorLine(line)) {
