@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import { REPO_ROOT, tempDir } from '../helpers/fixtures.js';
 import { TestClient } from '../helpers/mqtt-client.js';
 import { freePort } from '../helpers/ports.js';
+import { waitFor } from '../helpers/wait.js';
 
 const SIEVE = join(REPO_ROOT, 'bin', 'sieve.js');
 const CLIP = join(REPO_ROOT, 'models', 'demo', 'examples', 'videos', 'test-2000000000.mp4');
@@ -25,14 +26,6 @@ function serve(pipeline: string, env: NodeJS.ProcessEnv = {}): { child: ChildPro
 
 function exitOf(child: ChildProcess): Promise<number | null> {
   return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
-}
-
-async function waitFor(condition: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 const lines = (file: string) =>

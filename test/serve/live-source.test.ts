@@ -13,6 +13,7 @@ import { type LiveInput, LiveSource } from '../../src/media/live-source.js';
 import { REPO_ROOT, tempDir, testVideo } from '../helpers/fixtures.js';
 import { freePort } from '../helpers/ports.js';
 import { RtspServer } from '../helpers/rtsp-server.js';
+import { waitFor } from '../helpers/wait.js';
 
 const DEMO_CLIP = join(REPO_ROOT, 'models', 'demo', 'examples', 'videos', 'test-2000000000.mp4');
 
@@ -205,11 +206,3 @@ describe('RTSP from a real RTSP server', { timeout: 120_000 }, () => {
     }
   });
 });
-
-async function waitFor(condition: () => boolean, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`condition not met in ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
