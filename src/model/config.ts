@@ -2,7 +2,15 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ModelError } from '../errors.js';
 import { JsonFields, readJsonObject } from './json-file.js';
-import type { Activation, TextConfig, TextFamily, VisionConfig, VisionFamily, VlmConfig } from './vlm-config.js';
+import type {
+  Activation,
+  RopeScaling,
+  TextConfig,
+  TextFamily,
+  VisionConfig,
+  VisionFamily,
+  VlmConfig,
+} from './vlm-config.js';
 
 const MISSING_HINT = 'download the complete Hugging Face checkpoint (config.json, *.safetensors, tokenizer files)';
 
@@ -129,7 +137,7 @@ function readVision(f: JsonFields, root: JsonFields, selectStrategy: VisionConfi
   };
 }
 
-function readText(f: JsonFields, generationEos: number[]): TextConfig {
+export function readText(f: JsonFields, generationEos: number[]): TextConfig {
   const modelType = f.str('model_type', 'llama');
   const family = TEXT_MODEL_TYPES[modelType];
   if (!family) {
@@ -149,11 +157,6 @@ function readText(f: JsonFields, generationEos: number[]): TextConfig {
   if (!f.has('head_dim') && hiddenSize % numHeads !== 0)
     f.fail('num_attention_heads', `(${numHeads}) must divide hidden_size (${hiddenSize})`);
 
-  if (f.has('rope_scaling')) {
-    const scaling = f.sub('rope_scaling');
-    const type = scaling.str('rope_type', scaling.str('type', 'default'));
-    if (type !== 'default') f.fail('rope_scaling', `type "${type}" is not supported (only plain RoPE)`);
-  }
   if (family === 'qwen2' && f.bool('use_sliding_window', false)) f.fail('use_sliding_window', 'true is not supported');
 
   const attentionBias = family === 'llama' && f.bool('attention_bias', false);
@@ -171,6 +174,7 @@ function readText(f: JsonFields, generationEos: number[]): TextConfig {
     vocabSize: f.int('vocab_size', d.vocab),
     rmsNormEps: f.positive('rms_norm_eps', 1e-6),
     ropeTheta: f.positive('rope_theta', 10000),
+    ropeScaling: readRopeScaling(f),
     qkvBias: family === 'qwen2' || attentionBias,
     oProjBias: attentionBias,
     mlpBias: family === 'llama' && f.bool('mlp_bias', false),
@@ -183,13 +187,36 @@ function readText(f: JsonFields, generationEos: number[]): TextConfig {
   };
 }
 
-function readGenerationEos(dir: string): number[] {
+const ROPE_TYPES = ['default', 'linear', 'dynamic', 'llama3', 'mrope'];
+
+/** `rope_scaling` (old configs name the type `type`, newer ones `rope_type`; Qwen2-VL's M-RoPE is plain RoPE here). */
+function readRopeScaling(f: JsonFields): RopeScaling {
+  if (!f.has('rope_scaling')) return { type: 'default' };
+  const s = f.sub('rope_scaling');
+  const type = s.str('rope_type', s.str('type', 'default'));
+  if (!ROPE_TYPES.includes(type)) {
+    f.fail('rope_scaling', `type "${type}" is not supported (supported: ${ROPE_TYPES.join(', ')})`);
+  }
+  if (type === 'linear' || type === 'dynamic') return { type, factor: s.positive('factor') };
+  if (type === 'llama3') {
+    return {
+      type,
+      factor: s.positive('factor'),
+      lowFreqFactor: s.positive('low_freq_factor'),
+      highFreqFactor: s.positive('high_freq_factor'),
+      originalMaxPositions: s.int('original_max_position_embeddings'),
+    };
+  }
+  return { type: 'default' };
+}
+
+export function readGenerationEos(dir: string): number[] {
   const file = join(dir, 'generation_config.json');
   if (!existsSync(file)) return [];
   return new JsonFields(file, readJsonObject(file, MISSING_HINT)).idList('eos_token_id');
 }
 
-function activation(f: JsonFields, key: string, fallback: string): Activation {
+export function activation(f: JsonFields, key: string, fallback: string): Activation {
   const name = f.str(key, fallback);
   const act = ACTIVATIONS[name];
   if (!act) f.fail(key, `"${name}" is not a supported activation (${Object.keys(ACTIVATIONS).join(', ')})`);
