@@ -24,9 +24,8 @@ export interface Qwen2VlVisionConfig {
 export interface Qwen2VlConfig {
   modelType: 'qwen2_vl';
   vision: Qwen2VlVisionConfig;
-  text: TextConfig;
-  /** How the rotary frequencies of each half of head_dim are split between the t, h and w position rows. */
-  mropeSection: [number, number, number];
+  /** The Qwen2 text model; `mropeSection` splits each half of head_dim's rotary pairs between t, h and w. */
+  text: TextConfig & { mropeSection: [number, number, number] };
   imageTokenId: number;
   videoTokenId: number;
   visionStartTokenId: number;
@@ -75,24 +74,28 @@ export function readQwen2VlConfig(dir: string): Qwen2VlConfig {
   }
   const textSource = root.has('text_config') ? root.sub('text_config') : root;
   const mropeSection = readMropeSection(textSource);
-  // readText reads a plain Qwen2: M-RoPE is taken from rope_scaling above, so it does not see that key.
   const textObj: Record<string, unknown> = { ...TEXT_DEFAULTS, ...textSource.obj, model_type: 'qwen2' };
-  delete textObj.rope_scaling;
   if (root.has('tie_word_embeddings')) textObj.tie_word_embeddings = root.obj.tie_word_embeddings;
-  const text = readText(new JsonFields(file, textObj, textSource === root ? '' : 'text_config.'), readGenerationEos(dir));
+  const prefix = textSource === root ? '' : 'text_config.';
+  const text = { ...readText(new JsonFields(file, textObj, prefix), readGenerationEos(dir)), mropeSection };
   if (mropeSection.reduce((a, b) => a + b, 0) !== text.headDim / 2) {
-    textSource.fail('rope_scaling', `mrope_section [${mropeSection}] must add up to head_dim / 2 = ${text.headDim / 2}`);
+    textSource.fail(
+      'rope_scaling',
+      `mrope_section [${mropeSection}] must add up to head_dim / 2 = ${text.headDim / 2}`,
+    );
   }
 
   const vision = readVision(root);
   if (vision.outHiddenSize !== text.hiddenSize) {
-    root.fail('vision_config.hidden_size', `(${vision.outHiddenSize}) must equal the text hidden_size (${text.hiddenSize})`);
+    root.fail(
+      'vision_config.hidden_size',
+      `(${vision.outHiddenSize}) must equal the text hidden_size (${text.hiddenSize})`,
+    );
   }
   return {
     modelType: 'qwen2_vl',
     vision,
     text,
-    mropeSection,
     imageTokenId: root.int('image_token_id', 151655, 0),
     videoTokenId: root.int('video_token_id', 151656, 0),
     visionStartTokenId: root.int('vision_start_token_id', 151652, 0),

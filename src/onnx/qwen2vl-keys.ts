@@ -1,11 +1,9 @@
 import type { WeightReader } from './layers.js';
+import type { TextKeys } from './llm-decoder.js';
 
-export interface Qwen2VlKeys {
+export interface Qwen2VlKeys extends TextKeys {
   /** Prefix of the ViT and its merger (`patch_embed`, `blocks`, `merger`). */
   vision: string;
-  /** Prefix of the text model holding `embed_tokens`, `layers`, `norm`. */
-  text: string;
-  lmHead: string;
 }
 
 /**

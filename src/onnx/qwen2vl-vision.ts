@@ -2,7 +2,8 @@ import type { Qwen2VlConfig, Qwen2VlVisionConfig } from '../model/qwen2vl-config
 import { GraphBuilder } from './graph-builder.js';
 import { activation, layerNorm, linear, type WeightDtype, WeightLoader, type WeightReader } from './layers.js';
 import { qwen2VlKeys } from './qwen2vl-keys.js';
-import { EMBED_IO, PROJECTOR_IO, VISION_IO } from './vision-encoder.js';
+import { rotateHalf } from './rotary.js';
+import { buildEmbedding, PROJECTOR_IO, VISION_IO } from './vision-encoder.js';
 
 /** The vision graph's inputs; its outputs are VISION_IO's features, cls_attention and keys. */
 export const QWEN2VL_VISION_IO = {
@@ -28,7 +29,7 @@ export function buildQwen2VlGraphs(
   return [
     ['vision.onnx', () => buildQwen2VlVision(config.vision, reader, dtype)],
     ['projector.onnx', () => buildQwen2VlMerger(config.vision, reader, dtype)],
-    ['embed.onnx', () => buildQwen2VlEmbedding(reader, config.text.hiddenSize, dtype)],
+    ['embed.onnx', () => buildEmbedding(reader, config.text.hiddenSize, dtype, qwen2VlKeys(reader).text)],
   ];
 }
 
@@ -69,7 +70,7 @@ export function buildQwen2VlVision(cfg: Qwen2VlVisionConfig, reader: WeightReade
     const h = layerNorm(w, x, `${bp}.norm1`, VISION_LN_EPS);
     const qkv = g.op('Reshape', [linear(w, h, `${bp}.attn.qkv`, true), g.int64([0, 0, 3, nh, hd])]);
     const [q, k, v] = g
-      .opN('Split', [qkv], { axis: 2 }, 3)
+      .opN('Split', [qkv], { axis: 2, num_outputs: 3 }, 3)
       .map((t) => g.op('Squeeze', [t, g.int64([2])]));
     const scores = g.op('Mul', [
       g.op('MatMul', [
@@ -87,7 +88,10 @@ export function buildQwen2VlVision(cfg: Qwen2VlVisionConfig, reader: WeightReade
     ]);
     x = g.op('Add', [x, linear(w, context, `${bp}.attn.proj`, true)]);
     const h2 = layerNorm(w, x, `${bp}.norm2`, VISION_LN_EPS);
-    x = g.op('Add', [x, linear(w, activation(g, linear(w, h2, `${bp}.mlp.fc1`, true), cfg.act), `${bp}.mlp.fc2`, true)]);
+    x = g.op('Add', [
+      x,
+      linear(w, activation(g, linear(w, h2, `${bp}.mlp.fc1`, true), cfg.act), `${bp}.mlp.fc2`, true),
+    ]);
 
     if (block === cfg.depth - 1) {
       const received = g.op('ReduceMean', [probs, g.int64([1, 2])], { keepdims: 0 });
@@ -131,12 +135,6 @@ function visionRotary(g: GraphBuilder, positions: string, hd: number): { cos: st
   return { cos: g.op('Cos', [full]), sin: g.op('Sin', [full]) };
 }
 
-/** rotate_half: (x1, x2) → (−x2, x1) over the last axis. */
-export function rotateHalf(g: GraphBuilder, t: string, hd: number): string {
-  const [first, second] = g.opN('Split', [t, g.int64([hd / 2, hd / 2])], { axis: -1 }, 2);
-  return g.op('Concat', [g.op('Neg', [second]), first], { axis: -1 });
-}
-
 /**
  * The PatchMerger as a row-wise projector: rows [rows, groupPatches·embed] → ln_q on each patch →
  * Linear → GELU → Linear → [rows, textHidden]. Rows pruned before it are never computed.
@@ -148,21 +146,11 @@ export function buildQwen2VlMerger(cfg: Qwen2VlVisionConfig, reader: WeightReade
   const group = patchesPerToken(cfg);
   const rows = g.input(PROJECTOR_IO.features, 'float32', ['rows', group * cfg.embedDim]);
   const perPatch = g.op('Reshape', [rows, g.int64([0, group, cfg.embedDim])]);
-  const normed = g.op('Reshape', [layerNorm(w, perPatch, `${p}.ln_q`, VISION_LN_EPS), g.int64([0, group * cfg.embedDim])]);
+  const normed = g.op('Reshape', [
+    layerNorm(w, perPatch, `${p}.ln_q`, VISION_LN_EPS),
+    g.int64([0, group * cfg.embedDim]),
+  ]);
   const hidden = activation(g, linear(w, normed, `${p}.mlp.0`, true), 'gelu');
   g.output(linear(w, hidden, `${p}.mlp.2`, true), PROJECTOR_IO.tokens, 'float32', ['rows', cfg.outHiddenSize]);
-  return g;
-}
-
-/** Token embeddings: ids [1, seq] → [1, seq, hidden]. */
-export function buildQwen2VlEmbedding(reader: WeightReader, hiddenSize: number, dtype: WeightDtype): GraphBuilder {
-  const g = new GraphBuilder('embed');
-  const w = new WeightLoader(g, reader, dtype);
-  const table = w.tensor(`${qwen2VlKeys(reader).text}.embed_tokens.weight`);
-  g.output(g.op('Gather', [table, g.input(EMBED_IO.ids, 'int64', [1, 'seq'])], { axis: 0 }), EMBED_IO.embeddings, 'float32', [
-    1,
-    'seq',
-    hiddenSize,
-  ]);
   return g;
 }

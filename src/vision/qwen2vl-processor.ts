@@ -196,10 +196,7 @@ export function flattenPatches(
   const patchesPerUnit = gh * gw;
   const patchDim = channels * T * P * P;
   const pixels = new Float32Array(units * patchesPerUnit * patchDim);
-  const patchPositions: number[] = [];
-  for (let bh = 0; bh < gh / m; bh++)
-    for (let bw = 0; bw < gw / m; bw++)
-      for (let mh = 0; mh < m; mh++) for (let mw = 0; mw < m; mw++) patchPositions.push(bh * m + mh, bw * m + mw);
+  const patchPositions = mergeOrderPositions(gh, gw, m);
 
   const plane = height * width;
   let o = 0;
@@ -224,4 +221,14 @@ export function flattenPatches(
     tokenGrid: { rows: gh / m, cols: gw / m },
     resized: { height, width },
   };
+}
+
+/** (row, col) of each patch of a gridH × gridW unit in flattening order: merge groups row-major, then within. */
+export function mergeOrderPositions(gridH: number, gridW: number, merge: number): number[] {
+  const positions: number[] = [];
+  for (let bh = 0; bh < gridH / merge; bh++)
+    for (let bw = 0; bw < gridW / merge; bw++)
+      for (let mh = 0; mh < merge; mh++)
+        for (let mw = 0; mw < merge; mw++) positions.push(bh * merge + mh, bw * merge + mw);
+  return positions;
 }
