@@ -59,8 +59,8 @@ const TEXT_DEFAULTS = {
 };
 
 /**
- * Reads a Hugging Face `qwen2_vl` config.json (and generation_config.json when present). transformers
- * ≤ 4.52 writes the text model's keys at the top level; later versions also nest them in `text_config`.
+ * Reads a Hugging Face `qwen2_vl` config.json (and generation_config.json when present). Older transformers
+ * write the text model's keys at the top level; newer ones nest them in `text_config`.
  */
 export function readQwen2VlConfig(dir: string): Qwen2VlConfig {
   const file = join(dir, 'config.json');
@@ -72,14 +72,15 @@ export function readQwen2VlConfig(dir: string): Qwen2VlConfig {
       'use a Qwen2-VL checkpoint such as Qwen/Qwen2-VL-2B-Instruct',
     );
   }
-  const textSource = root.has('text_config') ? root.sub('text_config') : root;
-  const mropeSection = readMropeSection(textSource);
-  const textObj: Record<string, unknown> = { ...TEXT_DEFAULTS, ...textSource.obj, model_type: 'qwen2' };
+  // A key in text_config wins over the same key at the top level; tie_word_embeddings is the model's, at the top.
+  const nested = root.has('text_config') ? root.sub('text_config').obj : {};
+  const textObj: Record<string, unknown> = { ...TEXT_DEFAULTS, ...root.obj, ...nested, model_type: 'qwen2' };
   if (root.has('tie_word_embeddings')) textObj.tie_word_embeddings = root.obj.tie_word_embeddings;
-  const prefix = textSource === root ? '' : 'text_config.';
-  const text = { ...readText(new JsonFields(file, textObj, prefix), readGenerationEos(dir)), mropeSection };
+  const textFields = new JsonFields(file, textObj);
+  const mropeSection = readMropeSection(textFields);
+  const text = { ...readText(textFields, readGenerationEos(dir)), mropeSection };
   if (mropeSection.reduce((a, b) => a + b, 0) !== text.headDim / 2) {
-    textSource.fail(
+    textFields.fail(
       'rope_scaling',
       `mrope_section [${mropeSection}] must add up to head_dim / 2 = ${text.headDim / 2}`,
     );
