@@ -4,6 +4,7 @@
  * into one pad per LLM token, and get_rope_index's 3-D position ids with the rope delta for decoding.
  */
 import { ModelError } from '../errors.js';
+import type { PromptLayout } from './prompt-layout.js';
 
 export interface Qwen2VlPromptTokens {
   visionStartTokenId: number;
@@ -21,14 +22,16 @@ export interface Qwen2VlVisual {
 }
 
 export interface Qwen2VlVisualSpan extends Qwen2VlVisual {
-  /** Index in inputIds of the visual's first pad; its units·rows·cols pads follow, unit by unit, row-major. */
+  /** Row of the visual's first pad; its units·rows·cols pads follow, unit by unit, row-major. */
   start: number;
 }
 
-export interface Qwen2VlPrompt {
-  inputIds: number[];
-  /** Position ids, flat, [t, h, w] per row of inputIds. */
-  positions: number[];
+/**
+ * The layout with M-RoPE positions ([t, h, w] per row); visual token ids run over the visuals in order, each
+ * visual's unit by unit, row-major. `nextPosition` is the first generated token's (on all three axes).
+ */
+export interface Qwen2VlPrompt extends PromptLayout {
+  axes: 3;
   /** get_rope_index's rope_deltas: (largest position + 1) − prompt length. */
   ropeDelta: number;
   spans: Qwen2VlVisualSpan[];
@@ -49,13 +52,14 @@ export function qwen2VlPrompt(
   visuals: readonly Qwen2VlVisual[],
   tokens: Qwen2VlPromptTokens,
 ): Qwen2VlPrompt {
-  const inputIds: number[] = [];
+  const ids: number[] = [];
+  const visualRows: number[] = [];
   const positions: number[] = [];
   const spans: Qwen2VlVisualSpan[] = [];
   let next = 0;
   for (const id of templateIds) {
     if (id !== tokens.imageTokenId && id !== tokens.videoTokenId) {
-      inputIds.push(id);
+      ids.push(id);
       positions.push(next, next, next);
       next++;
       continue;
@@ -68,11 +72,12 @@ export function qwen2VlPrompt(
         'the chat template must write one <|vision_start|> pad <|vision_end|> per image or video, in order',
       );
     }
-    spans.push({ ...visual, start: inputIds.length });
+    spans.push({ ...visual, start: ids.length });
     for (let u = 0; u < visual.units; u++)
       for (let r = 0; r < visual.rows; r++)
         for (let c = 0; c < visual.cols; c++) {
-          inputIds.push(id);
+          visualRows.push(ids.length);
+          ids.push(id);
           positions.push(next + u, next + r, next + c);
         }
     next += Math.max(visual.units, visual.rows, visual.cols);
@@ -83,7 +88,7 @@ export function qwen2VlPrompt(
       'the chat template must write one <|vision_start|> pad <|vision_end|> per image or video',
     );
   }
-  return { inputIds, positions, ropeDelta: next - inputIds.length, spans };
+  return { ids, visualRows, axes: 3, positions, nextPosition: next, ropeDelta: next - ids.length, spans };
 }
 
 /** The position (the same on all three axes) of the k-th generated token fed back, counting from 0. */

@@ -21,7 +21,7 @@ describe('qwen2VlPrompt', () => {
       TOKENS,
     );
     assert.deepEqual(
-      prompt.inputIds,
+      prompt.ids,
       [1, 120, 123, 123, 123, 123, 123, 123, 121, 7, 120, 124, 124, 124, 124, 124, 124, 121, 8],
     );
     assert.deepEqual(triples(prompt.positions), [
@@ -46,11 +46,13 @@ describe('qwen2VlPrompt', () => {
       [12, 12, 12],
     ]);
     assert.equal(prompt.ropeDelta, 13 - 19);
+    assert.equal(prompt.nextPosition, 13);
+    assert.deepEqual(prompt.visualRows, [2, 3, 4, 5, 6, 7, 11, 12, 13, 14, 15, 16]);
     assert.deepEqual(
       prompt.spans.map((s) => s.start),
       [2, 11],
     );
-    assert.equal(qwen2VlDecodePosition(prompt.inputIds.length, prompt.ropeDelta, 0), 13);
+    assert.equal(qwen2VlDecodePosition(prompt.ids.length, prompt.ropeDelta, 0), 13);
   });
 
   it('is plain 1-D numbering on all three axes without visuals', () => {

@@ -120,10 +120,11 @@ async function runCase(config: Qwen2VlConfig, graphs: Graphs, name: 'image' | 'v
   const prompt = qwen2VlPrompt(templateIds, [{ kind: name, units: t, rows: h / m, cols: w / m }], config);
 
   const d = config.text.hiddenSize;
-  const hidden = await graphs.decoder.embed(prompt.inputIds);
+  const hidden = await graphs.decoder.embed(prompt.ids);
   const embeddingLastRow = hidden.slice(hidden.length - d);
-  const start = prompt.spans[0].start;
-  hidden.set(tokens, start * d);
+  prompt.visualRows.forEach((row, i) => {
+    hidden.set(tokens.subarray(i * d, (i + 1) * d), row * d);
+  });
   let layerOutLastRow: Float32Array | undefined;
   const prefill = await graphs.decoder.prefill(hidden, prompt.positions, input.n_new_tokens, (state) => {
     layerOutLastRow ??= state.hidden.slice(state.hidden.length - d);
@@ -133,7 +134,7 @@ async function runCase(config: Qwen2VlConfig, graphs: Graphs, name: 'image' | 'v
   const maxLogits = [Math.max(...prefill.logits)];
   const decodePositions: number[] = [];
   for (let k = 1; k < input.n_new_tokens; k++) {
-    const position = qwen2VlDecodePosition(prompt.inputIds.length, prompt.ropeDelta, k - 1);
+    const position = qwen2VlDecodePosition(prompt.ids.length, prompt.ropeDelta, k - 1);
     decodePositions.push(position);
     const logits = await graphs.decoder.decode(greedy[k - 1], position);
     greedy.push(argmax(logits));
@@ -207,13 +208,12 @@ for (const boundaries of [[], [1]]) {
           assert.ok(err < TOL, `${quantity}: relative error ${err}`);
         ctx.diagnostic(`max relative errors: ${JSON.stringify(errors)}`);
 
-        assert.deepEqual(r.prompt.inputIds, r.input.input_ids);
+        assert.deepEqual(r.prompt.ids, r.input.input_ids);
         assert.deepEqual(r.prompt.positions, rowMajor(r.ref.position_ids));
         assert.equal(r.prompt.ropeDelta, r.ref.rope_deltas);
-        assert.deepEqual(
-          Array.from({ length: r.tokens.length / config.text.hiddenSize }, (_, i) => r.prompt.spans[0].start + i),
-          r.ref.inserted_positions,
-        );
+        assert.deepEqual(r.prompt.visualRows, r.ref.inserted_positions);
+        assert.equal(r.prompt.spans[0].start, r.ref.inserted_positions[0]);
+        assert.equal(r.prompt.nextPosition, r.ref.greedy_step_position[0]);
         assert.deepEqual(r.decodePositions, r.ref.greedy_step_position);
         assert.deepEqual(r.greedy, r.ref.greedy_tokens);
       });
