@@ -12,7 +12,8 @@ import type {
   VlmConfig,
 } from './vlm-config.js';
 
-const MISSING_HINT = 'download the complete Hugging Face checkpoint (config.json, *.safetensors, tokenizer files)';
+export const MISSING_HINT =
+  'download the complete Hugging Face checkpoint (config.json, *.safetensors, tokenizer files)';
 
 const VISION_MODEL_TYPES: Record<string, VisionFamily> = { clip_vision_model: 'clip', siglip_vision_model: 'siglip' };
 const TEXT_MODEL_TYPES: Record<string, TextFamily> = { llama: 'llama', qwen2: 'qwen2' };

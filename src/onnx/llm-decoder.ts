@@ -2,6 +2,7 @@ import { ModelError } from '../errors.js';
 import type { RopeScaling, TextConfig } from '../model/vlm-config.js';
 import { float, GraphBuilder, MS_DOMAIN } from './graph-builder.js';
 import { activation, linear, rmsNorm, type WeightDtype, WeightLoader, type WeightReader } from './layers.js';
+import { mropeRotation } from './rotary.js';
 
 export interface SegmentSpec {
   /** First decoder layer of the segment (inclusive). */
@@ -101,20 +102,23 @@ export function buildDecoderSegment(
   const isLast = spec.end === cfg.numLayers;
 
   let x = g.input(SEGMENT_IO.hidden, 'float32', [1, 'seq', d]);
-  const positions = g.input(SEGMENT_IO.positions, 'int64', [1, 'seq']);
+  const mrope = cfg.mropeSection;
+  const positions = g.input(SEGMENT_IO.positions, 'int64', mrope ? [3, 1, 'seq'] : [1, 'seq']);
   const seqlensK = g.input(SEGMENT_IO.seqlensK, 'int32', [1]);
   const totalLength = g.input(SEGMENT_IO.totalLength, 'int32', []);
 
   const { cos, sin } = rotaryTables(hd, cfg.ropeTheta, maxPositions, cfg.ropeScaling);
   const cosCache = g.weight('rotary_cos', 'float32', [maxPositions, hd / 2], () => cos);
   const sinCache = g.weight('rotary_sin', 'float32', [maxPositions, hd / 2], () => sin);
-  const rotate = (t: string, heads: number) =>
-    g.op(
-      'RotaryEmbedding',
-      [t, positions, cosCache, sinCache],
-      { interleaved: 0, num_heads: heads },
-      { domain: MS_DOMAIN },
-    );
+  const rotate = mrope
+    ? mropeRotation(g, positions, cosCache, sinCache, mrope, hd)
+    : (t: string, heads: number) =>
+        g.op(
+          'RotaryEmbedding',
+          [t, positions, cosCache, sinCache],
+          { interleaved: 0, num_heads: heads },
+          { domain: MS_DOMAIN },
+        );
 
   for (let layer = spec.start; layer < spec.end; layer++) {
     const p = `${keys.text}.layers.${layer}`;
