@@ -4,7 +4,8 @@ import { ModelError } from '../errors.js';
 import { JsonFields, readJsonObject } from './json-file.js';
 import type { Activation, TextConfig, TextFamily, VisionConfig, VisionFamily, VlmConfig } from './vlm-config.js';
 
-const MISSING_HINT = 'download the complete Hugging Face checkpoint (config.json, *.safetensors, tokenizer files)';
+export const MISSING_HINT =
+  'download the complete Hugging Face checkpoint (config.json, *.safetensors, tokenizer files)';
 
 const VISION_MODEL_TYPES: Record<string, VisionFamily> = { clip_vision_model: 'clip', siglip_vision_model: 'siglip' };
 const TEXT_MODEL_TYPES: Record<string, TextFamily> = { llama: 'llama', qwen2: 'qwen2' };
@@ -129,7 +130,7 @@ function readVision(f: JsonFields, root: JsonFields, selectStrategy: VisionConfi
   };
 }
 
-function readText(f: JsonFields, generationEos: number[]): TextConfig {
+export function readText(f: JsonFields, generationEos: number[]): TextConfig {
   const modelType = f.str('model_type', 'llama');
   const family = TEXT_MODEL_TYPES[modelType];
   if (!family) {
@@ -183,13 +184,13 @@ function readText(f: JsonFields, generationEos: number[]): TextConfig {
   };
 }
 
-function readGenerationEos(dir: string): number[] {
+export function readGenerationEos(dir: string): number[] {
   const file = join(dir, 'generation_config.json');
   if (!existsSync(file)) return [];
   return new JsonFields(file, readJsonObject(file, MISSING_HINT)).idList('eos_token_id');
 }
 
-function activation(f: JsonFields, key: string, fallback: string): Activation {
+export function activation(f: JsonFields, key: string, fallback: string): Activation {
   const name = f.str(key, fallback);
   const act = ACTIVATIONS[name];
   if (!act) f.fail(key, `"${name}" is not a supported activation (${Object.keys(ACTIVATIONS).join(', ')})`);
