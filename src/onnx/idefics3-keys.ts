@@ -1,14 +1,12 @@
 import { ModelError } from '../errors.js';
 import type { WeightReader } from './layers.js';
+import type { TextKeys } from './llm-decoder.js';
 
-export interface Idefics3Keys {
+export interface Idefics3Keys extends TextKeys {
   /** Prefix of the vision transformer (`embeddings`, `encoder.layers`, `post_layernorm`). */
   vision: string;
   /** The connector's Linear (no bias) after the pixel shuffle. */
   connector: string;
-  /** Prefix of the text model holding `embed_tokens`, `layers`, `norm`. */
-  text: string;
-  lmHead: string;
 }
 
 const KEYS: Idefics3Keys = {

@@ -1,7 +1,8 @@
 import type { Idefics3Config } from '../model/idefics3-config.js';
 import { GraphBuilder } from './graph-builder.js';
-import { layerNorm, linear, type WeightDtype, WeightLoader, type WeightReader } from './layers.js';
 import { idefics3Keys } from './idefics3-keys.js';
+import { layerNorm, linear, type WeightDtype, WeightLoader, type WeightReader } from './layers.js';
+import { patchGroupMean, pixelShuffle } from './patch-groups.js';
 import { PROJECTOR_IO, VISION_IO } from './vision-encoder.js';
 import { encoderLayer, meanAttentionReceived, patchEmbedding } from './vit-blocks.js';
 
@@ -41,24 +42,10 @@ export function buildIdefics3Vision(cfg: Idefics3Config, reader: WeightReader, d
   }
   x = layerNorm(w, x, `${p}.post_layernorm`, v.layerNormEps);
 
-  const s = cfg.scaleFactor;
-  const t = cfg.tokensPerSide;
-  // Patch (r, c) = (hb·s + i, wb·s + j) goes to token (hb, wb), columns [(i·s + j)·d, (i·s + j + 1)·d): the
-  // order of transformers' Idefics3Connector.pixel_shuffle.
-  const groups = (value: string, width: number[]) => g.op('Reshape', [value, g.int64([0, t, s, t, s, ...width])]);
-  const shuffled = g.op('Transpose', [groups(x, [d])], { perm: [0, 1, 3, 2, 4, 5] });
-  g.output(g.op('Reshape', [shuffled, g.int64([0, tokens, cfg.featureWidth])]), VISION_IO.features, 'float32', [
-    'units',
-    tokens,
-    cfg.featureWidth,
-  ]);
-  const groupMean = (value: string, width: number[]) =>
-    g.op('Reshape', [
-      g.op('ReduceMean', [groups(value, width), g.int64([2, 4])], { keepdims: 0 }),
-      g.int64([0, tokens, ...width]),
-    ]);
-  g.output(groupMean(saliency, []), VISION_IO.saliency, 'float32', ['units', tokens]);
-  g.output(groupMean(keys, [d]), VISION_IO.keys, 'float32', ['units', tokens, d]);
+  const { scaleFactor: s, featureWidth } = cfg;
+  g.output(pixelShuffle(g, x, side, s, d), VISION_IO.features, 'float32', ['units', tokens, featureWidth]);
+  g.output(patchGroupMean(g, saliency, side, s, []), VISION_IO.saliency, 'float32', ['units', tokens]);
+  g.output(patchGroupMean(g, keys, side, s, [d]), VISION_IO.keys, 'float32', ['units', tokens, d]);
   return g;
 }
 
