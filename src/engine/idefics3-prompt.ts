@@ -4,6 +4,7 @@
  * rows fill in order.
  */
 import { cardinalWords } from './number-words.js';
+import { type PromptLayout, sequentialLayout } from './prompt-layout.js';
 
 /** The processor's token strings (SmolVLM reads them from tokenizer attributes; these are the defaults). */
 export const IDEFICS3_TOKENS = {
@@ -51,31 +52,32 @@ export function idefics3Prompt(visual: Idefics3Visual, question: string, tokensP
   return out.pieces;
 }
 
-/** Token ids of a prompt and where each unit's rows go. */
-export interface PromptIds {
-  ids: number[];
-  /** Per run of `<image>` tokens: the unit that fills it and the index of its first token in `ids`. */
-  visual: { unit: number; start: number; tokens: number }[];
-}
-
-/** Turns pieces into ids with the model's tokenizer (`encode` adds no special tokens). */
-export function promptIds(
+/**
+ * Turns pieces into the engine's prompt layout with the model's tokenizer (`encode` adds no special tokens):
+ * visual token u·N + t (unit u, its t-th row) sits in the t-th row of unit u's `<image>` run; positions 0..n−1.
+ */
+export function idefics3Layout(
   pieces: readonly PromptPiece[],
   encode: (text: string) => number[],
   specialId: (token: string) => number,
   imageTokenId: number,
-): PromptIds {
+): PromptLayout {
   const ids: number[] = [];
-  const visual: PromptIds['visual'] = [];
+  const visualRows: number[] = [];
   for (const piece of pieces) {
     if ('text' in piece) ids.push(...encode(piece.text));
     else if ('special' in piece) ids.push(specialId(piece.special));
     else {
-      visual.push({ unit: piece.unit, start: ids.length, tokens: piece.tokens });
-      for (let i = 0; i < piece.tokens; i++) ids.push(imageTokenId);
+      if (visualRows.length !== piece.unit * piece.tokens) {
+        throw new Error(`prompt pieces: unit ${piece.unit} is out of order (units are numbered as they appear)`);
+      }
+      for (let t = 0; t < piece.tokens; t++) {
+        visualRows.push(ids.length);
+        ids.push(imageTokenId);
+      }
     }
   }
-  return { ids, visual };
+  return sequentialLayout(ids, visualRows);
 }
 
 /** `get_image_prompt_string`; returns the next unit number. */

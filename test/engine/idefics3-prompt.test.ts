@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { durationString, idefics3Prompt, type PromptPiece, promptIds } from '../../src/engine/idefics3-prompt.js';
+import { durationString, idefics3Layout, idefics3Prompt, type PromptPiece } from '../../src/engine/idefics3-prompt.js';
 import { cardinalWords } from '../../src/engine/number-words.js';
 
 /** Pieces as one string, `<image>`×n written out, as the processor's prompt string reads. */
@@ -47,10 +47,10 @@ describe('Idefics3 / SmolVLM prompt layout', () => {
     );
   });
 
-  it('maps pieces to ids and records where each unit goes', () => {
+  it('maps pieces to ids and puts visual token u·N + t in the t-th row of unit u', () => {
     const pieces = idefics3Prompt({ kind: 'images', splits: [{ rows: 1, cols: 1 }] }, 'x', 3);
     const specials = new Map<string, number>();
-    const ids = promptIds(
+    const layout = idefics3Layout(
       pieces,
       (text) => [...text].map((ch) => 1000 + ch.charCodeAt(0)),
       (token) => {
@@ -59,15 +59,16 @@ describe('Idefics3 / SmolVLM prompt layout', () => {
       },
       99,
     );
+    assert.equal(layout.visualRows.length, 6);
+    assert.ok(layout.visualRows.every((row) => layout.ids[row] === 99));
     assert.deepEqual(
-      ids.visual.map((v) => ({ unit: v.unit, tokens: v.tokens })),
-      [
-        { unit: 0, tokens: 3 },
-        { unit: 1, tokens: 3 },
-      ],
+      layout.ids.flatMap((id, row) => (id === 99 ? [row] : [])),
+      layout.visualRows,
     );
-    for (const v of ids.visual) assert.deepEqual(ids.ids.slice(v.start, v.start + v.tokens), [99, 99, 99]);
-    assert.equal(ids.ids.filter((id) => id === 99).length, 6);
+    // Tile 1,1 comes first; between it and the global image: `\n\n` (two ids here), the fake and global tokens.
+    assert.equal(layout.visualRows[3] - layout.visualRows[2], 1 + 2 + 1 + 1);
+    assert.equal(layout.axes, 1);
+    assert.equal(layout.nextPosition, layout.ids.length);
   });
 });
 

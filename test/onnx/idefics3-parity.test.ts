@@ -3,8 +3,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DecoderRunner } from '../../src/engine/decoder-runner.js';
-import { idefics3Prompt, type PromptIds, promptIds } from '../../src/engine/idefics3-prompt.js';
+import { idefics3Layout, idefics3Prompt } from '../../src/engine/idefics3-prompt.js';
 import { createSession, DEFAULT_RUNTIME, type Session, tensor } from '../../src/engine/ort-session.js';
+import type { PromptLayout } from '../../src/engine/prompt-layout.js';
 import { argmax } from '../../src/engine/sampling.js';
 import { type Idefics3Config, readIdefics3Config } from '../../src/model/idefics3-config.js';
 import { openWeights } from '../../src/model/safetensors.js';
@@ -152,20 +153,23 @@ describe('Idefics3 graphs match Hugging Face transformers on idefics3-tiny', () 
     describe(`input ${name}`, () => {
       const input = read<Input>(`input_${name}.json`);
       const ref = read<Reference>(`reference_${name}.json`);
-      let layout: PromptIds;
+      let layout: PromptLayout;
       let rows: Float32Array;
 
       it('the prompt layout gives the fixture input_ids and image positions', () => {
         const { encode, specialId } = fixtureTokenizer(input.token_ids);
-        layout = promptIds(
+        layout = idefics3Layout(
           idefics3Prompt(c.visual, c.question, cfg.tokensPerImage),
           encode,
           specialId,
           cfg.imageTokenId,
         );
         assert.deepEqual(layout.ids, input.input_ids);
-        const positions = layout.visual.flatMap((v) => Array.from({ length: v.tokens }, (_, i) => v.start + i));
-        assert.deepEqual(positions, ref.inserted_positions);
+        assert.deepEqual(layout.visualRows, ref.inserted_positions);
+        assert.deepEqual(
+          layout.positions,
+          layout.ids.map((_, i) => i),
+        );
         assert.ok(
           input.pixel_attention_mask.data.every((m) => m === 1),
           'the fixture has full tiles only',
@@ -205,9 +209,9 @@ describe('Idefics3 graphs match Hugging Face transformers on idefics3-tiny', () 
         t.diagnostic(`connector output relative error ${err}`);
         assert.ok(err < TOL, `connector output relative error ${err}`);
         const d = cfg.text.hiddenSize;
-        const inserted = layout.visual.flatMap((v) =>
-          Array.from(tokens.subarray(v.unit * v.tokens * d, (v.unit + 1) * v.tokens * d)),
-        );
+        // Visual token k (unit-major) is connector row k; the fixture lists the inserted rows in prompt order.
+        const order = layout.visualRows.map((row, k) => [row, k]).sort((a, b) => a[0] - b[0]);
+        const inserted = order.flatMap(([, k]) => Array.from(tokens.subarray(k * d, (k + 1) * d)));
         const insertedErr = maxRelativeError(inserted, ref.inserted_features.data);
         t.diagnostic(`inserted rows relative error ${insertedErr}`);
         assert.ok(insertedErr < TOL, `inserted rows relative error ${insertedErr}`);
@@ -223,11 +227,10 @@ describe('Idefics3 graphs match Hugging Face transformers on idefics3-tiny', () 
           const hiddenRef = ref.hidden_states_last_pos.data;
           const embErr = maxRelativeError(hidden.subarray((seq - 1) * d), hiddenRef.slice(0, d));
           assert.ok(embErr < TOL, `embeddings at the last position: relative error ${embErr}`);
-          for (const v of layout.visual) {
-            hidden.set(rows.subarray(v.unit * v.tokens * d, (v.unit + 1) * v.tokens * d), v.start * d);
-          }
-          const positions = layout.ids.map((_, i) => i);
-          const prefill = await decoder.prefill(hidden, positions, input.n_new_tokens, (state) => {
+          layout.visualRows.forEach((row, k) => {
+            hidden.set(rows.subarray(k * d, (k + 1) * d), row * d);
+          });
+          const prefill = await decoder.prefill(hidden, layout.positions, input.n_new_tokens, (state) => {
             const layerErr = maxRelativeError(state.hidden.subarray((seq - 1) * d), hiddenRef.slice(d, 2 * d));
             assert.ok(layerErr < TOL, `layer 0 output at the last position: relative error ${layerErr}`);
             return state;
@@ -238,7 +241,7 @@ describe('Idefics3 graphs match Hugging Face transformers on idefics3-tiny', () 
           const tokens = [argmax(prefill.logits)];
           const maxLogits = [Math.max(...prefill.logits)];
           for (let t = 1; t < input.n_new_tokens; t++) {
-            const logits = await decoder.decode(tokens[t - 1], seq + t - 1);
+            const logits = await decoder.decode(tokens[t - 1], layout.nextPosition + t - 1);
             tokens.push(argmax(logits));
             maxLogits.push(Math.max(...logits));
           }
