@@ -4,7 +4,8 @@ import { ModelError } from '../errors.js';
 import { JsonFields, readJsonObject } from './json-file.js';
 import type { Activation, TextConfig, TextFamily, VisionConfig, VisionFamily, VlmConfig } from './vlm-config.js';
 
-const MISSING_HINT = 'download the complete Hugging Face checkpoint (config.json, *.safetensors, tokenizer files)';
+export const MISSING_HINT =
+  'download the complete Hugging Face checkpoint (config.json, *.safetensors, tokenizer files)';
 
 const VISION_MODEL_TYPES: Record<string, VisionFamily> = { clip_vision_model: 'clip', siglip_vision_model: 'siglip' };
 const TEXT_MODEL_TYPES: Record<string, TextFamily> = { llama: 'llama', qwen2: 'qwen2' };
@@ -24,7 +25,7 @@ const ACTIVATIONS: Record<string, Activation> = {
  * Defaults are those of the transformers 4.46 config classes: published checkpoints such as
  * llava-hf/llava-1.5-7b-hf leave most text_config / vision_config sizes out and rely on them.
  */
-const VISION_DEFAULTS = {
+export const VISION_DEFAULTS = {
   clip: { hidden: 768, intermediate: 3072, layers: 12, heads: 12, image: 224, patch: 32, act: 'quick_gelu', eps: 1e-5 },
   siglip: {
     hidden: 768,
@@ -38,7 +39,7 @@ const VISION_DEFAULTS = {
   },
 } as const;
 
-const TEXT_DEFAULTS = {
+export const TEXT_DEFAULTS = {
   llama: { vocab: 32000, hidden: 4096, intermediate: 11008, layers: 32, heads: 32, maxPos: 2048, bos: 1, eos: [2] },
   qwen2: { vocab: 151936, hidden: 4096, intermediate: 22016, layers: 32, heads: 32, maxPos: 32768, bos: null, eos: [] },
 } as const;
@@ -129,7 +130,7 @@ function readVision(f: JsonFields, root: JsonFields, selectStrategy: VisionConfi
   };
 }
 
-function readText(f: JsonFields, generationEos: number[]): TextConfig {
+export function readText(f: JsonFields, generationEos: number[]): TextConfig {
   const modelType = f.str('model_type', 'llama');
   const family = TEXT_MODEL_TYPES[modelType];
   if (!family) {
@@ -183,13 +184,13 @@ function readText(f: JsonFields, generationEos: number[]): TextConfig {
   };
 }
 
-function readGenerationEos(dir: string): number[] {
+export function readGenerationEos(dir: string): number[] {
   const file = join(dir, 'generation_config.json');
   if (!existsSync(file)) return [];
   return new JsonFields(file, readJsonObject(file, MISSING_HINT)).idList('eos_token_id');
 }
 
-function activation(f: JsonFields, key: string, fallback: string): Activation {
+export function activation(f: JsonFields, key: string, fallback: string): Activation {
   const name = f.str(key, fallback);
   const act = ACTIVATIONS[name];
   if (!act) f.fail(key, `"${name}" is not a supported activation (${Object.keys(ACTIVATIONS).join(', ')})`);
