@@ -2,7 +2,15 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ModelError } from '../errors.js';
 import { JsonFields, readJsonObject } from './json-file.js';
-import type { Activation, TextConfig, TextFamily, VisionConfig, VisionFamily, VlmConfig } from './vlm-config.js';
+import type {
+  Activation,
+  RopeScaling,
+  TextConfig,
+  TextFamily,
+  VisionConfig,
+  VisionFamily,
+  VlmConfig,
+} from './vlm-config.js';
 
 export const MISSING_HINT =
   'download the complete Hugging Face checkpoint (config.json, *.safetensors, tokenizer files)';
@@ -150,11 +158,6 @@ export function readText(f: JsonFields, generationEos: number[]): TextConfig {
   if (!f.has('head_dim') && hiddenSize % numHeads !== 0)
     f.fail('num_attention_heads', `(${numHeads}) must divide hidden_size (${hiddenSize})`);
 
-  if (f.has('rope_scaling')) {
-    const scaling = f.sub('rope_scaling');
-    const type = scaling.str('rope_type', scaling.str('type', 'default'));
-    if (type !== 'default') f.fail('rope_scaling', `type "${type}" is not supported (only plain RoPE)`);
-  }
   if (family === 'qwen2' && f.bool('use_sliding_window', false)) f.fail('use_sliding_window', 'true is not supported');
 
   const attentionBias = family === 'llama' && f.bool('attention_bias', false);
@@ -172,6 +175,7 @@ export function readText(f: JsonFields, generationEos: number[]): TextConfig {
     vocabSize: f.int('vocab_size', d.vocab),
     rmsNormEps: f.positive('rms_norm_eps', 1e-6),
     ropeTheta: f.positive('rope_theta', 10000),
+    ropeScaling: readRopeScaling(f),
     qkvBias: family === 'qwen2' || attentionBias,
     oProjBias: attentionBias,
     mlpBias: family === 'llama' && f.bool('mlp_bias', false),
@@ -182,6 +186,29 @@ export function readText(f: JsonFields, generationEos: number[]): TextConfig {
     // generate() stops on generation_config's ids; keep the config's too when they differ.
     eosTokenIds: [...new Set([...generationEos, ...configEos])],
   };
+}
+
+const ROPE_TYPES = ['default', 'linear', 'dynamic', 'llama3', 'mrope'];
+
+/** `rope_scaling` (old configs name the type `type`, newer ones `rope_type`; Qwen2-VL's M-RoPE is plain RoPE here). */
+function readRopeScaling(f: JsonFields): RopeScaling {
+  if (!f.has('rope_scaling')) return { type: 'default' };
+  const s = f.sub('rope_scaling');
+  const type = s.str('rope_type', s.str('type', 'default'));
+  if (!ROPE_TYPES.includes(type)) {
+    f.fail('rope_scaling', `type "${type}" is not supported (supported: ${ROPE_TYPES.join(', ')})`);
+  }
+  if (type === 'linear' || type === 'dynamic') return { type, factor: s.positive('factor') };
+  if (type === 'llama3') {
+    return {
+      type,
+      factor: s.positive('factor'),
+      lowFreqFactor: s.positive('low_freq_factor'),
+      highFreqFactor: s.positive('high_freq_factor'),
+      originalMaxPositions: s.int('original_max_position_embeddings'),
+    };
+  }
+  return { type: 'default' };
 }
 
 export function readGenerationEos(dir: string): number[] {

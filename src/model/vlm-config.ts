@@ -25,6 +25,11 @@ export interface VisionConfig {
   gridSize: number;
 }
 
+export type RopeScaling =
+  | { type: 'default' }
+  | { type: 'linear' | 'dynamic'; factor: number }
+  | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositions: number };
+
 export interface TextConfig {
   family: TextFamily;
   hiddenSize: number;
@@ -36,6 +41,10 @@ export interface TextConfig {
   vocabSize: number;
   rmsNormEps: number;
   ropeTheta: number;
+  /** `rope_scaling` of the config; 'dynamic' equals plain RoPE within maxPositionEmbeddings, all the graphs allow. */
+  ropeScaling?: RopeScaling;
+  /** Qwen2-VL's M-RoPE: rotary pairs per (t, h, w) axis; position ids then have 3 numbers per row. */
+  mropeSection?: number[];
   /** Qwen2: q/k/v projections have a bias. */
   qkvBias: boolean;
   /** Llama `attention_bias` also puts a bias on o_proj (Qwen2 never does). */

@@ -6,6 +6,7 @@ import { ModelError } from '../errors.js';
 import type { VlmConfig } from '../model/vlm-config.js';
 import type { GraphBuilder } from './graph-builder.js';
 import type { WeightDtype, WeightReader } from './layers.js';
+import { llavaKeys } from './llava-keys.js';
 import { buildDecoderSegment } from './llm-decoder.js';
 import { writeModel } from './model-writer.js';
 import { buildEmbedding, buildProjector, buildVisionEncoder } from './vision-encoder.js';
@@ -135,13 +136,14 @@ export async function convertCheckpoint(
     file: `decoder-${start}-${end}.onnx`,
     lastTokenAttention: end < L,
   }));
+  const textKeys = llavaKeys(ckpt.weights);
   const builds: [string, () => GraphBuilder][] = [
     ['vision.onnx', () => buildVisionEncoder(ckpt.config.vision, ckpt.weights, dtype)],
     ['projector.onnx', () => buildProjector(ckpt.config.projector, ckpt.weights, dtype)],
-    ['embed.onnx', () => buildEmbedding(ckpt.weights, ckpt.config.text.hiddenSize, dtype)],
+    ['embed.onnx', () => buildEmbedding(ckpt.weights, ckpt.config.text.hiddenSize, dtype, textKeys.text)],
     ...segments.map((s): [string, () => GraphBuilder] => [
       s.file,
-      () => buildDecoderSegment(ckpt.config.text, ckpt.weights, { ...s }, dtype, maxPositions),
+      () => buildDecoderSegment(ckpt.config.text, ckpt.weights, { ...s }, dtype, maxPositions, textKeys),
     ]),
   ];
   const weightBytes: Record<string, number> = {};

@@ -1,12 +1,10 @@
 import type { WeightReader } from './layers.js';
+import type { TextKeys } from './llm-decoder.js';
 
-export interface LlavaKeys {
+export interface LlavaKeys extends TextKeys {
   /** Prefix of the vision tower's `vision_model` (e.g. `vision_tower.vision_model`). */
   vision: string;
   projector: string;
-  /** Prefix of the text model holding `embed_tokens`, `layers`, `norm`. */
-  text: string;
-  lmHead: string;
 }
 
 /**

@@ -1,8 +1,7 @@
 import { ModelError } from '../errors.js';
-import type { TextConfig } from '../model/vlm-config.js';
+import type { RopeScaling, TextConfig } from '../model/vlm-config.js';
 import { float, GraphBuilder, MS_DOMAIN } from './graph-builder.js';
 import { activation, linear, rmsNorm, type WeightDtype, WeightLoader, type WeightReader } from './layers.js';
-import { llavaKeys } from './llava-keys.js';
 
 export interface SegmentSpec {
   /** First decoder layer of the segment (inclusive). */
@@ -29,24 +28,51 @@ export const SEGMENT_IO = {
   presentValue: (layer: number) => `present_value.${layer}`,
 } as const;
 
-/** Rotary tables for positions 0..maxPositions−1, [maxPositions, headDim/2] each, as HF Llama/Qwen2 compute them. */
+/** The text model's weight prefixes: `<text>.layers.*`, `<text>.embed_tokens`, `<text>.norm`, and the LM head. */
+export interface TextKeys {
+  text: string;
+  lmHead: string;
+}
+
+/** Inverse frequencies of each rotary pair, scaled as HF's ROPE_INIT_FUNCTIONS do, in float32 like HF. */
+export function inverseFrequencies(headDim: number, theta: number, scaling: RopeScaling = { type: 'default' }) {
+  const half = headDim / 2;
+  const inv = Array.from({ length: half }, (_, i) => Math.fround(1 / theta ** ((2 * i) / headDim)));
+  if (scaling.type === 'linear') return inv.map((f) => Math.fround(f / scaling.factor));
+  if (scaling.type !== 'llama3') return inv;
+  const { factor, lowFreqFactor, highFreqFactor, originalMaxPositions } = scaling;
+  const lowFreqWavelen = originalMaxPositions / lowFreqFactor;
+  const highFreqWavelen = originalMaxPositions / highFreqFactor;
+  return inv.map((f) => {
+    const wavelen = Math.fround((2 * Math.PI) / f);
+    if (wavelen > lowFreqWavelen) return Math.fround(f / factor);
+    if (wavelen < highFreqWavelen) return f;
+    const smooth = Math.fround((originalMaxPositions / wavelen - lowFreqFactor) / (highFreqFactor - lowFreqFactor));
+    return Math.fround((1 - smooth) * Math.fround(f / factor) + smooth * f);
+  });
+}
+
+/**
+ * Rotary tables for positions 0..maxPositions−1, [maxPositions, headDim/2] each, as HF Llama/Qwen2 compute
+ * them. 'dynamic' NTK scaling changes nothing below max_position_embeddings, which caps maxPositions.
+ */
 export function rotaryTables(
   headDim: number,
   theta: number,
   maxPositions: number,
+  scaling?: RopeScaling,
 ): { cos: Float32Array; sin: Float32Array } {
   const half = headDim / 2;
   const cos = new Float32Array(maxPositions * half);
   const sin = new Float32Array(maxPositions * half);
-  for (let i = 0; i < half; i++) {
-    // HF computes inv_freq in float32; mirroring that keeps long positions within the parity tolerance.
-    const invFreq = Math.fround(1 / theta ** ((2 * i) / headDim));
+  inverseFrequencies(headDim, theta, scaling).forEach((invFreq, i) => {
     for (let p = 0; p < maxPositions; p++) {
+      // HF multiplies in float32; mirroring that keeps long positions within the parity tolerance.
       const angle = Math.fround(p * invFreq);
       cos[p * half + i] = Math.cos(angle);
       sin[p * half + i] = Math.sin(angle);
     }
-  }
+  });
   return { cos, sin };
 }
 
@@ -61,6 +87,7 @@ export function buildDecoderSegment(
   spec: SegmentSpec,
   dtype: WeightDtype,
   maxPositions: number,
+  keys: TextKeys,
 ): GraphBuilder {
   if (cfg.headDim % 8 !== 0) {
     throw new ModelError(
@@ -70,7 +97,6 @@ export function buildDecoderSegment(
   }
   const g = new GraphBuilder(`decoder_${spec.start}_${spec.end}`);
   const w = new WeightLoader(g, reader, dtype);
-  const keys = llavaKeys(reader);
   const { hiddenSize: d, numHeads: nh, numKvHeads: kvh, headDim: hd } = cfg;
   const isLast = spec.end === cfg.numLayers;
 
@@ -79,7 +105,7 @@ export function buildDecoderSegment(
   const seqlensK = g.input(SEGMENT_IO.seqlensK, 'int32', [1]);
   const totalLength = g.input(SEGMENT_IO.totalLength, 'int32', []);
 
-  const { cos, sin } = rotaryTables(hd, cfg.ropeTheta, maxPositions);
+  const { cos, sin } = rotaryTables(hd, cfg.ropeTheta, maxPositions, cfg.ropeScaling);
   const cosCache = g.weight('rotary_cos', 'float32', [maxPositions, hd / 2], () => cos);
   const sinCache = g.weight('rotary_sin', 'float32', [maxPositions, hd / 2], () => sin);
   const rotate = (t: string, heads: number) =>

@@ -56,13 +56,18 @@ export function buildProjector(cfg: ProjectorConfig, reader: WeightReader, dtype
   return g;
 }
 
-/** Token embeddings: ids [1, seq] → [1, seq, hidden]. */
-export function buildEmbedding(reader: WeightReader, hiddenSize: number, dtype: WeightDtype): GraphBuilder {
+/** Token embeddings: ids [1, seq] → [1, seq, hidden]; `textPrefix` holds `embed_tokens`. */
+export function buildEmbedding(
+  reader: WeightReader,
+  hiddenSize: number,
+  dtype: WeightDtype,
+  textPrefix: string,
+): GraphBuilder {
   const g = new GraphBuilder('embed');
   const w = new WeightLoader(g, reader, dtype);
   const ids = g.input(EMBED_IO.ids, 'int64', [1, 'seq']);
   g.output(
-    g.op('Gather', [w.tensor(`${llavaKeys(reader).text}.embed_tokens.weight`), ids], { axis: 0 }),
+    g.op('Gather', [w.tensor(`${textPrefix}.embed_tokens.weight`), ids], { axis: 0 }),
     EMBED_IO.embeddings,
     'float32',
     [1, 'seq', hiddenSize],

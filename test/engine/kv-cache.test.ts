@@ -18,7 +18,7 @@ describe('KV cache', () => {
     );
     // The caches are created by prefill; reach them through the public byte counts and the tensors.
     const caches = (
-      runner as unknown as {
+      runner.decoder as unknown as {
         caches: { keys: { data: Float32Array }[]; capacity: number; headDim: number; length: number }[];
       }
     ).caches;

@@ -62,6 +62,7 @@ describe('readVlmConfig', () => {
       vocabSize: 128,
       rmsNormEps: 1e-6,
       ropeTheta: 10000,
+      ropeScaling: { type: 'default' },
       qkvBias: false,
       oProjBias: false,
       mlpBias: false,
@@ -136,6 +137,28 @@ describe('readVlmConfig', () => {
     assert.equal(c.text.bosTokenId, null);
   });
 
+  it('reads rope_scaling types linear, dynamic and llama3 (old "type" and new "rope_type" keys)', () => {
+    const c = fixtureConfig('llava-tiny-clip-llama');
+    c.text_config.rope_scaling = { type: 'linear', factor: 2 };
+    assert.deepEqual(readVlmConfig(dirWith(c)).text.ropeScaling, { type: 'linear', factor: 2 });
+    c.text_config.rope_scaling = { rope_type: 'dynamic', factor: 4 };
+    assert.deepEqual(readVlmConfig(dirWith(c)).text.ropeScaling, { type: 'dynamic', factor: 4 });
+    c.text_config.rope_scaling = {
+      rope_type: 'llama3',
+      factor: 8,
+      low_freq_factor: 1,
+      high_freq_factor: 4,
+      original_max_position_embeddings: 8192,
+    };
+    assert.deepEqual(readVlmConfig(dirWith(c)).text.ropeScaling, {
+      type: 'llama3',
+      factor: 8,
+      lowFreqFactor: 1,
+      highFreqFactor: 4,
+      originalMaxPositions: 8192,
+    });
+  });
+
   it('llama attention_bias and mlp_bias', () => {
     const cfg = fixtureConfig('llava-tiny-clip-llama');
     cfg.text_config.attention_bias = true;
@@ -189,8 +212,10 @@ describe('readVlmConfig', () => {
     throwsModelError(() => readVlmConfig(dirWith(heads)), 'num_key_value_heads');
 
     const rope = fixtureConfig('llava-tiny-clip-llama');
+    rope.text_config.rope_scaling = { rope_type: 'yarn', factor: 8 };
+    throwsModelError(() => readVlmConfig(dirWith(rope)), 'rope_scaling', 'yarn', 'llama3');
     rope.text_config.rope_scaling = { rope_type: 'llama3', factor: 8 };
-    throwsModelError(() => readVlmConfig(dirWith(rope)), 'rope_scaling', 'llama3');
+    throwsModelError(() => readVlmConfig(dirWith(rope)), 'rope_scaling.low_freq_factor');
   });
 
   it('reports malformed JSON and a missing config.json with the path', () => {
