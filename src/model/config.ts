@@ -47,7 +47,7 @@ export const VISION_DEFAULTS = {
   },
 } as const;
 
-export const TEXT_DEFAULTS = {
+const TEXT_DEFAULTS = {
   llama: { vocab: 32000, hidden: 4096, intermediate: 11008, layers: 32, heads: 32, maxPos: 2048, bos: 1, eos: [2] },
   qwen2: { vocab: 151936, hidden: 4096, intermediate: 22016, layers: 32, heads: 32, maxPos: 32768, bos: null, eos: [] },
 } as const;

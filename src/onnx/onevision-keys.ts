@@ -1,4 +1,5 @@
 import type { WeightReader } from './layers.js';
+import type { TextKeys } from './llm-decoder.js';
 
 export interface OnevisionKeys {
   /** Prefix of the SigLIP tower's `vision_model`. */
@@ -7,7 +8,7 @@ export interface OnevisionKeys {
   /** The learnt row that ends every row of an image's tile grid, and every video. */
   imageNewline: string;
   /** The text model's key prefixes, as the decoder segments take them. */
-  textKeys: { text: string; lmHead: string };
+  textKeys: TextKeys;
 }
 
 /**
