@@ -122,7 +122,8 @@ export class VlmPipeline {
       saliency.set(f.saliency, i * n);
       if (f.keys) keys.set(f.keys, i * n * width);
     }
-    const encoded = { frames: frames.length, tokens: n, features, saliency, keys };
+    const grid = this.checkpoint.config.vision.gridSize;
+    const encoded = { frames: frames.length, tokens: n, gridRows: grid, gridCols: grid, features, saliency, keys };
     return this.run(frames, { encoded }, question, opts, 0, onText);
   }
 
@@ -160,8 +161,7 @@ export class VlmPipeline {
       {
         ...input,
         frames: frames.length,
-        promptIds: prompt.ids,
-        imageSpans: prompt.imageSpans,
+        layout: prompt.layout,
         generation: { maxNewTokens: opts.maxNewTokens, sampling: opts.sampling ?? GREEDY, eosTokenIds },
         prune: opts.prune,
       },
@@ -179,7 +179,7 @@ export class VlmPipeline {
       answer: tokenizer.decode(result.tokens, { skipSpecialTokens: true }).trim(),
       finishReason: result.finishReason,
       frames: frames.map((f) => ({ index: f.index, timestampS: f.timestampS })),
-      promptTokens: prompt.ids.length,
+      promptTokens: prompt.layout.ids.length,
       generatedTokens: result.tokens.length,
       visualTokens: result.visualTokens,
       timings: { ...result.timings, preprocessMs },

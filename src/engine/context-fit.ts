@@ -37,7 +37,7 @@ export function fitFramesToContext(
       config.tokensPerImage,
       timestampsFor(k).map((timestampS) => ({ timestampS })),
       question,
-    ).ids.length;
+    ).layout.ids.length;
   const fits = (k: number) => promptTokens(k) + maxNewTokens <= context;
   if (!fits(1)) {
     const needed = promptTokens(1) + maxNewTokens;

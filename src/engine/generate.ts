@@ -14,14 +14,14 @@ export interface Generated {
 }
 
 /**
- * The decode loop after prefill. Generated token t sits at position promptLength + t (the unpruned
- * prompt length: pruning keeps original positions, methods.md §0). EOS ends generation and is not
+ * The decode loop after prefill. Generated token t sits at position nextPosition + t (after the
+ * unpruned prompt: pruning keeps original positions, methods.md §0). EOS ends generation and is not
  * part of the answer.
  */
 export async function generateTokens(
   runner: VlmRunner,
   firstLogits: Float32Array,
-  promptLength: number,
+  nextPosition: number,
   opts: GenerationOptions,
   onToken?: (token: number) => void,
 ): Promise<Generated> {
@@ -35,7 +35,7 @@ export async function generateTokens(
     tokens.push(token);
     onToken?.(token);
     if (tokens.length === opts.maxNewTokens) break;
-    logits = await runner.decode(token, promptLength + tokens.length - 1);
+    logits = await runner.decode(token, nextPosition + tokens.length - 1);
   }
   return { tokens, finishReason: 'length' };
 }

@@ -1,22 +1,15 @@
 import { ModelError, UsageError } from '../errors.js';
 import type { ChatContent, ChatTemplate } from '../model/chat-template.js';
 import type { TextTokenizer } from '../model/tokenizer.js';
+import { type PromptLayout, sequentialLayout } from './prompt-layout.js';
 
 export interface PromptFrame {
   timestampS: number;
 }
 
-export interface ImageSpan {
-  frame: number;
-  /** First prompt position of the frame's visual tokens. */
-  start: number;
-  length: number;
-}
-
 export interface BuiltPrompt {
   text: string;
-  ids: number[];
-  imageSpans: ImageSpan[];
+  layout: PromptLayout;
 }
 
 /**
@@ -48,16 +41,13 @@ export function buildPrompt(
     );
   }
   const ids: number[] = [];
-  const imageSpans: ImageSpan[] = [];
+  const visualRows: number[] = [];
   for (const id of rendered) {
-    if (id !== imageTokenId) {
-      ids.push(id);
-      continue;
-    }
-    imageSpans.push({ frame: imageSpans.length, start: ids.length, length: tokensPerImage });
-    for (let k = 0; k < tokensPerImage; k++) ids.push(imageTokenId);
+    if (id === imageTokenId) for (let k = 0; k < tokensPerImage; k++) visualRows.push(ids.length + k);
+    if (id !== imageTokenId) ids.push(id);
+    else for (let k = 0; k < tokensPerImage; k++) ids.push(imageTokenId);
   }
-  return { text, ids, imageSpans };
+  return { text, layout: sequentialLayout(ids, visualRows) };
 }
 
 /**

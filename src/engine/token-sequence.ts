@@ -1,5 +1,6 @@
 import type { Slot } from '../prune/types.js';
-import type { ImageSpan } from './prompt.js';
+import type { PositionIds } from './decoder-runner.js';
+import { type PromptLayout, positionsOfRows } from './prompt-layout.js';
 
 /** Rows of some width, each named by an original visual token id, ascending. */
 export interface IdRows {
@@ -46,80 +47,65 @@ export function applySlots(input: IdRows, slots: readonly Slot[]): IdRows {
   return { ids: ordered.map((s) => s.positionOf), rows: out, width: w };
 }
 
-/** The prompt as the decoder sees it: rows, their RoPE positions, and which visual token each row is. */
+/** The prompt as the decoder sees it: rows, where each came from, and which visual token each row is. */
 export interface PromptRows {
   hidden: Float32Array;
-  positions: number[];
+  /** Row of the unpruned prompt each row is. */
+  promptRows: number[];
+  /** Their position ids (keep-original: gaps after pruning are expected). */
+  positions: PositionIds;
   /** Original visual token id per row, −1 for text. */
   visualIds: number[];
 }
 
-/** Prompt position of visual token `id` (frame f = id div N sits in span f). */
-export function visualPosition(spans: readonly ImageSpan[], tokensPerFrame: number, id: number): number {
-  const span = spans[Math.floor(id / tokensPerFrame)];
-  return span.start + (id % tokensPerFrame);
-}
-
 interface TextRow {
-  position: number;
+  row: number;
   src: Float32Array;
 }
 
-/** Text rows and visual rows (both already in position order: ids ascend) merged in position order. */
-function interleave(
-  text: readonly TextRow[],
-  visual: IdRows,
-  spans: readonly ImageSpan[],
-  tokensPerFrame: number,
-): PromptRows {
+/** Text rows and visual rows (both already in prompt order: ids ascend) merged in prompt order. */
+function interleave(text: readonly TextRow[], visual: IdRows, layout: PromptLayout): PromptRows {
   const d = visual.width;
   const rows = text.length + visual.ids.length;
   const hidden = new Float32Array(rows * d);
-  const positions = new Array<number>(rows);
+  const promptRows = new Array<number>(rows);
   const visualIds = new Array<number>(rows);
   let t = 0;
   let v = 0;
   for (let i = 0; i < rows; i++) {
-    const vp = v < visual.ids.length ? visualPosition(spans, tokensPerFrame, visual.ids[v]) : Infinity;
-    if (t < text.length && text[t].position < vp) {
+    const vr = v < visual.ids.length ? layout.visualRows[visual.ids[v]] : Infinity;
+    if (t < text.length && text[t].row < vr) {
       hidden.set(text[t].src, i * d);
-      positions[i] = text[t++].position;
+      promptRows[i] = text[t++].row;
       visualIds[i] = -1;
     } else {
       hidden.set(visual.rows.subarray(v * d, (v + 1) * d), i * d);
-      positions[i] = vp;
+      promptRows[i] = vr;
       visualIds[i] = visual.ids[v++];
     }
   }
-  return { hidden, positions, visualIds };
+  return { hidden, promptRows, positions: positionsOfRows(layout, promptRows), visualIds };
 }
 
 /**
  * Text embeddings [promptLength, d] with the surviving visual rows put back at their original
- * positions: pruned positions are simply absent (keep-original positions, methods.md §0).
+ * rows: pruned rows are simply absent (keep-original positions, methods.md §0).
  */
-export function assemblePrompt(
-  textEmbeddings: Float32Array,
-  promptLength: number,
-  spans: readonly ImageSpan[],
-  tokensPerFrame: number,
-  visual: IdRows,
-): PromptRows {
+export function assemblePrompt(textEmbeddings: Float32Array, layout: PromptLayout, visual: IdRows): PromptRows {
   const d = visual.width;
-  const isVisual = new Uint8Array(promptLength);
-  for (const s of spans) isVisual.fill(1, s.start, s.start + s.length);
+  const isVisual = new Uint8Array(layout.ids.length);
+  for (const r of layout.visualRows) isVisual[r] = 1;
   const text: TextRow[] = [];
-  for (let p = 0; p < promptLength; p++)
-    if (!isVisual[p]) text.push({ position: p, src: textEmbeddings.subarray(p * d, (p + 1) * d) });
-  return interleave(text, visual, spans, tokensPerFrame);
+  for (let row = 0; row < layout.ids.length; row++)
+    if (!isVisual[row]) text.push({ row, src: textEmbeddings.subarray(row * d, (row + 1) * d) });
+  return interleave(text, visual, layout);
 }
 
 /** Replaces the visual rows of a decoder state by the slots' rows; text rows stay as they are. */
 export function pruneVisualRows(
   state: PromptRows,
   slots: readonly Slot[],
-  spans: readonly ImageSpan[],
-  tokensPerFrame: number,
+  layout: PromptLayout,
   d: number,
 ): PromptRows {
   const text: TextRow[] = [];
@@ -130,8 +116,8 @@ export function pruneVisualRows(
   };
   state.visualIds.forEach((id, i) => {
     const src = state.hidden.subarray(i * d, (i + 1) * d);
-    if (id < 0) text.push({ position: state.positions[i], src });
+    if (id < 0) text.push({ row: state.promptRows[i], src });
     else visual.rows.set(src, visual.ids.push(id) * d - d);
   });
-  return interleave(text, applySlots(visual, slots), spans, tokensPerFrame);
+  return interleave(text, applySlots(visual, slots), layout);
 }

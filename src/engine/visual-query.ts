@@ -1,6 +1,6 @@
 import type { Pairwise, PruneMethod, StageResult } from '../prune/types.js';
 import { type Generated, type GenerationOptions, generateTokens } from './generate.js';
-import type { ImageSpan } from './prompt.js';
+import { type PromptLayout, textTailRows } from './prompt-layout.js';
 import { applySlots, assemblePrompt, type IdRows, type PromptRows, pruneVisualRows } from './token-sequence.js';
 import type { VisionOutputs, VlmRunner } from './vlm-runner.js';
 
@@ -19,8 +19,7 @@ export interface VisualQuery {
   /** The frames already encoded (a camera window): the query starts at the encoder-side pruning. */
   encoded?: VisionOutputs;
   frames: number;
-  promptIds: number[];
-  imageSpans: ImageSpan[];
+  layout: PromptLayout;
   generation: GenerationOptions;
   prune?: PruneRequest;
 }
@@ -78,7 +77,6 @@ export async function runVisualQuery(
   const cfg = runner.config;
   const d = cfg.text.hiddenSize;
   const L = cfg.text.numLayers;
-  const grid = { gridRows: cfg.vision.gridSize, gridCols: cfg.vision.gridSize };
   // The method's stages, bound to it (a method may keep state between its stages).
   const encoderStage = method?.encoder?.bind(method);
   const inputStage = method?.input?.bind(method);
@@ -99,7 +97,7 @@ export async function runVisualQuery(
   const t0 = performance.now();
   const vision = await visionOutputs(runner, q);
   const N = vision.tokens;
-  const base = { frames: q.frames, tokensPerFrame: N, ...grid };
+  const base = { frames: q.frames, tokensPerFrame: N, gridRows: vision.gridRows, gridCols: vision.gridCols };
   let features: IdRows = {
     ids: Array.from({ length: q.frames * N }, (_, i) => i),
     rows: vision.features,
@@ -128,11 +126,9 @@ export async function runVisualQuery(
   const t1 = performance.now();
 
   let visual: IdRows = { ids: features.ids, rows: await runner.project(features.rows, features.ids.length), width: d };
-  const text = await runner.embed(q.promptIds);
+  const text = await runner.embed(q.layout.ids);
   if (inputStage) {
-    const lastSpan = q.imageSpans[q.imageSpans.length - 1];
-    const tail = q.promptIds.length - (lastSpan.start + lastSpan.length);
-    const textTail = text.slice((q.promptIds.length - tail) * d);
+    const textTail = text.slice((q.layout.ids.length - textTailRows(q.layout)) * d);
     const current = visual;
     visual = await stage(
       'input',
@@ -140,7 +136,7 @@ export async function runVisualQuery(
       current,
     );
   }
-  let prompt = assemblePrompt(text, q.promptIds.length, q.imageSpans, N, visual);
+  let prompt = assemblePrompt(text, q.layout, visual);
   const t2 = performance.now();
 
   const layers = new Set(method?.layer ? method.layers(L) : []);
@@ -161,14 +157,14 @@ export async function runVisualQuery(
         kernel(),
       ),
     );
-    prompt = await timed(prune, async () => pruneVisualRows(prompt, result.slots, q.imageSpans, N, d));
+    prompt = await timed(prune, async () => pruneVisualRows(prompt, result.slots, q.layout, d));
     stages.push({ stage: `layer ${state.segment.end}`, tokens: prompt.visualIds.filter((id) => id >= 0).length });
     return prompt;
   });
   const t3 = performance.now();
 
   let firstTokenMs = 0;
-  const generated = await generateTokens(runner, prefill.logits, q.promptIds.length, q.generation, (token) => {
+  const generated = await generateTokens(runner, prefill.logits, q.layout.nextPosition, q.generation, (token) => {
     firstTokenMs ||= performance.now() - t0;
     onToken?.(token);
   });
@@ -213,7 +209,7 @@ function report(
   N: number,
   L: number,
 ): VisualTokenReport {
-  const textRows = q.promptIds.length - q.imageSpans.reduce((a, s) => a + s.length, 0);
+  const textRows = q.layout.ids.length - q.layout.visualRows.length;
   const perLayer = runner.manifest.segments.reduce(
     (acc, s, i) => acc + (s.end - s.start) * (segmentRows[i] - textRows),
     0,

@@ -6,8 +6,10 @@ import { createSession, type RuntimeOptions, type Session, tensor } from './ort-
 
 export interface VisionOutputs {
   frames: number;
-  /** Visual tokens per frame. */
+  /** Visual tokens per frame, and the grid (rows × cols) they form. */
   tokens: number;
+  gridRows: number;
+  gridCols: number;
   /** [frames, tokens, visionHidden] feature-layer hidden states. */
   features: Float32Array;
   /** [frames, tokens] patch saliency (CLS attention, or mean attention received). */
@@ -73,7 +75,7 @@ export class VlmRunner {
       saliency.set(out[VISION_IO.saliency].data as Float32Array, f0 * tokens);
       keys.set(out[VISION_IO.keys].data as Float32Array, f0 * tokens * v.hiddenSize);
     }
-    return { frames, tokens, features, saliency, keys };
+    return { frames, tokens, gridRows: v.gridSize, gridCols: v.gridSize, features, saliency, keys };
   }
 
   /** Projects feature rows [rows, visionHidden] to LLM-width tokens [rows, hidden]. */

@@ -38,8 +38,7 @@ describe('pruned queries through the engine', () => {
     query = {
       pixels,
       frames,
-      promptIds: prompt.ids,
-      imageSpans: prompt.imageSpans,
+      layout: prompt.layout,
       generation: { maxNewTokens: 4, sampling: GREEDY, eosTokenIds: [] },
     };
   });

@@ -78,18 +78,16 @@ describe('the shipped demo model', () => {
         frames,
         c.question,
       );
-      assert.deepEqual(prompt.ids, c.input_ids, `prompt ids for "${c.question}"`);
+      const { ids, visualRows, positions } = prompt.layout;
+      assert.deepEqual(ids, c.input_ids, `prompt ids for "${c.question}"`);
       const pixels = await preprocessBatch(frames, processor);
       const vision = await runner.encodeImages(pixels.data, F);
       const tokens = await runner.project(vision.features, F * vision.tokens);
-      const hidden = await runner.embed(prompt.ids);
-      for (const s of prompt.imageSpans)
-        hidden.set(tokens.subarray(s.frame * s.length * d, (s.frame + 1) * s.length * d), s.start * d);
-      const { logits } = await runner.prefill(
-        hidden,
-        prompt.ids.map((_, i) => i),
-        1,
-      );
+      const hidden = await runner.embed(ids);
+      visualRows.forEach((row, id) => {
+        hidden.set(tokens.subarray(id * d, (id + 1) * d), row * d);
+      });
+      const { logits } = await runner.prefill(hidden, positions, 1);
       const err = maxRelativeError(logits, c.last_logits);
       assert.ok(err <= 1e-3, `"${c.question}": relative error ${err}`);
     }
