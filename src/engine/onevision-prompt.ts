@@ -1,5 +1,6 @@
 import { ModelError } from '../errors.js';
 import type { VisualUnit } from '../vision/onevision-processor.js';
+import { type PromptLayout, sequentialLayout } from './prompt-layout.js';
 
 /** One image (its base tile and tile grid) or one video (a unit per frame), in prompt order. */
 export interface OnevisionMedia {
@@ -12,16 +13,16 @@ export interface OnevisionPlaceholders {
   videoTokenId: number;
 }
 
-export interface OnevisionPromptLayout {
+export interface OnevisionPrompt {
   /**
-   * input_ids as LlavaOnevisionProcessor makes them: each media's placeholder repeated once per row it
-   * stands for (its tokens and its image_newline rows).
+   * ids: input_ids as LlavaOnevisionProcessor makes them, each media's placeholder repeated once per
+   * row it stands for (its tokens and its image_newline rows). visualRows: the row of each visual
+   * token, numbered over the media's units in order, each unit row-major (units differ in size: an
+   * image's base tile and its grid).
    */
-  ids: number[];
-  /** Per media, per unit: the prompt position of each of the unit's tokens, row-major. */
-  tokenPositions: number[][][];
-  /** Prompt positions of the image_newline rows, ascending. */
-  newlinePositions: number[];
+  layout: PromptLayout;
+  /** Rows that take the image_newline embedding, ascending. */
+  newlineRows: number[];
 }
 
 /**
@@ -34,7 +35,7 @@ export function layoutOnevisionPrompt(
   rendered: readonly number[],
   media: readonly OnevisionMedia[],
   placeholders: OnevisionPlaceholders,
-): OnevisionPromptLayout {
+): OnevisionPrompt {
   const idOf = (m: OnevisionMedia) => (m.kind === 'image' ? placeholders.imageTokenId : placeholders.videoTokenId);
   const found = rendered.filter((id) => id === placeholders.imageTokenId || id === placeholders.videoTokenId);
   const expected = media.map(idOf);
@@ -45,8 +46,8 @@ export function layoutOnevisionPrompt(
     );
   }
   const ids: number[] = [];
-  const tokenPositions: number[][][] = [];
-  const newlinePositions: number[] = [];
+  const visualRows: number[] = [];
+  const newlineRows: number[] = [];
   let next = 0;
   for (const id of rendered) {
     if (id !== placeholders.imageTokenId && id !== placeholders.videoTokenId) {
@@ -55,18 +56,13 @@ export function layoutOnevisionPrompt(
     }
     const m = media[next++];
     const place = () => ids.push(id) - 1;
-    const newline = () => newlinePositions.push(place());
-    tokenPositions.push(
-      m.units.map((u) => {
-        const positions: number[] = [];
-        for (let r = 0; r < u.rows; r++) {
-          for (let c = 0; c < u.cols; c++) positions.push(place());
-          if (u.newlineAfterRow) newline();
-        }
-        return positions;
-      }),
-    );
-    if (m.kind === 'video') newline();
+    for (const u of m.units) {
+      for (let r = 0; r < u.rows; r++) {
+        for (let c = 0; c < u.cols; c++) visualRows.push(place());
+        if (u.newlineAfterRow) newlineRows.push(place());
+      }
+    }
+    if (m.kind === 'video') newlineRows.push(place());
   }
-  return { ids, tokenPositions, newlinePositions };
+  return { layout: sequentialLayout(ids, visualRows), newlineRows };
 }

@@ -34,6 +34,10 @@ export const ONEVISION_IO = {
   pixels: 'pixel_values',
   /** [units, tokens, textHidden]: projected rows. */
   features: 'features',
+  /** The pooling and packing graphs take the vision graph's outputs under these names. */
+  patchFeatures: 'patch_features',
+  patchSaliency: 'patch_cls_attention',
+  patchKeys: 'patch_keys',
   /** [units, tokens]: mean attention received at the feature layer (SigLIP has no CLS). */
   saliency: 'cls_attention',
   /** [units, tokens, visionHidden]: the feature layer's keys. */
@@ -89,9 +93,9 @@ function rowInputs(g: GraphBuilder, cfg: OnevisionConfig, units: string): RowInp
   const dt = cfg.text.hiddenSize;
   const dv = cfg.vision.hiddenSize;
   const patches = cfg.patchGrid ** 2;
-  const features = g.input(ONEVISION_IO.features, 'float32', [units, patches, dt]);
-  const saliency = g.input(ONEVISION_IO.saliency, 'float32', [units, patches]);
-  const keys = g.input(ONEVISION_IO.keys, 'float32', [units, patches, dv]);
+  const features = g.input(ONEVISION_IO.patchFeatures, 'float32', [units, patches, dt]);
+  const saliency = g.input(ONEVISION_IO.patchSaliency, 'float32', [units, patches]);
+  const keys = g.input(ONEVISION_IO.patchKeys, 'float32', [units, patches, dv]);
   const rows = g.op('Concat', [features, keys, g.op('Unsqueeze', [saliency, g.int64([-1])])], { axis: -1 });
   return { rows, width: dt + dv + 1 };
 }
