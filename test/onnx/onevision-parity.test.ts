@@ -253,6 +253,68 @@ for (const keyLayout of ['transformers ≤ 4.51 keys', 'transformers ≥ 4.52 ke
       weights.close();
     });
 
+    it('moves saliency and keys with the features: a gather when packing, bilinear weights when pooling', async () => {
+      const perPatch = async (name: string) => {
+        const input = read<Input>(`input_${name}.json`);
+        const px = input.pixel_values ?? input.pixel_values_videos;
+        assert.ok(px);
+        const [, n, c, h, w] = px.shape;
+        const out = await b.sessions[ONEVISION_GRAPHS.vision].run({
+          [ONEVISION_IO.pixels]: tensor.f32(Float32Array.from(px.data), [n, c, h, w]),
+        });
+        return {
+          [ONEVISION_IO.patchFeatures]: out[ONEVISION_IO.features],
+          [ONEVISION_IO.patchSaliency]: out[ONEVISION_IO.saliency],
+          [ONEVISION_IO.patchKeys]: out[ONEVISION_IO.keys],
+        };
+      };
+      const dv = cfg.vision.hiddenSize;
+      const image = await perPatch('image');
+      const geometry = anyresLayout(15, 20, readOnevisionProcessors(DIR, cfg));
+      const packed = await run(b.sessions[ONEVISION_GRAPHS.anyresPack], {
+        ...image,
+        [ONEVISION_IO.tileGrid]: tensor.i64(geometry.tileGrid, [2]),
+        [ONEVISION_IO.crop]: tensor.i64(geometry.crop, [4]),
+        [ONEVISION_IO.tokenGrid]: tensor.i64(geometry.tokenGrid, [2]),
+      });
+      const patchSaliency = image[ONEVISION_IO.patchSaliency].data as Float32Array;
+      const patchKeys = image[ONEVISION_IO.patchKeys].data as Float32Array;
+      // Base tile: tile 0's 9 patches. Grid token (r, c) is the cell (r + 1, c) of the 6×6 picture (one row cut).
+      const source = (token: number) => {
+        if (token < 9) return token;
+        const [y, x] = [Math.floor((token - 9) / 6) + 1, (token - 9) % 6];
+        return (1 + Math.floor(y / 3) * 2 + Math.floor(x / 3)) * 9 + (y % 3) * 3 + (x % 3);
+      };
+      for (let token = 0; token < 9 + 24; token++) {
+        const p = source(token);
+        assert.equal(packed[ONEVISION_IO.saliency][token], patchSaliency[p], `saliency of token ${token}`);
+        assert.deepEqual(
+          packed[ONEVISION_IO.keys].subarray(token * dv, (token + 1) * dv),
+          patchKeys.subarray(p * dv, (p + 1) * dv),
+        );
+      }
+
+      const video = await perPatch('video');
+      const pooled = await run(b.sessions[ONEVISION_GRAPHS.videoPool], video);
+      const s = video[ONEVISION_IO.patchSaliency].data as Float32Array;
+      // 3 → 2 with half-pixel centres: output 0 samples 0.25, output 1 samples 1.75.
+      const weights = [
+        [0.75, 0.25, 0],
+        [0, 0.25, 0.75],
+      ];
+      for (let f = 0; f < 4; f++) {
+        for (let i = 0; i < 2; i++) {
+          for (let j = 0; j < 2; j++) {
+            let expected = 0;
+            for (let y = 0; y < 3; y++)
+              for (let x = 0; x < 3; x++) expected += weights[i][y] * weights[j][x] * s[f * 9 + y * 3 + x];
+            const got = pooled[ONEVISION_IO.saliency][f * 4 + i * 2 + j];
+            assert.ok(Math.abs(got - expected) < 1e-7, `frame ${f} token (${i}, ${j}): ${got} vs ${expected}`);
+          }
+        }
+      }
+    });
+
     for (const name of CASES) {
       it(`${name}: vision features, projector output, inserted rows, layout, logits and greedy tokens`, async (t) => {
         const input = read<Input>(`input_${name}.json`);
