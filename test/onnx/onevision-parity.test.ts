@@ -151,6 +151,8 @@ interface CaseResult {
   insertedPositions: number[];
   ids: number[];
   layoutNames: string[];
+  /** The last prompt row entering the decoder, and leaving layer 0. */
+  embeddedLast: Float32Array;
   afterLayer0: Float32Array;
   runs: Map<number, { logits: Float32Array; tokens: number[]; stepMax: number[] }>;
 }
@@ -205,12 +207,14 @@ async function runCase(b: Built, cfg: OnevisionConfig, input: Input): Promise<Ca
   const runs: CaseResult['runs'] = new Map();
   let inserted = new Float32Array(0);
   let afterLayer0 = new Float32Array(0);
+  let embeddedLast = new Float32Array(0);
   for (const [segments, decoder] of b.decoders) {
     const hidden = await decoder.embed(layout.ids);
     for (const [t, row] of layout.visualRows.entries()) hidden.set(tokens.subarray(t * d, (t + 1) * d), row * d);
     for (const row of newlineRows) hidden.set(newline, row * d);
     inserted = new Float32Array(insertedPositions.length * d);
     for (const [i, row] of insertedPositions.entries()) inserted.set(hidden.subarray(row * d, (row + 1) * d), i * d);
+    embeddedLast = hidden.slice((layout.ids.length - 1) * d);
     const prefill = await decoder.prefill(hidden, layout.positions, input.n_new_tokens, (state) => {
       const rows = state.positions.length;
       afterLayer0 = state.hidden.slice((rows - 1) * d, rows * d);
@@ -232,6 +236,7 @@ async function runCase(b: Built, cfg: OnevisionConfig, input: Input): Promise<Ca
     insertedPositions,
     ids: layout.ids,
     layoutNames: runLength(layout.ids, names),
+    embeddedLast,
     afterLayer0,
     runs,
   };
@@ -333,6 +338,7 @@ for (const keyLayout of ['transformers ≤ 4.51 keys', 'transformers ≥ 4.52 ke
         assert.deepEqual(r.insertedPositions, ref.inserted_positions);
         err(r.inserted, ref.inserted_features.data, 'inserted rows');
         const hiddenLast = ref.hidden_states_last_pos.data;
+        err(r.embeddedLast, hiddenLast.slice(0, 32), 'embeddings at the last position');
         err(r.afterLayer0, hiddenLast.slice(32, 64), 'hidden state after decoder layer 0 at the last position');
         for (const [segments, run] of r.runs) {
           err(run.logits, ref.last_logits, `last logits (${segments} segment(s))`);
@@ -344,3 +350,37 @@ for (const keyLayout of ['transformers ≤ 4.51 keys', 'transformers ≥ 4.52 ke
     }
   });
 }
+
+describe('llava_onevision vision-side graphs with fp16 weights', () => {
+  it('build, run and stay within fp16 rounding of the fp32 graphs', async () => {
+    const cfg = readOnevisionConfig(DIR);
+    const weights = openWeights(DIR);
+    const dir = tempDir('onevision-fp16');
+    const outputs: Record<string, Float32Array>[] = [];
+    for (const dtype of ['fp32', 'fp16'] as const) {
+      const sessions: Record<string, Session> = {};
+      for (const [file, make] of buildOnevisionGraphs(cfg, weights, dtype)) {
+        writeModel(make(), join(dir, `${dtype}-${file}`));
+        sessions[file] = await createSession(join(dir, `${dtype}-${file}`), DEFAULT_RUNTIME);
+      }
+      const px = read<Input>('input_video.json').pixel_values_videos;
+      assert.ok(px);
+      const perPatch = await sessions[ONEVISION_GRAPHS.vision].run({
+        [ONEVISION_IO.pixels]: tensor.f32(Float32Array.from(px.data), [4, 3, 12, 12]),
+      });
+      const pooled = await run(sessions[ONEVISION_GRAPHS.videoPool], {
+        [ONEVISION_IO.patchFeatures]: perPatch[ONEVISION_IO.features],
+        [ONEVISION_IO.patchSaliency]: perPatch[ONEVISION_IO.saliency],
+        [ONEVISION_IO.patchKeys]: perPatch[ONEVISION_IO.keys],
+      });
+      const newline = await run(sessions[ONEVISION_GRAPHS.imageNewline], {});
+      outputs.push({ ...pooled, ...newline });
+      await Promise.all(Object.values(sessions).map((s) => s.release()));
+    }
+    weights.close();
+    for (const name of [ONEVISION_IO.features, ONEVISION_IO.keys, ONEVISION_IO.newline]) {
+      const e = maxRelativeError(outputs[1][name], outputs[0][name]);
+      assert.ok(e > 0 && e < 1e-2, `${name}: fp16 vs fp32 relative error ${e}`);
+    }
+  });
+});
