@@ -9,7 +9,7 @@ import { UsageError } from '../errors.js';
 import { configureFfmpeg } from '../media/ffmpeg-binaries.js';
 import type { Sampling } from '../media/sampler.js';
 import type { VlmConfig } from '../model/vlm-config.js';
-import type { WeightDtype } from '../onnx/layers.js';
+import { WEIGHT_DTYPES, type WeightDtype } from '../onnx/layers.js';
 import { createMethod, defaultBudget, METHOD_NAMES } from '../prune/registry.js';
 import { parseChoice, parseInteger, parseNumber } from './cli-output.js';
 import { defaultModelDir } from './default-model.js';
@@ -54,7 +54,7 @@ export function addRunOptions(cmd: Command): Command {
     .option('--seed <s>', 'sampling and random-pruning seed (default 0)')
     .option('--method <name>', `visual-token pruning method: ${METHOD_NAMES.join(', ')} (default none)`)
     .option('--budget <fraction>', "layer-averaged fraction of visual tokens kept, in (0, 1] (default: the method's)")
-    .option('--dtype <dtype>', 'graph weights: fp32 (default) or fp16')
+    .option('--dtype <dtype>', 'graph weights: fp32 (default), fp16, or int8/int4 decoder MatMuls')
     .option('--ep <provider>', 'execution provider: cpu (default), cuda, tensorrt')
     .option('--threads <n>', 'inference threads (default 0 = one per core)')
     .option('--verbose', "show ONNX Runtime's own log lines (warnings and errors)");
@@ -88,8 +88,7 @@ export function resolveRunSettings(flags: RunFlags): RunSettings & { config: Sie
       seed,
     },
     prune: pruneRequest(flags, config, seed),
-    dtype:
-      flags.dtype === undefined ? config.runtime.dtype : parseChoice(flags.dtype, '--dtype', ['fp32', 'fp16'] as const),
+    dtype: flags.dtype === undefined ? config.runtime.dtype : parseChoice(flags.dtype, '--dtype', WEIGHT_DTYPES),
     runtime: {
       ep:
         flags.ep === undefined

@@ -137,10 +137,12 @@ export async function convertCheckpoint(
     lastTokenAttention: end < L,
   }));
   const textKeys = llavaKeys(ckpt.weights);
+  // Quantisation is for the decoder's and LM head's MatMuls (read at every generated token).
+  const visionDtype = dtype === 'int8' || dtype === 'int4' ? 'fp16' : dtype;
   const builds: [string, () => GraphBuilder][] = [
-    ['vision.onnx', () => buildVisionEncoder(ckpt.config.vision, ckpt.weights, dtype)],
-    ['projector.onnx', () => buildProjector(ckpt.config.projector, ckpt.weights, dtype)],
-    ['embed.onnx', () => buildEmbedding(ckpt.weights, ckpt.config.text.hiddenSize, dtype, textKeys.text)],
+    ['vision.onnx', () => buildVisionEncoder(ckpt.config.vision, ckpt.weights, visionDtype)],
+    ['projector.onnx', () => buildProjector(ckpt.config.projector, ckpt.weights, visionDtype)],
+    ['embed.onnx', () => buildEmbedding(ckpt.weights, ckpt.config.text.hiddenSize, visionDtype, textKeys.text)],
     ...segments.map((s): [string, () => GraphBuilder] => [
       s.file,
       () => buildDecoderSegment(ckpt.config.text, ckpt.weights, { ...s }, dtype, maxPositions, textKeys),

@@ -154,7 +154,7 @@ export function buildDecoderSegment(
     const last = g.op('Slice', [x, g.int64([-1]), g.int64([Number.MAX_SAFE_INTEGER]), g.int64([1])]);
     const normed = rmsNorm(w, last, `${keys.text}.norm.weight`, cfg.rmsNormEps);
     const head = cfg.tieWordEmbeddings || !reader.has(keys.lmHead) ? `${keys.text}.embed_tokens.weight` : keys.lmHead;
-    g.output(g.op('MatMul', [normed, w.transposed(head)]), SEGMENT_IO.logits, 'float32', [1, 1, cfg.vocabSize]);
+    g.output(w.matmulT(normed, head), SEGMENT_IO.logits, 'float32', [1, 1, cfg.vocabSize]);
   } else {
     g.output(x, SEGMENT_IO.hiddenOut, 'float32', [1, 'seq', d]);
   }
