@@ -11,7 +11,7 @@ function niceStep(raw: number): number {
   return ([1, 2, 5, 10].find((m) => m * power >= raw) ?? 10) * power;
 }
 
-const escape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+const xmlText = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 /**
  * Agreement with the unpruned answers against mean time to first token, one line per method through
@@ -27,7 +27,7 @@ export function tunePlotSvg(rows: readonly TuneRow[], recommended: TuneRow, titl
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" font-family="sans-serif" font-size="12">`,
     `<rect width="${WIDTH}" height="${HEIGHT}" fill="white"/>`,
-    `<text x="${MARGIN.left}" y="18" font-size="14">${escape(title)}</text>`,
+    `<text x="${MARGIN.left}" y="18" font-size="14">${xmlText(title)}</text>`,
   ];
   for (let i = 0; i <= 5; i++) {
     const a = i / 5;
@@ -56,10 +56,10 @@ export function tunePlotSvg(rows: readonly TuneRow[], recommended: TuneRow, titl
       ...points.map(
         (r) =>
           `<circle cx="${x(r.meanFirstTokenMs).toFixed(1)}" cy="${y(r.agreement).toFixed(1)}" r="4" fill="${colour}">` +
-          `<title>${escape(`${r.method} @ ${r.budget}`)}</title></circle>`,
+          `<title>${xmlText(`${r.method} @ ${r.budget}`)}</title></circle>`,
       ),
       `<rect x="${WIDTH - MARGIN.right + 15}" y="${MARGIN.top + 18 * i}" width="10" height="10" fill="${colour}"/>`,
-      `<text x="${WIDTH - MARGIN.right + 30}" y="${MARGIN.top + 18 * i + 9}">${escape(method)}</text>`,
+      `<text x="${WIDTH - MARGIN.right + 30}" y="${MARGIN.top + 18 * i + 9}">${xmlText(method)}</text>`,
     );
   });
   const base = rows.find((r) => r.method === 'none');
