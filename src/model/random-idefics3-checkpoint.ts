@@ -80,7 +80,7 @@ export const SMOLVLM_CHAT_TEMPLATE =
   "{% if message['content'][0]['type'] == 'image' %}{{':'}}{% else %}{{': '}}{% endif %}" +
   "{% for line in message['content'] %}{% if line['type'] == 'text' %}{{line['text']}}" +
   "{% elif line['type'] == 'image' %}{{ '<image>' }}{% elif line['type'] == 'video' %}{{ '<video>' }}{% endif %}" +
-  "{% endfor %}<end_of_utterance>\\n{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}";
+  "{% endfor %}<end_of_utterance>\n{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}";
 
 /**
  * Writes a complete SmolVLM2 / Idefics3 checkpoint with seeded random weights in the layout transformers
