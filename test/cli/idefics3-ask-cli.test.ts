@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
+import sharp from 'sharp';
 import { DEFAULT_BUDGETS, METHOD_NAMES } from '../../src/prune/registry.js';
-import { REPO_ROOT, testVideo } from '../helpers/fixtures.js';
+import { REPO_ROOT, tempDir, testVideo } from '../helpers/fixtures.js';
 import { tinyIdefics3Checkpoint } from '../helpers/idefics3-checkpoint.js';
 
 const SIEVE = join(REPO_ROOT, 'bin', 'sieve.js');
@@ -83,6 +84,18 @@ describe('sieve ask on a SmolVLM2 (smolvlm) checkpoint, end to end on a real H.2
       else assert.ok(kept <= Math.ceil(FRAMES * TOKENS_PER_FRAME * DEFAULT_BUDGETS[method]) + FRAMES, `${kept}`);
     });
   }
+
+  it('answers about a single image as a one-frame video (one unit, not split into tiles)', async () => {
+    const png = join(tempDir('image'), 'red.png');
+    await sharp({ create: { width: 48, height: 36, channels: 3, background: { r: 200, g: 30, b: 30 } } })
+      .png()
+      .toFile(png);
+    const r = sieve('ask', png, 'what colour is it ?', '--model', model, '--max-new-tokens', '2', '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const out: AskJson = JSON.parse(r.stdout);
+    assert.equal(out.frames.length, 1);
+    assert.equal(out.tokens.visual_input, TOKENS_PER_FRAME);
+  });
 
   it('--show-kept is refused: SmolVLM squashes frames into squares, the overlay crops them', () => {
     const r = ask('--show-kept', join(model, 'kept'));
