@@ -9,6 +9,7 @@ import { UsageError } from '../errors.js';
 import { videoFrames } from '../media/sampler.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
 import { writeRandomCheckpoint } from '../model/random-checkpoint.js';
+import { writeRandomIdefics3Checkpoint } from '../model/random-idefics3-checkpoint.js';
 import { METHOD_NAMES } from '../prune/registry.js';
 import { addBenchOutOption, writeBenchResult } from './bench-results.js';
 import { displayPath, formatBytes, parseInteger, parseNumber } from './cli-output.js';
@@ -20,7 +21,7 @@ interface BenchPruneFlags extends RunFlags {
   video?: string;
   methods?: string;
   repeat: string;
-  randomLarge?: boolean;
+  randomLarge?: boolean | string;
   keep?: boolean;
   out: string;
 }
@@ -66,6 +67,48 @@ function writeLargeRandomCheckpoint(dir: string): void {
   });
 }
 
+/** SmolVLM2-256M's shape: SigLIP 512 px / patch 16 with pixel shuffle ×4 (64 tokens a frame) + SmolLM2-135M. */
+function writeSmolVlm2RandomCheckpoint(dir: string): void {
+  writeRandomIdefics3Checkpoint(dir, {
+    vision: { hiddenSize: 768, intermediateSize: 3072, numLayers: 12, numHeads: 12, imageSize: 512, patchSize: 16 },
+    scaleFactor: 4,
+    text: {
+      hiddenSize: 576,
+      intermediateSize: 1536,
+      numLayers: 30,
+      numHeads: 9,
+      numKvHeads: 3,
+      vocabSize: 49280,
+      maxPositions: 8192,
+    },
+    seed: 11,
+  });
+}
+
+/** The shapes `--random-large` can take, by name. */
+const RANDOM_SHAPES: Record<string, { description: string; write: (dir: string) => void }> = {
+  llava: {
+    description: 'random CLIP 224/14 (hidden 256, 4 layers) + Qwen2-0.5B decoder shape',
+    write: writeLargeRandomCheckpoint,
+  },
+  'smolvlm2-256m': {
+    description: 'random SmolVLM2-256M shape (SigLIP 512/16, pixel shuffle ×4, SmolLM2-135M decoder)',
+    write: writeSmolVlm2RandomCheckpoint,
+  },
+};
+
+function randomShape(flag: true | string) {
+  const name = flag === true ? 'llava' : flag;
+  const shape = Object.hasOwn(RANDOM_SHAPES, name) ? RANDOM_SHAPES[name] : undefined;
+  if (!shape) {
+    throw new UsageError(
+      `unknown --random-large shape "${name}"`,
+      `valid shapes: ${Object.keys(RANDOM_SHAPES).join(', ')}`,
+    );
+  }
+  return shape;
+}
+
 function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
@@ -92,12 +135,13 @@ function timingOf(run: PruneRequest, answers: Answer[]): MethodTiming {
  */
 async function benchPrune(flags: BenchPruneFlags): Promise<void> {
   const log = (s: string) => process.stderr.write(`${s}\n`);
-  const work = flags.randomLarge ? mkdtempSync(join(tmpdir(), 'sieve-bench-prune-')) : undefined;
+  const shape = flags.randomLarge ? randomShape(flags.randomLarge) : undefined;
+  if (shape && flags.model) throw new UsageError('give --model or --random-large, not both');
+  const work = shape ? mkdtempSync(join(tmpdir(), 'sieve-bench-prune-')) : undefined;
   try {
-    if (work) {
-      if (flags.model) throw new UsageError('give --model or --random-large, not both');
-      log(`writing a random checkpoint (CLIP 224/14 + Qwen2-0.5B decoder shape) to ${work}`);
-      writeLargeRandomCheckpoint(join(work, 'checkpoint'));
+    if (shape && work) {
+      log(`writing a ${shape.description} checkpoint to ${work}`);
+      shape.write(join(work, 'checkpoint'));
     }
     const settings = resolveRunSettings({ ...flags, model: work ? join(work, 'checkpoint') : flags.model });
     const repeat = parseInteger(flags.repeat, '--repeat', 1, 1000);
@@ -144,9 +188,7 @@ async function benchPrune(flags: BenchPruneFlags): Promise<void> {
     const unpruned = timings[0];
     const peakRss = process.resourceUsage().maxRSS * 1024;
     const result = {
-      model: work
-        ? 'random CLIP 224/14 (hidden 256, 4 layers) + Qwen2-0.5B decoder shape'
-        : displayPath(settings.modelDir),
+      model: shape ? shape.description : displayPath(settings.modelDir),
       video: displayPath(video),
       frames,
       repeat,
@@ -197,8 +239,9 @@ export function registerBenchPruneCommand(bench: Command): void {
     .option('--methods <list>', 'comma-separated methods, or "all" (default: all)')
     .option('--repeat <n>', 'timed runs per method, after one warm-up', '5')
     .option(
-      '--random-large',
-      'time a random model of realistic size (CLIP 224/14 + Qwen2-0.5B decoder) instead of --model',
+      '--random-large [shape]',
+      'time a random model of realistic size instead of --model: llava (CLIP 224/14 + Qwen2-0.5B decoder, ' +
+        'the default) or smolvlm2-256m',
     )
     .option('--keep', 'keep the random checkpoint and its graphs')
     .action(async (flags: BenchPruneFlags) => benchPrune(flags));

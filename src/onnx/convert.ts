@@ -5,6 +5,8 @@ import { join, resolve } from 'node:path';
 import { ModelError } from '../errors.js';
 import type { ModelConfig } from '../model/vlm-config.js';
 import type { GraphBuilder } from './graph-builder.js';
+import { idefics3Keys } from './idefics3-keys.js';
+import { buildIdefics3Graphs } from './idefics3-vision.js';
 import type { WeightDtype, WeightReader } from './layers.js';
 import { llavaKeys } from './llava-keys.js';
 import { buildDecoderSegment } from './llm-decoder.js';
@@ -108,16 +110,29 @@ function sameSources(a: Record<string, string>, b: Record<string, string>): bool
 
 /** The vision-side graphs of the checkpoint's family, and where its text model's weights are. */
 function familyGraphs(config: ModelConfig, weights: WeightReader, dtype: WeightDtype) {
-  if (config.modelType === 'qwen2_vl') {
-    return { textKeys: qwen2VlKeys(weights), graphs: buildQwen2VlGraphs(config, weights, dtype) };
+  switch (config.modelType) {
+    case 'qwen2_vl':
+      return { textKeys: qwen2VlKeys(weights), graphs: buildQwen2VlGraphs(config, weights, dtype) };
+    case 'idefics3':
+    case 'smolvlm': {
+      const textKeys = idefics3Keys(weights);
+      const embed = (): GraphBuilder => buildEmbedding(weights, config.text.hiddenSize, dtype, textKeys.text);
+      const graphs: [string, () => GraphBuilder][] = [
+        ...buildIdefics3Graphs(config, weights, dtype),
+        ['embed.onnx', embed],
+      ];
+      return { textKeys, graphs };
+    }
+    case 'llava': {
+      const textKeys = llavaKeys(weights);
+      const graphs: [string, () => GraphBuilder][] = [
+        ['vision.onnx', () => buildVisionEncoder(config.vision, weights, dtype)],
+        ['projector.onnx', () => buildProjector(config.projector, weights, dtype)],
+        ['embed.onnx', () => buildEmbedding(weights, config.text.hiddenSize, dtype, textKeys.text)],
+      ];
+      return { textKeys, graphs };
+    }
   }
-  const textKeys = llavaKeys(weights);
-  const graphs: [string, () => GraphBuilder][] = [
-    ['vision.onnx', () => buildVisionEncoder(config.vision, weights, dtype)],
-    ['projector.onnx', () => buildProjector(config.projector, weights, dtype)],
-    ['embed.onnx', () => buildEmbedding(weights, config.text.hiddenSize, dtype, textKeys.text)],
-  ];
-  return { textKeys, graphs };
 }
 
 /**
