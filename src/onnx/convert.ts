@@ -12,7 +12,7 @@ import { writeModel } from './model-writer.js';
 import { buildEmbedding, buildProjector, buildVisionEncoder } from './vision-encoder.js';
 
 /** Bumped whenever the graphs' inputs, outputs or numerics change, so old caches are rebuilt. */
-export const GRAPH_FORMAT = 1;
+export const GRAPH_FORMAT = 2;
 const MAX_ROTARY_POSITIONS = 32768;
 
 export interface SegmentEntry {
