@@ -101,7 +101,8 @@ export function registerAskCommand(program: Command): void {
       }
       const pipeline = await VlmPipeline.open(checkpoint, {
         dtype: settings.dtype,
-        runtime: settings.runtime,
+        // One question per process: loading without pre-packed weights saves more than its one prefill loses.
+        runtime: { ...settings.runtime, prepackWeights: false },
         pruningLayers: layers,
         warmKernels: settings.prune.method !== 'none',
         onProgress: (e) =>
