@@ -63,9 +63,17 @@ export function registerAskCommand(program: Command): void {
       checkServerFlags(flags);
       const settings = resolveRunSettings(flags);
       const checkpoint = loadCheckpoint(settings.modelDir);
+      const { overlay } = checkpoint.family;
+      if (flags.showKept && !overlay) {
+        checkpoint.weights.close();
+        throw new UsageError(
+          `--show-kept draws square encoder inputs; ${checkpoint.config.modelType} checkpoints are not supported yet`,
+          'leave out --show-kept; --json lists the kept token indices per frame',
+        );
+      }
       const plan = await planAskFrames(inputs, settings.sampling, checkpoint, question, settings.maxNewTokens);
       const layers = pruningLayers([settings.prune], plan.used.length);
-      layers(checkpoint.config); // the method, its budget and options, for this many frames
+      layers(checkpoint); // the method, its budget and options, for this many frames
       if (plan.limit) {
         const notice = fewerFramesNotice(plan, settings.maxNewTokens);
         if (flags.strict) {
@@ -120,13 +128,13 @@ export function registerAskCommand(program: Command): void {
         const peakRssBytes = process.resourceUsage().maxRSS * 1024;
         const t = answer.timings;
         const v = answer.visualTokens;
-        const kept = flags.showKept
-          ? await writeKeptOverlays(frames, v.keptPerFrame, flags.showKept, {
-              imageSize: pipeline.checkpoint.config.vision.imageSize,
-              gridSize: pipeline.checkpoint.config.vision.gridSize,
-              tokensPerFrame: v.perFrame,
-            })
-          : [];
+        const kept =
+          flags.showKept && overlay
+            ? await writeKeptOverlays(frames, v.keptPerFrame, flags.showKept, {
+                ...overlay,
+                tokensPerFrame: v.perFrame,
+              })
+            : [];
         if (flags.json) {
           process.stdout.write(
             `${JSON.stringify({

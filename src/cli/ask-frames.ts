@@ -4,7 +4,7 @@ import { fitFramesToContext } from '../engine/context-fit.js';
 import { MediaError, UsageError } from '../errors.js';
 import { isAnimatedImage } from '../media/animated-image.js';
 import type { Frame } from '../media/frame.js';
-import { evenlyPicked, fitFor, planSamples, type Sampling } from '../media/frame-plan.js';
+import { evenlyPicked, planSamples, type Sampling } from '../media/frame-plan.js';
 import { imageFrames } from '../media/image-source.js';
 import { type ProbedVideo, probeVideo } from '../media/probe.js';
 import { videoFrames } from '../media/sampler.js';
@@ -56,7 +56,7 @@ export async function planAskFrames(
   const { requested } = planSamples(probed.info, sampling);
   return planned(requested, model, question, maxNewTokens, async (used) => {
     const frames = await lastValueFrom(
-      videoFrames(file, { timestamps: used }, { probed, fit: fitFor(model.processor) }).pipe(toArray()),
+      videoFrames(file, { timestamps: used }, { probed, fit: model.family.decodeFit }).pipe(toArray()),
     );
     if (frames.length === 0) {
       throw new MediaError(

@@ -7,7 +7,7 @@ import { type Answer, VlmPipeline } from '../engine/answer-pipeline.js';
 import type { PruneRequest } from '../engine/visual-query.js';
 import { UsageError } from '../errors.js';
 import { videoFrames } from '../media/sampler.js';
-import { readVlmConfig } from '../model/config.js';
+import { loadCheckpoint } from '../model/checkpoint.js';
 import { writeRandomCheckpoint } from '../model/random-checkpoint.js';
 import { METHOD_NAMES } from '../prune/registry.js';
 import { addBenchOutOption, writeBenchResult } from './bench-results.js';
@@ -114,13 +114,14 @@ async function benchPrune(flags: BenchPruneFlags): Promise<void> {
       { ...settings.prune, method: 'none', budget: 1 },
       ...evaluationRuns(methods, [budget], settings.prune, settings.config.pruning.options),
     ];
-    const { runs, unreachable } = feasibleRuns(requested, frames, readVlmConfig(settings.modelDir));
+    const checkpoint = loadCheckpoint(settings.modelDir);
+    const { runs, unreachable } = feasibleRuns(requested, frames, checkpoint);
     for (const u of unreachable) log(`skipping ${u.run.method} @ ${u.run.budget}: ${u.reason}`);
 
     const video = flags.video ?? DEMO_CLIP;
     const clip = await lastValueFrom(videoFrames(video, { frames }).pipe(toArray()));
     log(`building or loading the graphs of ${settings.modelDir}`);
-    const pipeline = await VlmPipeline.open(settings.modelDir, {
+    const pipeline = await VlmPipeline.open(checkpoint, {
       dtype: settings.dtype,
       runtime: settings.runtime,
       pruningLayers: pruningLayers(runs, frames),

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { prepareModel } from '../engine/prepare-model.js';
 import { UsageError } from '../errors.js';
+import { WEIGHT_DTYPES } from '../onnx/layers.js';
 import { formatBytes, parseChoice, parseInteger, progressReporter } from './cli-output.js';
 
 export function parseBoundaries(value: string): number[] {
@@ -16,11 +17,16 @@ export function registerConvertCommand(program: Command): void {
     )
     .argument('<checkpoint>', 'checkpoint folder (config.json, *.safetensors, tokenizer files)')
     .option('--out <dir>', 'where to write the graphs (default: <checkpoint>/.sieve/<variant>)')
-    .option('--dtype <dtype>', 'weight storage: fp32, or fp16 (half the files; computed in fp32 on CPU)', 'fp32')
+    .option(
+      '--dtype <dtype>',
+      'weight storage: fp32; fp16 (half the files; computed in fp32 on CPU); int8 or int4 (decoder and LM head ' +
+        'MatMuls block-quantised, MatMulNBits, block 32; the rest fp16)',
+      'fp32',
+    )
     .option('--boundaries <layers>', 'decoder segment boundaries, e.g. 2,22 (default: 2 and round(0.69·layers))')
     .option('--force', 'rebuild even when cached graphs match the checkpoint')
     .action(async (checkpoint: string, opts: { out?: string; dtype: string; boundaries?: string; force?: boolean }) => {
-      const dtype = parseChoice(opts.dtype, '--dtype', ['fp32', 'fp16'] as const);
+      const dtype = parseChoice(opts.dtype, '--dtype', WEIGHT_DTYPES);
       if (opts.boundaries !== undefined && opts.boundaries.trim() === '')
         throw new UsageError('--boundaries needs at least one layer, e.g. 2,22');
       const progress = progressReporter('convert');

@@ -57,8 +57,10 @@ function modelState(dir: string): { ok: boolean; detail: string } {
   try {
     const checkpoint = loadCheckpoint(dir);
     checkpoint.weights.close();
-    const { vision, text } = checkpoint.config;
-    return { ok: true, detail: `loads: ${vision.family} ${vision.imageSize} px + ${text.numLayers}-layer decoder` };
+    const { config } = checkpoint;
+    const vision =
+      config.modelType === 'llava' ? `${config.vision.family} ${config.vision.imageSize} px` : config.modelType;
+    return { ok: true, detail: `loads: ${vision} + ${config.text.numLayers}-layer decoder` };
   } catch (err) {
     return { ok: false, detail: `broken: ${err instanceof Error ? err.message : String(err)}` };
   }

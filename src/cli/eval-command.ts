@@ -7,11 +7,10 @@ import type { PruneRequest } from '../engine/visual-query.js';
 import { UsageError } from '../errors.js';
 import { type EvalSummary, evaluate, readSplit, summarise } from '../eval/evaluate.js';
 import { resultsMarkdown } from '../eval/results-table.js';
-import { readVlmConfig } from '../model/config.js';
-import type { VlmConfig } from '../model/vlm-config.js';
+import { loadCheckpoint } from '../model/checkpoint.js';
 import { defaultBudget, METHOD_NAMES } from '../prune/registry.js';
 import { displayPath, parseInteger, parseNumber, progressReporter } from './cli-output.js';
-import { addRunOptions, pruningLayers, type RunFlags, resolveRunSettings } from './run-settings.js';
+import { addRunOptions, type PrunedModel, pruningLayers, type RunFlags, resolveRunSettings } from './run-settings.js';
 
 interface EvalFlags extends RunFlags {
   data: string;
@@ -43,12 +42,12 @@ export function evaluationRuns(
 }
 
 /** Splits runs into those the method can plan for this model and clip length, and the rest with the reason. */
-export function feasibleRuns(runs: readonly PruneRequest[], frames: number, config: VlmConfig) {
+export function feasibleRuns(runs: readonly PruneRequest[], frames: number, model: PrunedModel) {
   const ok: PruneRequest[] = [];
   const unreachable: { run: PruneRequest; reason: string }[] = [];
   for (const run of runs) {
     try {
-      pruningLayers([run], frames)(config);
+      pruningLayers([run], frames)(model);
       ok.push(run);
     } catch (err) {
       if (!(err instanceof UsageError)) throw err;
@@ -107,15 +106,18 @@ export function registerEvalCommand(program: Command): void {
       else if (flags.methods === undefined) budgets = [settings.prune.budget];
       const requested = evaluationRuns(methods, budgets, settings.prune, settings.config.pruning.options);
       const frames = records[0]?.frames ?? 8;
-      const { runs, unreachable } = feasibleRuns(requested, frames, readVlmConfig(settings.modelDir));
+      const checkpoint = loadCheckpoint(settings.modelDir);
+      const { runs, unreachable } = feasibleRuns(requested, frames, checkpoint);
       for (const u of unreachable) process.stderr.write(`skipping ${u.run.method} @ ${u.run.budget}: ${u.reason}\n`);
-      if (runs.length === 0)
+      if (runs.length === 0) {
+        checkpoint.weights.close();
         throw new UsageError(
           'no method and budget left to evaluate',
           'pruning methods need a budget below 1 that they can reach, e.g. --budgets 0.111',
         );
+      }
 
-      const pipeline = await VlmPipeline.open(settings.modelDir, {
+      const pipeline = await VlmPipeline.open(checkpoint, {
         dtype: settings.dtype,
         runtime: settings.runtime,
         pruningLayers: pruningLayers(runs, frames),

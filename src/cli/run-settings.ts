@@ -8,8 +8,8 @@ import type { PruneRequest } from '../engine/visual-query.js';
 import { UsageError } from '../errors.js';
 import { configureFfmpeg } from '../media/ffmpeg-binaries.js';
 import type { Sampling } from '../media/sampler.js';
-import type { VlmConfig } from '../model/vlm-config.js';
-import type { WeightDtype } from '../onnx/layers.js';
+import type { Checkpoint } from '../model/checkpoint.js';
+import { WEIGHT_DTYPES, type WeightDtype } from '../onnx/layers.js';
 import { createMethod, defaultBudget, METHOD_NAMES } from '../prune/registry.js';
 import { parseChoice, parseInteger, parseNumber } from './cli-output.js';
 import { defaultModelDir } from './default-model.js';
@@ -54,7 +54,7 @@ export function addRunOptions(cmd: Command): Command {
     .option('--seed <s>', 'sampling and random-pruning seed (default 0)')
     .option('--method <name>', `visual-token pruning method: ${METHOD_NAMES.join(', ')} (default none)`)
     .option('--budget <fraction>', "layer-averaged fraction of visual tokens kept, in (0, 1] (default: the method's)")
-    .option('--dtype <dtype>', 'graph weights: fp32 (default) or fp16')
+    .option('--dtype <dtype>', 'graph weights: fp32 (default), fp16, or int8/int4 decoder MatMuls')
     .option('--ep <provider>', 'execution provider: cpu (default), cuda, tensorrt')
     .option('--threads <n>', 'inference threads (default 0 = one per core)')
     .option('--verbose', "show ONNX Runtime's own log lines (warnings and errors)");
@@ -88,8 +88,7 @@ export function resolveRunSettings(flags: RunFlags): RunSettings & { config: Sie
       seed,
     },
     prune: pruneRequest(flags, config, seed),
-    dtype:
-      flags.dtype === undefined ? config.runtime.dtype : parseChoice(flags.dtype, '--dtype', ['fp32', 'fp16'] as const),
+    dtype: flags.dtype === undefined ? config.runtime.dtype : parseChoice(flags.dtype, '--dtype', WEIGHT_DTYPES),
     runtime: {
       ep:
         flags.ep === undefined
@@ -121,18 +120,23 @@ function pruneRequest(flags: RunFlags, config: SieveConfig, seed: number): Prune
   return { method, budget: budget ?? defaultBudget(method), options: config.pruning.options[method] ?? {}, seed };
 }
 
+/** What choosing pruning layers needs of a checkpoint. */
+export type PrunedModel = Pick<Checkpoint, 'config' | 'family'>;
+
 /**
  * The decoder layers the given pruning runs act at, so the graphs get segment boundaries there. Building
  * each method once also checks its name, budget and options before any work starts.
  */
-export function pruningLayers(runs: readonly PruneRequest[], frames: number): (config: VlmConfig) => number[] {
-  return (config) =>
+export function pruningLayers(runs: readonly PruneRequest[], frames: number): (model: PrunedModel) => number[] {
+  return ({ config, family }) =>
     runs.flatMap((run) => {
       if (run.method === 'none') return [];
       const numLayers = config.text.numLayers;
+      const plan = family.plan(frames);
+      const tokensPerFrame = plan.gridRows * plan.gridCols;
       const method = createMethod(
         run.method,
-        { budget: run.budget, frames, tokensPerFrame: config.tokensPerImage, numLayers, seed: run.seed },
+        { budget: run.budget, frames: plan.units, tokensPerFrame, numLayers, seed: run.seed },
         run.options,
       );
       return method.layer ? method.layers(numLayers) : [];

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { MAX_FRAMES } from '../media/frame.js';
+import { WEIGHT_DTYPES } from '../onnx/layers.js';
 
 /**
  * A number written as such, or as the text of a substituted `${VAR}` (which is always a string):
@@ -17,7 +18,7 @@ export const runtimeSchema = z
   .object({
     ep: z.enum(['cpu', 'cuda', 'tensorrt']).default('cpu'),
     threads: numeric(z.number().int().min(0)).default(0),
-    dtype: z.enum(['fp32', 'fp16']).default('fp32'),
+    dtype: z.enum(WEIGHT_DTYPES).default('fp32'),
   })
   .strict()
   .prefault({});

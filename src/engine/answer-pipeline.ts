@@ -1,11 +1,11 @@
-import { MediaError, UsageError } from '../errors.js';
+import { UsageError } from '../errors.js';
+import type { VisualPlan } from '../family/model-family.js';
 import type { Frame } from '../media/frame.js';
 import type { Checkpoint } from '../model/checkpoint.js';
-import { preprocessBatch } from '../vision/preprocess.js';
 import { InferenceClient } from './inference-client.js';
 import type { RuntimeOptions } from './ort-session.js';
 import { type PreparedModel, type PrepareOptions, prepareModel } from './prepare-model.js';
-import { buildPrompt, type PromptFrame, rejectImagePlaceholder } from './prompt.js';
+import { type PromptFrame, rejectPlaceholders } from './prompt.js';
 import { GREEDY, type SamplingOptions } from './sampling.js';
 import type { PruneRequest, StageTimings, VisualAnswer, VisualQuery } from './visual-query.js';
 
@@ -19,11 +19,14 @@ export interface AnswerOptions {
 export interface EncodedFrame {
   index: number;
   timestampS: number;
-  /** [tokens, visionHidden] feature-layer hidden states. */
+  /** Its LLM-level token grid. */
+  gridRows: number;
+  gridCols: number;
+  /** [tokens, featureWidth] the rows the projector takes. */
   features: Float32Array;
   /** [tokens] patch saliency. */
   saliency: Float32Array;
-  /** [tokens, visionHidden] feature-layer keys, when a method that reads them may run. */
+  /** [tokens, keyWidth] feature-layer keys, when a method that reads them may run. */
   keys?: Float32Array;
 }
 
@@ -45,7 +48,7 @@ export interface Answer {
 function checkQuestion(question: string, checkpoint: Checkpoint): void {
   if (question.trim() === '')
     throw new UsageError('the question is empty', 'ask something about the video, e.g. "what colour is the square?"');
-  rejectImagePlaceholder(checkpoint.tokenizer, checkpoint.config.imageTokenId, question);
+  rejectPlaceholders(checkpoint, question);
 }
 
 export class VlmPipeline {
@@ -80,26 +83,32 @@ export class VlmPipeline {
     if (frames.length === 0) throw new UsageError('no frames to answer about', 'give a video or at least one image');
     checkQuestion(question, this.checkpoint);
     const t0 = performance.now();
-    const pixels = await this.preprocess(frames);
+    const vision = await this.checkpoint.family.prepare(frames);
     const preprocessMs = performance.now() - t0;
-    return this.run(frames, { pixels }, question, opts, preprocessMs, onText);
+    const plan = { units: vision.units, gridRows: vision.gridRows, gridCols: vision.gridCols };
+    return this.run(frames, plan, { vision }, question, opts, preprocessMs, onText);
   }
 
   /**
-   * Runs preprocessing and the vision encoder on frames as they arrive (a camera), for answers later:
-   * keys are kept only when a pruning method that reads them (ViTCoP's VIC, VisionZip) may run.
+   * Runs preprocessing and the vision encoder on frames as they arrive (a camera), for answers later,
+   * each frame its own visual unit: keys are kept only when a pruning method that reads them (ViTCoP's
+   * VIC, VisionZip) may run.
    */
   async encode(frames: readonly Frame[], { keepKeys = true } = {}): Promise<EncodedFrame[]> {
-    const vision = await this.client.encode(await this.preprocess(frames), frames.length);
-    const n = vision.tokens;
-    const width = vision.features.length / (vision.frames * n);
-    return frames.map((f, i) => ({
-      index: f.index,
-      timestampS: f.timestampS,
-      features: vision.features.slice(i * n * width, (i + 1) * n * width),
-      saliency: vision.saliency.slice(i * n, (i + 1) * n),
-      ...(keepKeys ? { keys: vision.keys.slice(i * n * width, (i + 1) * n * width) } : {}),
-    }));
+    const encoded: EncodedFrame[] = [];
+    for (const f of frames) {
+      const vision = await this.client.encode(await this.checkpoint.family.prepare([f]));
+      encoded.push({
+        index: f.index,
+        timestampS: f.timestampS,
+        gridRows: vision.gridRows,
+        gridCols: vision.gridCols,
+        features: vision.features,
+        saliency: vision.saliency,
+        ...(keepKeys ? { keys: vision.keys } : {}),
+      });
+    }
+    return encoded;
   }
 
   /** Answers about frames encoded earlier: the answer starts at the encoder-side pruning. */
@@ -112,45 +121,45 @@ export class VlmPipeline {
     if (frames.length === 0)
       throw new UsageError('no frames to answer about yet', 'wait for the camera to deliver frames');
     checkQuestion(question, this.checkpoint);
-    const n = this.checkpoint.config.tokensPerImage;
+    const { gridRows, gridCols } = frames[0];
+    const n = gridRows * gridCols;
     const width = frames[0].features.length / n;
+    const keyWidth = frames.find((f) => f.keys)?.keys?.length ?? 0;
     const features = new Float32Array(frames.length * n * width);
     const saliency = new Float32Array(frames.length * n);
-    const keys = new Float32Array(frames.length * n * width);
+    const keys = new Float32Array(frames.length * keyWidth);
     for (const [i, f] of frames.entries()) {
       features.set(f.features, i * n * width);
       saliency.set(f.saliency, i * n);
-      if (f.keys) keys.set(f.keys, i * n * width);
+      if (f.keys) keys.set(f.keys, i * keyWidth);
     }
-    const grid = this.checkpoint.config.vision.gridSize;
-    const encoded = { frames: frames.length, tokens: n, gridRows: grid, gridCols: grid, features, saliency, keys };
-    return this.run(frames, { encoded }, question, opts, 0, onText);
-  }
-
-  private async preprocess(frames: readonly Frame[]): Promise<Float32Array> {
-    const { config, processor } = this.checkpoint;
-    const batch = await preprocessBatch(frames, processor);
-    const size = config.vision.imageSize;
-    if (batch.dims[2] !== size || batch.dims[3] !== size) {
-      throw new MediaError(
-        `frames preprocess to ${batch.dims[3]}×${batch.dims[2]} but the vision encoder takes ${size}×${size}`,
-        "this checkpoint's preprocessor_config.json does not centre-crop: give square frames, " +
-          'or add do_center_crop with crop_size to it',
-      );
-    }
-    return batch.data;
+    const encoded = {
+      frames: frames.length,
+      tokens: n,
+      gridRows,
+      gridCols,
+      features,
+      featureWidth: width,
+      saliency,
+      keys,
+      keyWidth: keyWidth / n,
+      keyHeads: this.prepared.manifest.visionHeads,
+    };
+    const plan = { units: frames.length, gridRows, gridCols };
+    return this.run(frames, plan, { encoded }, question, opts, 0, onText);
   }
 
   private async run(
     frames: readonly (PromptFrame & { index: number })[],
-    input: Pick<VisualQuery, 'pixels' | 'encoded'>,
+    plan: VisualPlan,
+    input: Pick<VisualQuery, 'vision' | 'encoded'>,
     question: string,
     opts: AnswerOptions,
     preprocessMs: number,
     onText?: (delta: string) => void,
   ): Promise<Answer> {
-    const { config, tokenizer, chatTemplate } = this.checkpoint;
-    const prompt = buildPrompt(tokenizer, chatTemplate, config.imageTokenId, config.tokensPerImage, frames, question);
+    const { config, tokenizer, family } = this.checkpoint;
+    const layout = family.layout(frames, plan, question);
     const eosTokenIds = [
       ...new Set([...config.text.eosTokenIds, ...(tokenizer.eosTokenId === null ? [] : [tokenizer.eosTokenId])]),
     ];
@@ -160,8 +169,9 @@ export class VlmPipeline {
     const result = await this.client.query(
       {
         ...input,
-        frames: frames.length,
-        layout: prompt.layout,
+        frames: plan.units,
+        tokensPerFrame: plan.gridRows * plan.gridCols,
+        layout,
         generation: { maxNewTokens: opts.maxNewTokens, sampling: opts.sampling ?? GREEDY, eosTokenIds },
         prune: opts.prune,
       },
@@ -179,7 +189,7 @@ export class VlmPipeline {
       answer: tokenizer.decode(result.tokens, { skipSpecialTokens: true }).trim(),
       finishReason: result.finishReason,
       frames: frames.map((f) => ({ index: f.index, timestampS: f.timestampS })),
-      promptTokens: prompt.layout.ids.length,
+      promptTokens: layout.ids.length,
       generatedTokens: result.tokens.length,
       visualTokens: result.visualTokens,
       timings: { ...result.timings, preprocessMs },

@@ -1,8 +1,8 @@
 import { UsageError } from '../errors.js';
 import type { Checkpoint } from '../model/checkpoint.js';
-import { buildPrompt, rejectImagePlaceholder } from './prompt.js';
+import { rejectPlaceholders } from './prompt.js';
 
-export type PromptModel = Pick<Checkpoint, 'config' | 'tokenizer' | 'chatTemplate'>;
+export type PromptModel = Pick<Checkpoint, 'config' | 'tokenizer' | 'family'>;
 
 export interface ContextFit {
   /** The most of the requested frames whose prompt and answer fit the context. */
@@ -26,21 +26,19 @@ export function fitFramesToContext(
   maxNewTokens: number,
   timestampsFor: (frames: number) => readonly number[],
 ): ContextFit {
-  const { config, tokenizer, chatTemplate } = model;
-  rejectImagePlaceholder(tokenizer, config.imageTokenId, question);
+  const { config, family } = model;
+  rejectPlaceholders(model, question);
   const context = config.text.maxPositionEmbeddings;
-  const promptTokens = (k: number) =>
-    buildPrompt(
-      tokenizer,
-      chatTemplate,
-      config.imageTokenId,
-      config.tokensPerImage,
+  const layoutFor = (k: number) =>
+    family.layout(
       timestampsFor(k).map((timestampS) => ({ timestampS })),
+      family.plan(k),
       question,
-    ).layout.ids.length;
-  const fits = (k: number) => promptTokens(k) + maxNewTokens <= context;
+    );
+  // Positions, not rows, are what the context bounds (with M-RoPE a frame's tokens share a few positions).
+  const fits = (k: number) => layoutFor(k).nextPosition + maxNewTokens <= context;
   if (!fits(1)) {
-    const needed = promptTokens(1) + maxNewTokens;
+    const needed = layoutFor(1).nextPosition + maxNewTokens;
     throw new UsageError(
       `the question is too long for this model: one frame, the question and ${maxNewTokens} answer tokens ` +
         `need ${needed} positions, the model has ${context}`,
@@ -55,5 +53,5 @@ export function fitFramesToContext(
     if (fits(mid)) lo = mid;
     else hi = mid - 1;
   }
-  return { frames: lo, context, promptTokens: promptTokens(lo) };
+  return { frames: lo, context, promptTokens: layoutFor(lo).ids.length };
 }

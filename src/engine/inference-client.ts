@@ -1,6 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import type { GraphManifest } from '../onnx/convert.js';
 import type { RuntimeOptions } from './ort-session.js';
+import type { VisionInput } from './vision-input.js';
 import type { VisualAnswer, VisualQuery } from './visual-query.js';
 import type { VisionOutputs } from './vlm-runner.js';
 import { deserializeError, type WorkerReply } from './worker-protocol.js';
@@ -53,19 +54,13 @@ export class InferenceClient {
   }
 
   query(query: VisualQuery, onToken?: (token: number) => void): Promise<VisualAnswer> {
-    return this.request<VisualAnswer>((id) => {
-      // The pixels are copied so the caller keeps its array; they are small next to the model.
-      const pixels = query.pixels?.slice();
-      this.worker.postMessage({ type: 'query', id, query: { ...query, pixels } }, pixels ? [pixels.buffer] : []);
-    }, onToken);
+    // Posting copies the vision inputs, so the caller keeps its arrays; they are small next to the model.
+    return this.request<VisualAnswer>((id) => this.worker.postMessage({ type: 'query', id, query }), onToken);
   }
 
-  /** Runs the vision encoder alone on [frames, 3, H, W] pixels. */
-  encode(pixels: Float32Array, frames: number): Promise<VisionOutputs> {
-    return this.request<VisionOutputs>((id) => {
-      const copy = pixels.slice();
-      this.worker.postMessage({ type: 'encode', id, pixels: copy, frames }, [copy.buffer]);
-    });
+  /** Runs the vision encoder alone on the units of `vision`. */
+  encode(vision: VisionInput): Promise<VisionOutputs> {
+    return this.request<VisionOutputs>((id) => this.worker.postMessage({ type: 'encode', id, vision }));
   }
 
   /** Requests run one at a time, in the order they were made. */

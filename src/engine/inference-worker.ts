@@ -27,7 +27,7 @@ function methodFor(r: VlmRunner, q: VisualQuery): PruneMethod | undefined {
     {
       budget: q.prune.budget,
       frames: q.frames,
-      tokensPerFrame: cfg.tokensPerImage,
+      tokensPerFrame: q.tokensPerFrame,
       numLayers: cfg.text.numLayers,
       seed: q.prune.seed,
     },
@@ -63,7 +63,7 @@ port.on('message', async (msg: WorkerRequest) => {
       reply({ type: 'answer', id: msg.id, answer });
     } else if (msg.type === 'encode') {
       if (!runner) throw new Error('encode before open');
-      const vision = await runner.encodeImages(msg.pixels, msg.frames);
+      const vision = await runner.encode(msg.vision);
       reply({ type: 'encoded', id: msg.id, vision }, [
         vision.features.buffer as ArrayBuffer,
         vision.saliency.buffer as ArrayBuffer,

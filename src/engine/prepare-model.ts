@@ -1,5 +1,4 @@
 import { type Checkpoint, loadCheckpoint } from '../model/checkpoint.js';
-import type { VlmConfig } from '../model/vlm-config.js';
 import {
   type ConvertOptions,
   convertCheckpoint,
@@ -14,7 +13,7 @@ export interface PrepareOptions {
   dtype?: WeightDtype;
   boundaries?: number[];
   /** Layers the configured pruning methods act at in this model; added to the boundaries. */
-  pruningLayers?: (config: VlmConfig) => number[];
+  pruningLayers?: (model: Pick<Checkpoint, 'config' | 'family'>) => number[];
   /** Where graphs go; default: beside the checkpoint (or the user cache when it is read-only). */
   graphDir?: string;
   force?: boolean;
@@ -38,7 +37,7 @@ export async function prepareModel(model: string | Checkpoint, opts: PrepareOpti
   const dtype = opts.dtype ?? 'fp32';
   const L = checkpoint.config.text.numLayers;
   const boundaries = normaliseBoundaries(
-    [...(opts.boundaries ?? defaultBoundaries(L)), ...(opts.pruningLayers?.(checkpoint.config) ?? [])],
+    [...(opts.boundaries ?? defaultBoundaries(L)), ...(opts.pruningLayers?.(checkpoint) ?? [])],
     L,
   );
   const graphDir = opts.graphDir ?? defaultGraphDir(checkpoint.dir, dtype, boundaries);

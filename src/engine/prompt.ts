@@ -1,7 +1,14 @@
 import { ModelError, UsageError } from '../errors.js';
+import type { ModelFamily } from '../family/model-family.js';
 import type { ChatContent, ChatTemplate } from '../model/chat-template.js';
 import type { TextTokenizer } from '../model/tokenizer.js';
 import { type PromptLayout, sequentialLayout } from './prompt-layout.js';
+
+/** What telling a placeholder in a question needs. */
+export interface PlaceholderModel {
+  tokenizer: TextTokenizer;
+  family: Pick<ModelFamily, 'placeholders'>;
+}
 
 export interface PromptFrame {
   timestampS: number;
@@ -51,21 +58,17 @@ export function buildPrompt(
 }
 
 /**
- * The model's image placeholder (e.g. `<image>`) when a question contains it: the prompt would then have
- * one image token more than frames. Undefined for an ordinary question.
+ * The model's image or video placeholder (e.g. `<image>`) when a question contains one: the prompt would
+ * then have one placeholder more than visuals. Undefined for an ordinary question.
  */
-export function imagePlaceholderIn(
-  tokenizer: TextTokenizer,
-  imageTokenId: number,
-  question: string,
-): string | undefined {
-  if (!tokenizer.encode(question).includes(imageTokenId)) return undefined;
-  return tokenizer.idToToken(imageTokenId) ?? `token ${imageTokenId}`;
+export function placeholderIn(model: PlaceholderModel, question: string): string | undefined {
+  const ids = new Set(model.tokenizer.encode(question));
+  return model.family.placeholders().find((p) => ids.has(p.id))?.text;
 }
 
-/** Refuses a question with the image placeholder in it (a usage error that says what to do). */
-export function rejectImagePlaceholder(tokenizer: TextTokenizer, imageTokenId: number, question: string): void {
-  const placeholder = imagePlaceholderIn(tokenizer, imageTokenId, question);
+/** Refuses a question with a placeholder in it (a usage error that says what to do). */
+export function rejectPlaceholders(model: PlaceholderModel, question: string): void {
+  const placeholder = placeholderIn(model, question);
   if (placeholder) {
     throw new UsageError(
       `the question contains ${placeholder}, the model's image placeholder`,

@@ -2,6 +2,7 @@ import type { Pairwise, PruneMethod, StageResult } from '../prune/types.js';
 import { type Generated, type GenerationOptions, generateTokens } from './generate.js';
 import { type PromptLayout, textTailRows } from './prompt-layout.js';
 import { applySlots, assemblePrompt, type IdRows, type PromptRows, pruneVisualRows } from './token-sequence.js';
+import type { VisionInput } from './vision-input.js';
 import type { VisionOutputs, VlmRunner } from './vlm-runner.js';
 
 /** Which pruning method a query uses and at what budget (layer-averaged fraction of F·N). */
@@ -14,11 +15,13 @@ export interface PruneRequest {
 
 /** Everything the inference side needs for one answer; plain data, so it crosses to a worker thread. */
 export interface VisualQuery {
-  /** [frames, 3, H, W] preprocessed pixels, or (`encoded`) the vision encoder's outputs computed earlier. */
-  pixels?: Float32Array;
+  /** The vision graph's inputs, or (`encoded`) the vision encoder's outputs computed earlier. */
+  vision?: VisionInput;
   /** The frames already encoded (a camera window): the query starts at the encoder-side pruning. */
   encoded?: VisionOutputs;
+  /** Visual units (frames, or Qwen2-VL's temporal slices) and LLM tokens per unit. */
   frames: number;
+  tokensPerFrame: number;
   layout: PromptLayout;
   generation: GenerationOptions;
   prune?: PruneRequest;
@@ -101,7 +104,7 @@ export async function runVisualQuery(
   let features: IdRows = {
     ids: Array.from({ length: q.frames * N }, (_, i) => i),
     rows: vision.features,
-    width: cfg.vision.hiddenSize,
+    width: vision.featureWidth,
   };
   stages.push({ stage: 'vision', tokens: features.ids.length });
   if (encoderStage) {
@@ -115,8 +118,9 @@ export async function runVisualQuery(
             features: features.rows,
             saliency: vision.saliency,
             keys: vision.keys,
-            visionHidden: cfg.vision.hiddenSize,
-            visionHeads: cfg.vision.numHeads,
+            featureWidth: vision.featureWidth,
+            visionHidden: vision.keyWidth,
+            visionHeads: vision.keyHeads,
           },
           kernel(),
         ),
@@ -194,8 +198,8 @@ async function visionOutputs(runner: VlmRunner, q: VisualQuery): Promise<VisionO
     }
     return q.encoded;
   }
-  if (!q.pixels) throw new Error('a query needs pixels or encoded frames');
-  return runner.encodeImages(q.pixels, q.frames);
+  if (!q.vision) throw new Error('a query needs vision inputs or encoded frames');
+  return runner.encode(q.vision);
 }
 
 /** Layer-averaged and input budgets from the rows each segment actually processed. */

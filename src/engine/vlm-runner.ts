@@ -2,7 +2,8 @@ import { join } from 'node:path';
 import type { GraphManifest } from '../onnx/convert.js';
 import { PROJECTOR_IO, VISION_IO } from '../onnx/vision-encoder.js';
 import { DecoderRunner, type PositionIds, type PrefillResult, type SegmentHook } from './decoder-runner.js';
-import { createSession, type RuntimeOptions, type Session, tensor } from './ort-session.js';
+import { createSession, type RuntimeOptions, type Session, type Tensor, tensor } from './ort-session.js';
+import { type InputTensor, unitSlice, type VisionInput } from './vision-input.js';
 
 export interface VisionOutputs {
   frames: number;
@@ -10,12 +11,34 @@ export interface VisionOutputs {
   tokens: number;
   gridRows: number;
   gridCols: number;
-  /** [frames, tokens, visionHidden] feature-layer hidden states. */
+  /** [frames, tokens, featureWidth] the rows the projector takes. */
   features: Float32Array;
+  featureWidth: number;
   /** [frames, tokens] patch saliency (CLS attention, or mean attention received). */
   saliency: Float32Array;
-  /** [frames, tokens, visionHidden] feature-layer keys. */
+  /** [frames, tokens, keyWidth] feature-layer keys (all heads). */
   keys: Float32Array;
+  keyWidth: number;
+  /** Attention heads the keys split into (VisionZip averages over them). */
+  keyHeads: number;
+}
+
+const VISION_OUTPUTS = [VISION_IO.features, VISION_IO.saliency, VISION_IO.keys];
+
+function ortTensor(t: InputTensor): Tensor {
+  if (t.type === 'int64') return tensor.i64(t.data, t.dims);
+  return tensor.f32(t.data instanceof Float32Array ? t.data : Float32Array.from(t.data), t.dims);
+}
+
+function concat(parts: Float32Array[]): Float32Array {
+  if (parts.length === 1) return parts[0];
+  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
 }
 
 /**
@@ -54,34 +77,38 @@ export class VlmRunner {
     return this.manifest.config;
   }
 
-  /** Encodes frames [frames, 3, H, W] in batches of `batch` frames to bound activation memory. */
-  async encodeImages(pixels: Float32Array, frames: number, batch = 8): Promise<VisionOutputs> {
-    const v = this.config.vision;
-    const perFrame = v.numChannels * v.imageSize * v.imageSize;
-    const tokens = this.config.tokensPerImage;
-    const features = new Float32Array(frames * tokens * v.hiddenSize);
-    const saliency = new Float32Array(frames * tokens);
-    const keys = new Float32Array(frames * tokens * v.hiddenSize);
-    for (let f0 = 0; f0 < frames; f0 += batch) {
-      const n = Math.min(batch, frames - f0);
-      const input = tensor.f32(pixels.subarray(f0 * perFrame, (f0 + n) * perFrame), [
-        n,
-        v.numChannels,
-        v.imageSize,
-        v.imageSize,
-      ]);
-      const out = await this.vision.run({ [VISION_IO.pixels]: input });
-      features.set(out[VISION_IO.features].data as Float32Array, f0 * tokens * v.hiddenSize);
-      saliency.set(out[VISION_IO.saliency].data as Float32Array, f0 * tokens);
-      keys.set(out[VISION_IO.keys].data as Float32Array, f0 * tokens * v.hiddenSize);
+  /** Runs the vision graph over every unit, `input.batch` units at a time, then the optional post graph. */
+  async encode(input: VisionInput): Promise<VisionOutputs> {
+    const parts: Record<string, Float32Array>[] = [];
+    for (let u0 = 0; u0 < input.units; u0 += input.batch) {
+      const n = Math.min(input.batch, input.units - u0);
+      const feeds: Record<string, Tensor> = {};
+      for (const [name, t] of Object.entries(input.perUnit)) feeds[name] = ortTensor(unitSlice(t, input.units, u0, n));
+      for (const [name, t] of Object.entries(input.shared)) feeds[name] = ortTensor(t);
+      const out = await this.vision.run(feeds);
+      parts.push(Object.fromEntries(VISION_OUTPUTS.map((k) => [k, out[k].data as Float32Array])));
     }
-    return { frames, tokens, gridRows: v.gridSize, gridCols: v.gridSize, features, saliency, keys };
+    const joined = Object.fromEntries(VISION_OUTPUTS.map((k) => [k, concat(parts.map((p) => p[k]))]));
+    const tokens = input.gridRows * input.gridCols;
+    const rows = input.units * tokens;
+    return {
+      frames: input.units,
+      tokens,
+      gridRows: input.gridRows,
+      gridCols: input.gridCols,
+      features: joined[VISION_IO.features],
+      featureWidth: joined[VISION_IO.features].length / rows,
+      saliency: joined[VISION_IO.saliency],
+      keys: joined[VISION_IO.keys],
+      keyWidth: joined[VISION_IO.keys].length / rows,
+      keyHeads: this.manifest.visionHeads,
+    };
   }
 
-  /** Projects feature rows [rows, visionHidden] to LLM-width tokens [rows, hidden]. */
+  /** Projects feature rows [rows, featureWidth] to LLM-width tokens [rows, hidden]. */
   async project(features: Float32Array, rows: number): Promise<Float32Array> {
     const out = await this.projector.run({
-      [PROJECTOR_IO.features]: tensor.f32(features, [rows, this.config.projector.inputSize]),
+      [PROJECTOR_IO.features]: tensor.f32(features, [rows, features.length / rows]),
     });
     return out[PROJECTOR_IO.tokens].data as Float32Array;
   }

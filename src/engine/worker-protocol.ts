@@ -1,6 +1,7 @@
 import { ModelError, SieveError } from '../errors.js';
 import type { GraphManifest } from '../onnx/convert.js';
 import type { RuntimeOptions } from './ort-session.js';
+import type { VisionInput } from './vision-input.js';
 import type { VisualAnswer, VisualQuery } from './visual-query.js';
 import type { VisionOutputs } from './vlm-runner.js';
 
@@ -24,7 +25,7 @@ export type WorkerReply =
 export type WorkerRequest =
   | { type: 'open'; dir: string; manifest: GraphManifest; runtime: RuntimeOptions; warmKernels: boolean }
   | { type: 'query'; id: number; query: VisualQuery }
-  | { type: 'encode'; id: number; pixels: Float32Array; frames: number }
+  | { type: 'encode'; id: number; vision: VisionInput }
   | { type: 'close' };
 
 export function serializeError(err: unknown): SerializedError {

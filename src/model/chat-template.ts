@@ -6,7 +6,10 @@ import { isObject, readJsonObject } from './json-file.js';
 import type { SpecialTokens } from './tokenizer.js';
 
 /** Hugging Face multimodal message content. `index` is 1-based over the prompt's images. */
-export type ChatContent = { type: 'text'; text: string } | { type: 'image'; index: number; timestamp: number };
+export type ChatContent =
+  | { type: 'text'; text: string }
+  | { type: 'image'; index: number; timestamp: number }
+  | { type: 'video' };
 
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant';

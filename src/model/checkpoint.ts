@@ -3,21 +3,23 @@ import { createReadStream, existsSync, mkdirSync, readFileSync, renameSync, stat
 import { homedir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { ModelError } from '../errors.js';
+import { familyFor } from '../family/family-for.js';
+import type { ModelFamily } from '../family/model-family.js';
 import { type ChatTemplate, loadChatTemplate } from './chat-template.js';
-import { readVlmConfig } from './config.js';
 import { isObject } from './json-file.js';
-import { type ProcessorConfig, readProcessorConfig } from './processor-config.js';
+import { readModelConfig } from './model-config.js';
 import { openWeights, type WeightStore } from './safetensors.js';
 import { loadTokenizer, type TextTokenizer } from './tokenizer.js';
-import type { VlmConfig } from './vlm-config.js';
+import type { ModelConfig } from './vlm-config.js';
 
 export interface Checkpoint {
   dir: string;
-  config: VlmConfig;
+  config: ModelConfig;
   weights: WeightStore;
   tokenizer: TextTokenizer;
   chatTemplate: ChatTemplate;
-  processor: ProcessorConfig;
+  /** The architecture's processor and prompt layout. */
+  family: ModelFamily;
   /** What built graphs depend on: config.json and the weight files (index first when sharded). */
   sourceFiles: string[];
   /** sha256 of `sourceFiles` (relative path → hex), see hashFiles. */
@@ -39,10 +41,10 @@ export function loadCheckpoint(dir: string): Checkpoint {
   for (const name of ['config.json', 'tokenizer.json', 'tokenizer_config.json']) {
     if (!existsSync(join(root, name))) throw new ModelError(`${join(root, name)} is missing`, DOWNLOAD_HINT);
   }
-  const config = readVlmConfig(root);
+  const config = readModelConfig(root);
   const tokenizer = loadTokenizer(root);
   const chatTemplate = loadChatTemplate(root, tokenizer.specialTokens);
-  const processor = readProcessorConfig(root, config.vision);
+  const family = familyFor(config, { dir: root, tokenizer, chatTemplate });
   const weights = openWeights(root);
   try {
     checkEmbedding(config, weights);
@@ -57,14 +59,14 @@ export function loadCheckpoint(dir: string): Checkpoint {
     weights,
     tokenizer,
     chatTemplate,
-    processor,
+    family,
     sourceFiles,
     hashSourceFiles: (cachePath?: string | null) => hashFiles(root, sourceFiles, cachePath),
   };
 }
 
 /** A cheap consistency check that catches a config.json that belongs to another checkpoint. */
-function checkEmbedding(config: VlmConfig, weights: WeightStore): void {
+function checkEmbedding(config: ModelConfig, weights: WeightStore): void {
   const name = ['language_model.model.embed_tokens.weight', 'model.language_model.embed_tokens.weight'].find((n) =>
     weights.has(n),
   );

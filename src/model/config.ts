@@ -12,7 +12,8 @@ import type {
   VlmConfig,
 } from './vlm-config.js';
 
-const MISSING_HINT = 'download the complete Hugging Face checkpoint (config.json, *.safetensors, tokenizer files)';
+export const MISSING_HINT =
+  'download the complete Hugging Face checkpoint (config.json, *.safetensors, tokenizer files)';
 
 const VISION_MODEL_TYPES: Record<string, VisionFamily> = { clip_vision_model: 'clip', siglip_vision_model: 'siglip' };
 const TEXT_MODEL_TYPES: Record<string, TextFamily> = { llama: 'llama', qwen2: 'qwen2' };
@@ -32,7 +33,7 @@ const ACTIVATIONS: Record<string, Activation> = {
  * Defaults are those of the transformers 4.46 config classes: published checkpoints such as
  * llava-hf/llava-1.5-7b-hf leave most text_config / vision_config sizes out and rely on them.
  */
-const VISION_DEFAULTS = {
+export const VISION_DEFAULTS = {
   clip: { hidden: 768, intermediate: 3072, layers: 12, heads: 12, image: 224, patch: 32, act: 'quick_gelu', eps: 1e-5 },
   siglip: {
     hidden: 768,

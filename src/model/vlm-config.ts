@@ -1,3 +1,5 @@
+import type { Qwen2VlConfig } from './qwen2vl-config.js';
+
 /** The normalised description of a checkpoint that every other part of vlm-sieve works from. */
 
 export type VisionFamily = 'clip' | 'siglip';
@@ -75,3 +77,6 @@ export interface VlmConfig {
   /** Visual tokens per frame after the select strategy: gridSize² for CLIP 'default' and SigLIP 'full'. */
   tokensPerImage: number;
 }
+
+/** Any supported checkpoint's configuration, told apart by `modelType`. */
+export type ModelConfig = VlmConfig | Qwen2VlConfig;

@@ -3,16 +3,18 @@ import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSy
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ModelError } from '../errors.js';
-import type { VlmConfig } from '../model/vlm-config.js';
+import type { ModelConfig } from '../model/vlm-config.js';
 import type { GraphBuilder } from './graph-builder.js';
 import type { WeightDtype, WeightReader } from './layers.js';
 import { llavaKeys } from './llava-keys.js';
 import { buildDecoderSegment } from './llm-decoder.js';
 import { writeModel } from './model-writer.js';
+import { qwen2VlKeys } from './qwen2vl-keys.js';
+import { buildQwen2VlGraphs } from './qwen2vl-vision.js';
 import { buildEmbedding, buildProjector, buildVisionEncoder } from './vision-encoder.js';
 
 /** Bumped whenever the graphs' inputs, outputs or numerics change, so old caches are rebuilt. */
-export const GRAPH_FORMAT = 2;
+export const GRAPH_FORMAT = 3;
 const MAX_ROTARY_POSITIONS = 32768;
 
 export interface SegmentEntry {
@@ -28,8 +30,10 @@ export interface GraphManifest {
   dtype: WeightDtype;
   boundaries: number[];
   maxPositions: number;
-  config: VlmConfig;
+  config: ModelConfig;
   graphs: { vision: string; projector: string; embed: string };
+  /** Heads of the vision tower's feature-layer keys (VisionZip averages over them). */
+  visionHeads: number;
   segments: SegmentEntry[];
   /** sha256 of each source file: a later run reuses the graphs only when these match. */
   sources: Record<string, string>;
@@ -39,7 +43,7 @@ export interface GraphManifest {
 
 export interface ConvertibleCheckpoint {
   dir: string;
-  config: VlmConfig;
+  config: ModelConfig;
   weights: WeightReader;
   hashSourceFiles(): Promise<Record<string, string>>;
 }
@@ -102,6 +106,20 @@ function sameSources(a: Record<string, string>, b: Record<string, string>): bool
   return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
 }
 
+/** The vision-side graphs of the checkpoint's family, and where its text model's weights are. */
+function familyGraphs(config: ModelConfig, weights: WeightReader, dtype: WeightDtype) {
+  if (config.modelType === 'qwen2_vl') {
+    return { textKeys: qwen2VlKeys(weights), graphs: buildQwen2VlGraphs(config, weights, dtype) };
+  }
+  const textKeys = llavaKeys(weights);
+  const graphs: [string, () => GraphBuilder][] = [
+    ['vision.onnx', () => buildVisionEncoder(config.vision, weights, dtype)],
+    ['projector.onnx', () => buildProjector(config.projector, weights, dtype)],
+    ['embed.onnx', () => buildEmbedding(weights, config.text.hiddenSize, dtype, textKeys.text)],
+  ];
+  return { textKeys, graphs };
+}
+
 /**
  * Builds the vision, projector, embedding and decoder-segment graphs of a checkpoint, or reuses the
  * cached ones when the manifest's source hashes, dtype, boundaries and format match.
@@ -136,11 +154,11 @@ export async function convertCheckpoint(
     file: `decoder-${start}-${end}.onnx`,
     lastTokenAttention: end < L,
   }));
-  const textKeys = llavaKeys(ckpt.weights);
+  // Quantisation is for the decoder's and LM head's MatMuls (read at every generated token).
+  const visionDtype = dtype === 'int8' || dtype === 'int4' ? 'fp16' : dtype;
+  const { textKeys, graphs } = familyGraphs(ckpt.config, ckpt.weights, visionDtype);
   const builds: [string, () => GraphBuilder][] = [
-    ['vision.onnx', () => buildVisionEncoder(ckpt.config.vision, ckpt.weights, dtype)],
-    ['projector.onnx', () => buildProjector(ckpt.config.projector, ckpt.weights, dtype)],
-    ['embed.onnx', () => buildEmbedding(ckpt.weights, ckpt.config.text.hiddenSize, dtype, textKeys.text)],
+    ...graphs,
     ...segments.map((s): [string, () => GraphBuilder] => [
       s.file,
       () => buildDecoderSegment(ckpt.config.text, ckpt.weights, { ...s }, dtype, maxPositions, textKeys),
@@ -164,6 +182,7 @@ export async function convertCheckpoint(
     maxPositions,
     config: ckpt.config,
     graphs: { vision: 'vision.onnx', projector: 'projector.onnx', embed: 'embed.onnx' },
+    visionHeads: ckpt.config.vision.numHeads,
     segments,
     sources,
     weightBytes,

@@ -8,9 +8,9 @@ import {
   type ValueInfo,
 } from './onnx-proto.js';
 
-export type ElemType = 'float32' | 'float16' | 'int64' | 'int32' | 'bool';
+export type ElemType = 'float32' | 'float16' | 'int64' | 'int32' | 'bool' | 'uint8';
 export type Shape = readonly (number | string)[];
-export type WeightData = Float32Array | Uint16Array | Int32Array | BigInt64Array;
+export type WeightData = Float32Array | Uint16Array | Int32Array | BigInt64Array | Uint8Array;
 
 /**
  * A weight is produced only when the model file is written, one at a time, so building a graph for a
@@ -48,6 +48,7 @@ export const ELEM_TYPE_CODE: Record<ElemType, number> = {
   int64: TensorDataType.INT64,
   int32: TensorDataType.INT32,
   bool: TensorDataType.BOOL,
+  uint8: TensorDataType.UINT8,
 };
 
 export const MS_DOMAIN = 'com.microsoft';

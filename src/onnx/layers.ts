@@ -1,6 +1,7 @@
 import { ModelError } from '../errors.js';
 import type { Activation } from '../model/vlm-config.js';
 import { float, type GraphBuilder, MS_DOMAIN } from './graph-builder.js';
+import { type BlockQuantized, quantizeBlocks } from './quantize.js';
 
 /** What the graph builders need from a checkpoint's weights (src/model/safetensors.ts provides it). */
 export interface WeightReader {
@@ -9,18 +10,24 @@ export interface WeightReader {
   get(name: string): Float32Array;
 }
 
-export type WeightDtype = 'fp32' | 'fp16';
+/** Weight storage: float, or (int8/int4) block-quantised Linear weights with the other tensors in fp16. */
+export const WEIGHT_DTYPES = ['fp32', 'fp16', 'int8', 'int4'] as const;
+export type WeightDtype = (typeof WEIGHT_DTYPES)[number];
+
+export const DEFAULT_QUANT_BLOCK = 32;
 
 /**
  * Adds checkpoint weights to a graph. With fp16 the weights are stored as float16 and cast to float32
  * in the graph: ONNX Runtime folds the cast when it loads the session, so the files are half the size
- * while the CPU still computes in float32.
+ * while the CPU still computes in float32. With int8/int4, Linear weights become MatMulNBits blocks
+ * (read as such at every decode step: the point is fewer bytes per token) and other tensors are fp16.
  */
 export class WeightLoader {
   constructor(
     readonly g: GraphBuilder,
     readonly reader: WeightReader,
     readonly dtype: WeightDtype,
+    readonly blockSize = DEFAULT_QUANT_BLOCK,
   ) {}
 
   shape(name: string): readonly number[] {
@@ -47,6 +54,35 @@ export class WeightLoader {
   transposed(name: string): string {
     const [rows, cols] = this.shape(name);
     return this.add(`${name}.T`, [cols, rows], () => transpose(this.reader.get(name), rows, cols));
+  }
+
+  /** x · Wᵀ for a weight W [out, in] (a Linear's, or a tied LM head's embedding table). */
+  matmulT(x: string, name: string): string {
+    if (this.dtype !== 'int8' && this.dtype !== 'int4') return this.g.op('MatMul', [x, this.transposed(name)]);
+    const bits = this.dtype === 'int8' ? 8 : 4;
+    const [n, k] = this.shape(name);
+    // Produced once and shared by the three initialisers, which the writer asks for one after another.
+    let cached: BlockQuantized | undefined;
+    const blocks = () => {
+      cached ??= quantizeBlocks(this.reader.get(name), n, k, bits, this.blockSize);
+      return cached;
+    };
+    const kBlocks = Math.ceil(k / this.blockSize);
+    const blob = (this.blockSize * bits) / 8;
+    const codes = this.g.weight(`${name}.q${bits}`, 'uint8', [n, kBlocks, blob], () => blocks().codes);
+    const scales = this.g.weight(`${name}.scales`, 'float32', [n, kBlocks], () => blocks().scales);
+    const zpBytes = n * (bits === 8 ? kBlocks : Math.ceil(kBlocks / 2));
+    const zeroPoints = this.g.weight(`${name}.zero_points`, 'uint8', [zpBytes], () => {
+      const zp = blocks().zeroPoints;
+      cached = undefined;
+      return zp;
+    });
+    return this.g.op(
+      'MatMulNBits',
+      [x, codes, scales, zeroPoints],
+      { K: k, N: n, bits, block_size: this.blockSize },
+      { domain: MS_DOMAIN },
+    );
   }
 }
 
@@ -105,7 +141,7 @@ export function toFloat16(src: Float32Array): Uint16Array {
 }
 
 export function linear(w: WeightLoader, x: string, prefix: string, bias: boolean): string {
-  const y = w.g.op('MatMul', [x, w.transposed(`${prefix}.weight`)]);
+  const y = w.matmulT(x, `${prefix}.weight`);
   return bias ? w.g.op('Add', [y, w.tensor(`${prefix}.bias`)]) : y;
 }
 

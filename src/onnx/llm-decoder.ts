@@ -3,6 +3,7 @@ import type { RopeScaling, TextConfig } from '../model/vlm-config.js';
 import { cachedAttention, cacheInputs } from './cached-attention.js';
 import { GraphBuilder, MS_DOMAIN } from './graph-builder.js';
 import { activation, linear, rmsNorm, type WeightDtype, WeightLoader, type WeightReader } from './layers.js';
+import { mropeRotation } from './rotary.js';
 
 export interface SegmentSpec {
   /** First decoder layer of the segment (inclusive). */
@@ -103,20 +104,23 @@ export function buildDecoderSegment(
   const isLast = spec.end === cfg.numLayers;
 
   let x = g.input(SEGMENT_IO.hidden, 'float32', [1, 'seq', d]);
-  const positions = g.input(SEGMENT_IO.positions, 'int64', [1, 'seq']);
+  const mrope = cfg.mropeSection;
+  const positions = g.input(SEGMENT_IO.positions, 'int64', mrope ? [3, 1, 'seq'] : [1, 'seq']);
   const seqlensK = g.input(SEGMENT_IO.seqlensK, 'int32', [1]);
   const totalLength = g.input(SEGMENT_IO.totalLength, 'int32', []);
 
   const { cos, sin } = rotaryTables(hd, cfg.ropeTheta, maxPositions, cfg.ropeScaling);
   const cosCache = g.weight('rotary_cos', 'float32', [maxPositions, hd / 2], () => cos);
   const sinCache = g.weight('rotary_sin', 'float32', [maxPositions, hd / 2], () => sin);
-  const rotate = (t: string, heads: number) =>
-    g.op(
-      'RotaryEmbedding',
-      [t, positions, cosCache, sinCache],
-      { interleaved: 0, num_heads: heads },
-      { domain: MS_DOMAIN },
-    );
+  const rotate = mrope
+    ? mropeRotation(g, positions, cosCache, sinCache, mrope, hd)
+    : (t: string, heads: number) =>
+        g.op(
+          'RotaryEmbedding',
+          [t, positions, cosCache, sinCache],
+          { interleaved: 0, num_heads: heads },
+          { domain: MS_DOMAIN },
+        );
 
   const pastShape = [1, kvh, 'capacity', hd];
   const cache = cacheInputs(g, x, SEGMENT_IO.pastKey(spec.start), seqlensK, totalLength);
@@ -156,7 +160,7 @@ export function buildDecoderSegment(
     const last = g.op('Slice', [x, g.int64([-1]), g.int64([Number.MAX_SAFE_INTEGER]), g.int64([1])]);
     const normed = rmsNorm(w, last, `${keys.text}.norm.weight`, cfg.rmsNormEps);
     const head = cfg.tieWordEmbeddings || !reader.has(keys.lmHead) ? `${keys.text}.embed_tokens.weight` : keys.lmHead;
-    g.output(g.op('MatMul', [normed, w.transposed(head)]), SEGMENT_IO.logits, 'float32', [1, 1, cfg.vocabSize]);
+    g.output(w.matmulT(normed, head), SEGMENT_IO.logits, 'float32', [1, 1, cfg.vocabSize]);
   } else {
     g.output(x, SEGMENT_IO.hiddenOut, 'float32', [1, 'seq', d]);
   }

@@ -1,8 +1,9 @@
 import { ModelError } from '../errors.js';
 import type { ProjectorConfig, VisionConfig } from '../model/vlm-config.js';
 import { GraphBuilder } from './graph-builder.js';
-import { activation, layerNorm, linear, type WeightDtype, WeightLoader, type WeightReader } from './layers.js';
+import { type WeightDtype, WeightLoader, type WeightReader } from './layers.js';
 import { llavaKeys } from './llava-keys.js';
+import { mlpProjector, visionTower } from './vision-tower.js';
 
 export const VISION_IO = {
   pixels: 'pixel_values',
@@ -29,71 +30,19 @@ export function buildVisionEncoder(cfg: VisionConfig, reader: WeightReader, dtyp
   }
   const g = new GraphBuilder('vision');
   const w = new WeightLoader(g, reader, dtype);
-  const p = llavaKeys(reader).vision;
-  const { hiddenSize: d, numHeads: nh, gridSize, imageSize, numChannels } = cfg;
-  const hd = d / nh;
-  const n = gridSize * gridSize;
-
+  const { hiddenSize: d, gridSize, imageSize, numChannels } = cfg;
   const pixels = g.input(VISION_IO.pixels, 'float32', ['frames', numChannels, imageSize, imageSize]);
-  const convInputs = [pixels, w.tensor(`${p}.embeddings.patch_embedding.weight`)];
-  if (reader.has(`${p}.embeddings.patch_embedding.bias`))
-    convInputs.push(w.tensor(`${p}.embeddings.patch_embedding.bias`));
-  const patches = g.op('Conv', convInputs, {
-    kernel_shape: [cfg.patchSize, cfg.patchSize],
-    strides: [cfg.patchSize, cfg.patchSize],
-  });
-  let x = g.op('Transpose', [g.op('Reshape', [patches, g.int64([0, d, n])])], { perm: [0, 2, 1] });
-  if (cfg.hasClassToken) {
-    const frames = g.op('Slice', [g.op('Shape', [pixels]), g.int64([0]), g.int64([1])]);
-    const clsShape = g.op('Concat', [frames, g.int64([1, d])], { axis: 0 });
-    const clsToken = g.op('Expand', [
-      g.op('Reshape', [w.tensor(`${p}.embeddings.class_embedding`), g.int64([1, 1, d])]),
-      clsShape,
-    ]);
-    x = g.op('Concat', [clsToken, x], { axis: 1 });
-  }
-  x = g.op('Add', [x, w.tensor(`${p}.embeddings.position_embedding.weight`)]);
-  if (cfg.hasClassToken) x = layerNorm(w, x, `${p}.pre_layrnorm`, cfg.layerNormEps);
+  const tower = visionTower(w, cfg, pixels, llavaKeys(reader).vision);
 
-  const tokens = n + (cfg.hasClassToken ? 1 : 0);
+  const tokens = gridSize * gridSize + (cfg.hasClassToken ? 1 : 0);
   // HF's 'default' strategy drops the first token whatever it is (for SigLIP, a patch); saliency and
   // keys follow the same selection so that row i of every output is the same visual token.
   const select = (t: string) =>
     cfg.selectStrategy === 'default' ? g.op('Slice', [t, g.int64([1]), g.int64([tokens]), g.int64([1])]) : t;
   const selected = cfg.selectStrategy === 'default' ? tokens - 1 : tokens;
-  for (let layer = 0; layer < cfg.featureLayer; layer++) {
-    const lp = `${p}.encoder.layers.${layer}`;
-    const h = layerNorm(w, x, `${lp}.layer_norm1`, cfg.layerNormEps);
-    const q = linear(w, h, `${lp}.self_attn.q_proj`, true);
-    const k = linear(w, h, `${lp}.self_attn.k_proj`, true);
-    const v = linear(w, h, `${lp}.self_attn.v_proj`, true);
-    const heads = (t: string, perm: number[]) =>
-      g.op('Transpose', [g.op('Reshape', [t, g.int64([0, 0, nh, hd])])], { perm });
-    const scores = g.op('Mul', [
-      g.op('MatMul', [heads(q, [0, 2, 1, 3]), heads(k, [0, 2, 3, 1])]),
-      g.scalar(1 / Math.sqrt(hd)),
-    ]);
-    const probs = g.op('Softmax', [scores], { axis: -1 });
-    const context = g.op('Reshape', [
-      g.op('Transpose', [g.op('MatMul', [probs, heads(v, [0, 2, 1, 3])])], { perm: [0, 2, 1, 3] }),
-      g.int64([0, 0, d]),
-    ]);
-    x = g.op('Add', [x, linear(w, context, `${lp}.self_attn.out_proj`, true)]);
-    const h2 = layerNorm(w, x, `${lp}.layer_norm2`, cfg.layerNormEps);
-    x = g.op('Add', [
-      x,
-      linear(w, activation(g, linear(w, h2, `${lp}.mlp.fc1`, true), cfg.act), `${lp}.mlp.fc2`, true),
-    ]);
-
-    if (layer === cfg.featureLayer - 1) {
-      const saliency = cfg.hasClassToken
-        ? g.op('ReduceSum', [g.op('Gather', [probs, g.int64([0], true)], { axis: 2 }), g.int64([1])], { keepdims: 0 })
-        : g.op('ReduceMean', [probs, g.int64([1, 2])], { keepdims: 0 });
-      g.output(select(saliency), VISION_IO.saliency, 'float32', ['frames', selected]);
-      g.output(select(k), VISION_IO.keys, 'float32', ['frames', selected, d]);
-    }
-  }
-  g.output(select(x), VISION_IO.features, 'float32', ['frames', selected, d]);
+  g.output(select(tower.saliency), VISION_IO.saliency, 'float32', ['frames', selected]);
+  g.output(select(tower.keys), VISION_IO.keys, 'float32', ['frames', selected, d]);
+  g.output(select(tower.hidden), VISION_IO.features, 'float32', ['frames', selected, d]);
   return g;
 }
 
@@ -101,9 +50,8 @@ export function buildVisionEncoder(cfg: VisionConfig, reader: WeightReader, dtyp
 export function buildProjector(cfg: ProjectorConfig, reader: WeightReader, dtype: WeightDtype): GraphBuilder {
   const g = new GraphBuilder('projector');
   const w = new WeightLoader(g, reader, dtype);
-  const p = llavaKeys(reader).projector;
   const x = g.input(PROJECTOR_IO.features, 'float32', ['rows', cfg.inputSize]);
-  const y = linear(w, activation(g, linear(w, x, `${p}.linear_1`, cfg.bias), cfg.act), `${p}.linear_2`, cfg.bias);
+  const y = mlpProjector(w, x, llavaKeys(reader).projector, cfg);
   g.output(y, PROJECTOR_IO.tokens, 'float32', ['rows', cfg.outputSize]);
   return g;
 }

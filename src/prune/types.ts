@@ -45,11 +45,12 @@ export interface VisualTokens {
 
 /** Encoder-side signals (before the projector), rows aligned with `ids`. */
 export interface EncoderSignals extends VisualTokens {
-  /** Feature-layer hidden states [rows, dv]. */
+  /** The rows the projector takes [rows, featureWidth] (a 2×2 merge group's patches side by side in Qwen2-VL). */
   features: Float32Array;
+  featureWidth: number;
   /** Patch saliency [rows]: CLS attention (CLIP) or mean attention received (SigLIP). */
   saliency: Float32Array;
-  /** Feature-layer keys [rows, dv], all heads concatenated. */
+  /** Feature-layer keys [rows, dv], all heads concatenated (averaged over a merge group). */
   keys: Float32Array;
   visionHidden: number;
   visionHeads: number;

@@ -61,7 +61,7 @@ interface Cluster {
  * (its least static ones), so no frame disappears. (Position-wise, F·N·dv work: no pairwise matrix.)
  */
 function staticFilter(signals: EncoderSignals, frames: number[][], tau: number, minPerFrame: number) {
-  const { ids, features: x, visionHidden: dv, tokensPerFrame: N } = signals;
+  const { ids, features: x, featureWidth: dv, tokensPerFrame: N } = signals;
   const squares = squaredRowNorms(x, dv);
   const latest = new Int32Array(N).fill(-1);
   const lastFrame = new Map<number, number>();

@@ -6,8 +6,10 @@ import { fitFramesToContext } from '../engine/context-fit.js';
 import type { RuntimeOptions } from '../engine/ort-session.js';
 import type { PruneRequest } from '../engine/visual-query.js';
 import { UsageError } from '../errors.js';
+import type { ModelFamily } from '../family/model-family.js';
 import { configureFfmpeg } from '../media/ffmpeg-binaries.js';
 import { LiveSource } from '../media/live-source.js';
+import type { ResizeTarget } from '../model/processor-config.js';
 import { createMethod, defaultBudget } from '../prune/registry.js';
 import { type CameraStatus, CameraStream } from './camera-stream.js';
 import { FolderWatch } from './folder-watch.js';
@@ -215,7 +217,7 @@ export class Daemon {
           ? { type: 'images', path: source.path, intervalS: source.interval_s, loop: source.loop }
           : source,
       fps: sampling.fps,
-      shortestEdge: this.model.checkpoint.config.vision.imageSize,
+      shortestEdge: decodeEdge(this.model.checkpoint.family.decodeFit),
       reconnect: {
         initialS: source.reconnect.initial_s,
         maxS: source.reconnect.max_s,
@@ -231,7 +233,7 @@ export class Daemon {
         seconds: camera.window.seconds,
         maxFrames: camera.window.max_frames,
         maxTokens: camera.window.max_tokens,
-        tokensPerFrame: this.model.checkpoint.config.tokensPerImage,
+        tokensPerFrame: tokensPerUnit(this.model.checkpoint.family),
       },
       ...(sampling.change
         ? {
@@ -292,11 +294,11 @@ export class Daemon {
   /** Whether `method` has an encoder stage, which reads the feature-layer keys (ViTCoP's VIC, VisionZip). */
   private needsKeys(method: string): boolean {
     if (method === 'none') return false;
-    const { config } = this.model.checkpoint;
+    const { config, family } = this.model.checkpoint;
     const request = {
       budget: defaultBudget(method),
       frames: 8,
-      tokensPerFrame: config.tokensPerImage,
+      tokensPerFrame: tokensPerUnit(family),
       numLayers: config.text.numLayers,
       seed: 0,
     };
@@ -369,4 +371,16 @@ function describeAnswer(
     },
     model,
   };
+}
+
+/** LLM tokens of one frame (a live window holds each frame as its own unit). */
+function tokensPerUnit(family: ModelFamily): number {
+  const plan = family.plan(1);
+  return plan.gridRows * plan.gridCols;
+}
+
+/** The shorter side live frames are scaled down to: enough for the processor's resize, never more. */
+function decodeEdge(fit: ResizeTarget | undefined): number | undefined {
+  if (!fit) return undefined;
+  return 'shortestEdge' in fit ? fit.shortestEdge : Math.max(fit.width, fit.height);
 }

@@ -11,7 +11,7 @@ import { basename } from 'node:path';
 import sharp, { type Metadata } from 'sharp';
 import type { Answer } from '../engine/answer-pipeline.js';
 import { fitFramesToContext } from '../engine/context-fit.js';
-import { imagePlaceholderIn } from '../engine/prompt.js';
+import { placeholderIn } from '../engine/prompt.js';
 import type { PruneRequest } from '../engine/visual-query.js';
 import { MediaError, ModelError, SieveError, UsageError } from '../errors.js';
 import { MAX_FRAMES } from '../media/frame.js';
@@ -820,7 +820,7 @@ export class HttpSurface {
    * it is tokenized, which would hold up every other request), or with the model's image placeholder in it.
    */
   private checkQuestion(question: string): void {
-    const { tokenizer, config } = this.daemon.model.checkpoint;
+    const { config } = this.daemon.model.checkpoint;
     const maxChars = Math.max(4096, 8 * config.text.maxPositionEmbeddings);
     if (question.length > maxChars) {
       throw bad(
@@ -830,7 +830,7 @@ export class HttpSurface {
         'context_length_exceeded',
       );
     }
-    const placeholder = imagePlaceholderIn(tokenizer, config.imageTokenId, question);
+    const placeholder = placeholderIn(this.daemon.model.checkpoint, question);
     if (!placeholder) return;
     throw bad(
       `the question contains ${placeholder}, the model's image placeholder; remove it ` +

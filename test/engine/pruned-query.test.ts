@@ -8,7 +8,7 @@ import { GREEDY } from '../../src/engine/sampling.js';
 import { runVisualQuery, type VisualQuery } from '../../src/engine/visual-query.js';
 import { VlmRunner } from '../../src/engine/vlm-runner.js';
 import { createMethod } from '../../src/prune/registry.js';
-import { tempDir, tinyCheckpoint } from '../helpers/fixtures.js';
+import { llavaConfig, llavaVision, tempDir, tinyCheckpoint } from '../helpers/fixtures.js';
 
 describe('pruned queries through the engine', () => {
   let prepared: PreparedModel;
@@ -20,7 +20,8 @@ describe('pruned queries through the engine', () => {
   before(async () => {
     prepared = await prepareModel(tinyCheckpoint(5), { graphDir: tempDir('graphs') });
     runner = await VlmRunner.open(prepared.graphDir, prepared.manifest, DEFAULT_RUNTIME);
-    const { config, tokenizer, chatTemplate } = prepared.checkpoint;
+    const { tokenizer, chatTemplate } = prepared.checkpoint;
+    const config = llavaConfig(prepared.checkpoint.config);
     const prompt = buildPrompt(
       tokenizer,
       chatTemplate,
@@ -36,8 +37,9 @@ describe('pruned queries through the engine', () => {
       return (s / 2147483647) * 2 - 1;
     });
     query = {
-      pixels,
+      vision: llavaVision(pixels, frames, config),
       frames,
+      tokensPerFrame: config.tokensPerImage,
       layout: prompt.layout,
       generation: { maxNewTokens: 4, sampling: GREEDY, eosTokenIds: [] },
     };
@@ -51,7 +53,7 @@ describe('pruned queries through the engine', () => {
     createMethod(name, {
       budget,
       frames,
-      tokensPerFrame: prepared.manifest.config.tokensPerImage,
+      tokensPerFrame: llavaConfig(prepared.manifest.config).tokensPerImage,
       numLayers: prepared.manifest.config.text.numLayers,
       seed: 0,
     });

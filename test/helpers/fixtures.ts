@@ -2,8 +2,10 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { VisionInput } from '../../src/engine/vision-input.js';
 import { ffmpegBinaries } from '../../src/media/ffmpeg-binaries.js';
 import { writeRandomCheckpoint } from '../../src/model/random-checkpoint.js';
+import type { ModelConfig, VlmConfig } from '../../src/model/vlm-config.js';
 
 export const REPO_ROOT = join(import.meta.dirname, '..', '..', '..');
 
@@ -65,4 +67,23 @@ export async function testVideo(seconds = 3, size = '160x120'): Promise<string> 
     out,
   ]);
   return out;
+}
+
+/** The config of a llava checkpoint (the tests' tiny checkpoints are llava), or a failed assertion. */
+export function llavaConfig(config: ModelConfig): VlmConfig {
+  if (config.modelType !== 'llava') throw new Error(`expected a llava checkpoint, got ${config.modelType}`);
+  return config;
+}
+
+/** [frames, 3, size, size] pixels as the vision input of a llava checkpoint. */
+export function llavaVision(pixels: Float32Array, frames: number, config: VlmConfig): VisionInput {
+  const size = config.vision.imageSize;
+  return {
+    units: frames,
+    perUnit: { pixel_values: { type: 'float32', data: pixels, dims: [frames, 3, size, size] } },
+    shared: {},
+    gridRows: config.vision.gridSize,
+    gridCols: config.vision.gridSize,
+    batch: 8,
+  };
 }

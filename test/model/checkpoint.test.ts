@@ -8,7 +8,7 @@ import { ModelError } from '../../src/errors.js';
 import { loadCheckpoint } from '../../src/model/checkpoint.js';
 import { type RandomCheckpointSpec, writeRandomCheckpoint } from '../../src/model/random-checkpoint.js';
 import { openWeights } from '../../src/model/safetensors.js';
-import { tempDir } from '../helpers/fixtures.js';
+import { llavaConfig, tempDir } from '../helpers/fixtures.js';
 import { maxRelativeError } from '../helpers/numeric.js';
 import { LlavaReference } from '../reference/llava-reference.js';
 
@@ -60,7 +60,7 @@ function std(values: Float32Array): number {
 /** Runs every part of the reference once and returns the names it read and the logits. */
 function runReference(dir: string) {
   const ckpt = loadCheckpoint(dir);
-  const { config } = ckpt;
+  const config = llavaConfig(ckpt.config);
   const ref = new LlavaReference(config, ckpt.weights);
   const pixels = Float32Array.from({ length: 3 * config.vision.imageSize ** 2 }, (_, i) => Math.sin(i * 0.37));
   const vision = ref.vision(pixels);
@@ -174,7 +174,7 @@ describe('loadCheckpoint', () => {
     const dir = write({ ...fixtureSpec('siglip', 'qwen2'), shards: 2 });
     const ckpt = loadCheckpoint(dir);
     assert.equal(ckpt.config.text.family, 'qwen2');
-    assert.equal(ckpt.processor.size && 'height' in ckpt.processor.size, true);
+    assert.deepEqual(ckpt.family.decodeFit, { height: 32, width: 32 });
     assert.equal(ckpt.tokenizer.eosTokenId, 2);
     assert.deepEqual(
       ckpt.sourceFiles.map((f) => f.slice(dir.length + 1)),

@@ -4,13 +4,11 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DEFAULT_RUNTIME } from '../../src/engine/ort-session.js';
 import { type PreparedModel, prepareModel } from '../../src/engine/prepare-model.js';
-import { buildPrompt } from '../../src/engine/prompt.js';
 import { VlmRunner } from '../../src/engine/vlm-runner.js';
 import type { Frame } from '../../src/media/frame.js';
 import { convertCheckpoint } from '../../src/onnx/convert.js';
 import type { WeightReader } from '../../src/onnx/layers.js';
-import { preprocessBatch } from '../../src/vision/preprocess.js';
-import { REPO_ROOT, tempDir } from '../helpers/fixtures.js';
+import { llavaConfig, REPO_ROOT, tempDir } from '../helpers/fixtures.js';
 import { maxRelativeError } from '../helpers/numeric.js';
 
 const DEMO = join(REPO_ROOT, 'models', 'demo');
@@ -47,7 +45,7 @@ describe('the shipped demo model', () => {
       },
     };
     await convertCheckpoint({ ...checkpoint, weights: recording }, { outDir: tempDir('demo-keys') });
-    const v = checkpoint.config.vision;
+    const v = llavaConfig(checkpoint.config).vision;
     // Hugging Face keeps the vision layers after the feature layer and post_layernorm, which llava never uses.
     const unused = (n: string) =>
       /post_layernorm/.test(n) || Number(/encoder\.layers\.(\d+)\./.exec(n)?.[1] ?? -1) >= v.featureLayer;
@@ -58,8 +56,8 @@ describe('the shipped demo model', () => {
   it('matches the golden logits its training code saved (≤ 1e-3 relative), from the same prompt ids', async () => {
     const golden = JSON.parse(readFileSync(join(DEMO, 'golden.json'), 'utf8')) as { cases: GoldenCase[] };
     assert.ok(golden.cases.length > 0);
-    const { config, tokenizer, chatTemplate, processor } = prepared.checkpoint;
-    const d = config.text.hiddenSize;
+    const { family } = prepared.checkpoint;
+    const d = prepared.checkpoint.config.text.hiddenSize;
     for (const c of golden.cases) {
       const [F, H, W] = c.frames_shape;
       const rgb = Buffer.from(c.frames_rgb_base64, 'base64');
@@ -70,18 +68,10 @@ describe('the shipped demo model', () => {
         height: H,
         rgb: new Uint8Array(rgb.subarray(f * H * W * 3, (f + 1) * H * W * 3)),
       }));
-      const prompt = buildPrompt(
-        tokenizer,
-        chatTemplate,
-        config.imageTokenId,
-        config.tokensPerImage,
-        frames,
-        c.question,
-      );
-      const { ids, visualRows, positions } = prompt.layout;
+      const input = await family.prepare(frames);
+      const { ids, visualRows, positions } = family.layout(frames, input, c.question);
       assert.deepEqual(ids, c.input_ids, `prompt ids for "${c.question}"`);
-      const pixels = await preprocessBatch(frames, processor);
-      const vision = await runner.encodeImages(pixels.data, F);
+      const vision = await runner.encode(input);
       const tokens = await runner.project(vision.features, F * vision.tokens);
       const hidden = await runner.embed(ids);
       visualRows.forEach((row, id) => {

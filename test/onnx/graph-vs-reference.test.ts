@@ -5,8 +5,9 @@ import { argmax } from '../../src/engine/sampling.js';
 import { VlmRunner } from '../../src/engine/vlm-runner.js';
 import { type Checkpoint, loadCheckpoint } from '../../src/model/checkpoint.js';
 import { type RandomCheckpointSpec, writeRandomCheckpoint } from '../../src/model/random-checkpoint.js';
+import type { VlmConfig } from '../../src/model/vlm-config.js';
 import { convertCheckpoint } from '../../src/onnx/convert.js';
-import { tempDir } from '../helpers/fixtures.js';
+import { llavaConfig, llavaVision, tempDir } from '../helpers/fixtures.js';
 import { maxRelativeError } from '../helpers/numeric.js';
 import { LlavaReference } from '../reference/llava-reference.js';
 
@@ -78,13 +79,15 @@ for (const [name, spec] of Object.entries(SPECS)) {
     let ref: LlavaReference;
     let single: VlmRunner;
     let split: VlmRunner;
+    let config: VlmConfig;
     const frames = 2;
 
     before(async () => {
       const dir = tempDir('ckpt');
       writeRandomCheckpoint(dir, spec);
       ckpt = loadCheckpoint(dir);
-      ref = new LlavaReference(ckpt.config, ckpt.weights);
+      config = llavaConfig(ckpt.config);
+      ref = new LlavaReference(config, ckpt.weights);
       single = await openRunner(ckpt, []);
       split = await openRunner(ckpt, [1, 3]);
     });
@@ -95,16 +98,16 @@ for (const [name, spec] of Object.entries(SPECS)) {
     });
 
     const prompt = () => {
-      const n = ckpt.config.tokensPerImage;
-      const img = ckpt.config.imageTokenId;
+      const n = config.tokensPerImage;
+      const img = config.imageTokenId;
       return [1, 10, 11, ...Array(n).fill(img), 12, ...Array(n).fill(img), 13, 14, 15];
     };
 
     it('vision features, patch saliency and keys match, frame by frame in one batch', async () => {
-      const v = ckpt.config.vision;
+      const v = config.vision;
       const perFrame = 3 * v.imageSize * v.imageSize;
       const pixels = randomPixels(frames * perFrame, 3);
-      const out = await single.encodeImages(pixels, frames);
+      const out = await single.encode(llavaVision(pixels, frames, config));
       const n = out.tokens;
       for (let f = 0; f < frames; f++) {
         const r = ref.vision(pixels.subarray(f * perFrame, (f + 1) * perFrame));
@@ -124,11 +127,9 @@ for (const [name, spec] of Object.entries(SPECS)) {
 
     it('prefill logits match; two segments back to back equal one graph; κ and the last-token row match', async () => {
       const ids = prompt();
-      const d = ckpt.config.text.hiddenSize;
-      const features = randomPixels(frames * ckpt.config.tokensPerImage * ckpt.config.vision.hiddenSize, 5).map(
-        (x) => x / 2,
-      );
-      const embeds = ref.embedPrompt(ids, ref.project(features, frames * ckpt.config.tokensPerImage));
+      const d = config.text.hiddenSize;
+      const features = randomPixels(frames * config.tokensPerImage * config.vision.hiddenSize, 5).map((x) => x / 2);
+      const embeds = ref.embedPrompt(ids, ref.project(features, frames * config.tokensPerImage));
       const positions = ids.map((_, i) => i);
       const expected = ref.decode(embeds, positions);
 
@@ -155,7 +156,7 @@ for (const [name, spec] of Object.entries(SPECS)) {
           `last-token attention at layer ${s.end - 1}`,
         );
       }
-      assert.equal(d, ckpt.config.text.hiddenSize);
+      assert.equal(d, config.text.hiddenSize);
     });
 
     it(
@@ -163,7 +164,7 @@ for (const [name, spec] of Object.entries(SPECS)) {
         'graph rows after a segment hook equal the reference on the same rows',
       async () => {
         const ids = prompt();
-        const d = ckpt.config.text.hiddenSize;
+        const d = config.text.hiddenSize;
         const embeds = ref.embed(ids);
         const positions = ids.map((_, i) => i);
         const keep = positions.filter((p) => p % 3 !== 1 || p < 3 || p > ids.length - 4);

@@ -8,7 +8,7 @@ import { VlmRunner } from '../../src/engine/vlm-runner.js';
 import { readVlmConfig } from '../../src/model/config.js';
 import { openWeights } from '../../src/model/safetensors.js';
 import { convertCheckpoint } from '../../src/onnx/convert.js';
-import { tempDir } from '../helpers/fixtures.js';
+import { llavaVision, tempDir } from '../helpers/fixtures.js';
 import { flatten, maxRelativeError } from '../helpers/numeric.js';
 
 const FIXTURES = join(import.meta.dirname, '../../../test/fixtures/hf-reference');
@@ -36,7 +36,7 @@ async function runFixture(name: string, boundaries: number[]) {
     { outDir: out, boundaries },
   );
   const runner = await VlmRunner.open(graphDir, manifest, DEFAULT_RUNTIME);
-  const vision = await runner.encodeImages(Float32Array.from(flatten(input.pixel_values)), 1);
+  const vision = await runner.encode(llavaVision(Float32Array.from(flatten(input.pixel_values)), 1, config));
   const imageTokens = await runner.project(vision.features, vision.tokens);
   const d = config.text.hiddenSize;
   const hidden = await runner.embed(input.input_ids);

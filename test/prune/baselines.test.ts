@@ -169,7 +169,15 @@ describe('baselines and shared selection', () => {
       const features = Float32Array.from({ length: N }, (_, id) => id);
       const method = createMethod('visionzip', request(1, N, 0.25), { dominant: 2, contextual: 2 });
       const result = await method.encoder!(
-        { ...tokens(1, 4), features, saliency, keys: Float32Array.from(keys), visionHidden: 4, visionHeads: 2 },
+        {
+          ...tokens(1, 4),
+          features,
+          featureWidth: 1,
+          saliency,
+          keys: Float32Array.from(keys),
+          visionHidden: 4,
+          visionHeads: 2,
+        },
         jsPairwise,
       );
       assert.deepEqual(result.slots, [

@@ -64,6 +64,7 @@ export async function runMethod(
     const signals: EncoderSignals = {
       ...base,
       features: rows.rows,
+      featureWidth: dv,
       saliency: randomArray(prng, n),
       keys: randomArray(prng, n * dv),
       visionHidden: dv,

@@ -215,6 +215,7 @@ function encoderSignals(frames: number, side: number, seed: number): EncoderSign
   return {
     ...tokens(frames, side),
     features: randomArray(prng, n * dv),
+    featureWidth: dv,
     saliency: randomArray(prng, n),
     keys: randomArray(prng, n * dv),
     visionHidden: dv,

@@ -8,7 +8,7 @@ import { evenlySpaced, RollingWindow, type WindowFrame } from '../../src/serve/r
 /** A window frame whose 4 patches of width 2 point along `angles` (radians), so cosines are known. */
 function frameAt(t: number, angles = [0, 0, 0, 0]): WindowFrame {
   const features = Float32Array.from(angles.flatMap((a) => [Math.cos(a), Math.sin(a)]));
-  return { index: 0, timestampS: t, features, saliency: new Float32Array(4), receivedAt: 0 };
+  return { index: 0, timestampS: t, gridRows: 2, gridCols: 2, features, saliency: new Float32Array(4), receivedAt: 0 };
 }
 
 describe('rolling window', () => {

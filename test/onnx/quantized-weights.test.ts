@@ -1,0 +1,93 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { createSession, DEFAULT_RUNTIME, tensor } from '../../src/engine/ort-session.js';
+import { prepareModel } from '../../src/engine/prepare-model.js';
+import { VlmRunner } from '../../src/engine/vlm-runner.js';
+import { GraphBuilder } from '../../src/onnx/graph-builder.js';
+import { WeightLoader, type WeightReader } from '../../src/onnx/layers.js';
+import { writeModel } from '../../src/onnx/model-writer.js';
+import { dequantizeBlocks, quantizeBlocks } from '../../src/onnx/quantize.js';
+import { tempDir, tinyCheckpoint } from '../helpers/fixtures.js';
+import { maxRelativeError } from '../helpers/numeric.js';
+
+/** Deterministic values in [−1, 1) with a few outliers, like trained weights. */
+function values(count: number, seed: number): Float32Array {
+  let s = seed;
+  return Float32Array.from({ length: count }, (_, i) => {
+    s = (s * 1103515245 + 12345) % 2 ** 31;
+    return ((s / 2 ** 31) * 2 - 1) * (i % 97 === 0 ? 4 : 1);
+  });
+}
+
+function matmulT(x: Float32Array, w: Float32Array, m: number, n: number, k: number): Float32Array {
+  const y = new Float32Array(m * n);
+  for (let i = 0; i < m; i++)
+    for (let j = 0; j < n; j++) {
+      let acc = 0;
+      for (let t = 0; t < k; t++) acc += x[i * k + t] * w[j * k + t];
+      y[i * n + j] = acc;
+    }
+  return y;
+}
+
+describe('block-quantised weights (MatMulNBits)', () => {
+  for (const [bits, k] of [
+    [4, 96],
+    [4, 80],
+    [8, 96],
+    [8, 80],
+  ] as const) {
+    it(`int${bits}, K ${k}${k % 32 ? ' (last block padded)' : ''}: the graph equals dequantise-then-MatMul`, async () => {
+      const n = 24;
+      const m = 5;
+      const weight = values(n * k, bits * 1000 + k);
+      const reader: WeightReader = { has: () => true, shape: () => [n, k], get: () => weight };
+      const g = new GraphBuilder('q');
+      const w = new WeightLoader(g, reader, bits === 8 ? 'int8' : 'int4');
+      const x = g.input('x', 'float32', [1, m, k]);
+      g.output(w.matmulT(x, 'proj.weight'), 'y', 'float32', [1, m, n]);
+      const path = join(tempDir('nbits'), 'q.onnx');
+      writeModel(g, path);
+      const session = await createSession(path, DEFAULT_RUNTIME);
+      const input = values(m * k, 7);
+      const y = (await session.run({ x: tensor.f32(input, [1, m, k]) })).y.data as Float32Array;
+      await session.release();
+
+      const q = quantizeBlocks(weight, n, k, bits, 32);
+      const reference = matmulT(input, dequantizeBlocks(q), m, n, k);
+      assert.ok(maxRelativeError(y, reference) < 1e-5, `graph vs reference ${maxRelativeError(y, reference)}`);
+      // And the quantisation itself is as fine as its bits allow.
+      const exact = matmulT(input, weight, m, n, k);
+      const bound = bits === 8 ? 0.02 : 0.2;
+      assert.ok(maxRelativeError(reference, exact) < bound, `int${bits} error ${maxRelativeError(reference, exact)}`);
+    });
+  }
+
+  it('a quantised model shrinks its decoder weights and keeps the logits close', async () => {
+    const ckpt = tinyCheckpoint(4);
+    const run = async (dtype: 'fp32' | 'int8' | 'int4') => {
+      const p = await prepareModel(ckpt, { dtype, graphDir: tempDir(dtype) });
+      const runner = await VlmRunner.open(p.graphDir, p.manifest, DEFAULT_RUNTIME);
+      const rows = 12;
+      const hidden = await runner.embed(Array.from({ length: rows }, (_, i) => 5 + i));
+      const { logits } = await runner.prefill(
+        hidden,
+        Array.from({ length: rows }, (_, i) => i),
+        1,
+      );
+      await runner.release();
+      p.checkpoint.weights.close();
+      const decoderBytes = p.manifest.segments.reduce((a, s) => a + p.manifest.weightBytes[s.file], 0);
+      return { logits, decoderBytes, manifestDtype: p.manifest.dtype };
+    };
+    const full = await run('fp32');
+    for (const dtype of ['int8', 'int4'] as const) {
+      const q = await run(dtype);
+      assert.equal(q.manifestDtype, dtype);
+      assert.ok(q.decoderBytes < full.decoderBytes, `${dtype} ${q.decoderBytes} B vs fp32 ${full.decoderBytes} B`);
+      const err = maxRelativeError(q.logits, full.logits);
+      assert.ok(err > 0 && err < (dtype === 'int8' ? 0.02 : 0.25), `${dtype} logits relative error ${err}`);
+    }
+  });
+});
