@@ -44,7 +44,8 @@ export interface RandomCheckpointSpec {
 /** Tokens of the generated tokenizer: ids 0..4 are special, then a small word vocabulary. */
 const RANDOM_SPECIAL_TOKENS = ['<pad>', '<s>', '</s>', '<unk>', '<image>'] as const;
 const IMAGE_TOKEN_ID = 4;
-const WORDS = [
+/** A small word vocabulary the random checkpoints' WordLevel tokenizers share. */
+export const RANDOM_WORDS: readonly string[] = [
   'system',
   'user',
   'assistant',
@@ -119,9 +120,9 @@ const CHAT_TEMPLATE =
   "{% elif item['type'] == 'text' %} {{ item['text'] }}{% endif %}{% endfor %}{{ '\\n' }}{% endfor %}" +
   '{% if add_generation_prompt %}assistant:{% endif %}';
 
-const TORCH_DTYPE: Record<FloatDtype, string> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
-const CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073];
-const CLIP_STD = [0.26862954, 0.26130258, 0.27577711];
+export const TORCH_DTYPE: Record<FloatDtype, string> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
+export const CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073];
+export const CLIP_STD = [0.26862954, 0.26130258, 0.27577711];
 
 /**
  * Writes a complete HF llava checkpoint with seeded random weights, in the key layout transformers
@@ -129,7 +130,7 @@ const CLIP_STD = [0.26862954, 0.26130258, 0.27577711];
  * dtype, sharding or order, and only one chunk of one tensor is in memory at a time.
  */
 export function writeRandomCheckpoint(dir: string, spec: RandomCheckpointSpec): void {
-  const vocabWords = [...RANDOM_SPECIAL_TOKENS, ...WORDS].slice(0, spec.text.vocabSize);
+  const vocabWords = [...RANDOM_SPECIAL_TOKENS, ...RANDOM_WORDS].slice(0, spec.text.vocabSize);
   if (vocabWords.length < RANDOM_SPECIAL_TOKENS.length)
     throw new Error(`vocabSize must be at least ${RANDOM_SPECIAL_TOKENS.length}`);
   mkdirSync(dir, { recursive: true });
@@ -142,7 +143,7 @@ export function writeRandomCheckpoint(dir: string, spec: RandomCheckpointSpec): 
     eos_token_id: 2,
     transformers_version: '4.46.1',
   });
-  json('tokenizer.json', tokenizerJson(vocabWords));
+  json('tokenizer.json', tokenizerJson(RANDOM_SPECIAL_TOKENS, vocabWords, { unk: '<unk>', bos: '<s>' }));
   json('tokenizer_config.json', {
     added_tokens_decoder: Object.fromEntries(RANDOM_SPECIAL_TOKENS.map((t, id) => [String(id), addedToken(t)])),
     bos_token: '<s>',
@@ -224,30 +225,42 @@ function hfConfig(spec: RandomCheckpointSpec): Record<string, unknown> {
   };
 }
 
-function addedToken(content: string) {
+export function addedToken(content: string) {
   return { content, lstrip: false, normalized: false, rstrip: false, single_word: false, special: true };
 }
 
-function tokenizerJson(words: string[]): Record<string, unknown> {
+/**
+ * A WordLevel tokenizer.json: `specials` are added tokens with ids 0.., `words` (which start with them) the
+ * vocabulary; with `bos`, the post-processor puts it in front (as Llama's does).
+ */
+export function tokenizerJson(
+  specials: readonly string[],
+  words: readonly string[],
+  { unk, bos }: { unk: string; bos?: string },
+): Record<string, unknown> {
+  const bosId = bos === undefined ? -1 : words.indexOf(bos);
   return {
     version: '1.0',
     truncation: null,
     padding: null,
-    added_tokens: RANDOM_SPECIAL_TOKENS.map((t, id) => ({ id, ...addedToken(t) })),
+    added_tokens: specials.map((t, id) => ({ id, ...addedToken(t) })),
     normalizer: null,
     pre_tokenizer: { type: 'Whitespace' },
-    post_processor: {
-      type: 'TemplateProcessing',
-      single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
-      pair: [
-        { SpecialToken: { id: '<s>', type_id: 0 } },
-        { Sequence: { id: 'A', type_id: 0 } },
-        { Sequence: { id: 'B', type_id: 1 } },
-      ],
-      special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } },
-    },
+    post_processor:
+      bos === undefined
+        ? null
+        : {
+            type: 'TemplateProcessing',
+            single: [{ SpecialToken: { id: bos, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+            pair: [
+              { SpecialToken: { id: bos, type_id: 0 } },
+              { Sequence: { id: 'A', type_id: 0 } },
+              { Sequence: { id: 'B', type_id: 1 } },
+            ],
+            special_tokens: { [bos]: { id: bos, ids: [bosId], tokens: [bos] } },
+          },
     decoder: null,
-    model: { type: 'WordLevel', vocab: Object.fromEntries(words.map((w, i) => [w, i])), unk_token: '<unk>' },
+    model: { type: 'WordLevel', vocab: Object.fromEntries(words.map((w, i) => [w, i])), unk_token: unk },
   };
 }
 
@@ -286,9 +299,9 @@ function preprocessorConfig(spec: RandomCheckpointSpec): Record<string, unknown>
  * far from flat, so parity tests can fail): 'linear' has std 1/√fan_in, 'unit' std ≈ 0.58 (U(−1, 1)),
  * 'norm' is 1 ± 0.1, 'small' ± 0.1.
  */
-type Init = { kind: 'linear'; fanIn: number } | { kind: 'unit' | 'norm' | 'small' };
+export type Init = { kind: 'linear'; fanIn: number } | { kind: 'unit' | 'norm' | 'small' };
 
-interface TensorPlan {
+export interface TensorPlan {
   name: string;
   shape: number[];
   init: Init;
@@ -373,15 +386,23 @@ function tensorPlan(spec: RandomCheckpointSpec): TensorPlan[] {
 }
 
 function writeWeights(dir: string, spec: RandomCheckpointSpec): void {
-  const dtype = spec.dtype ?? 'F32';
-  const plan = tensorPlan(spec).sort((a, b) => (a.name < b.name ? -1 : 1));
+  writeRandomTensors(dir, tensorPlan(spec), spec);
+}
+
+/** Writes seeded random tensors as model.safetensors, or as `shards` files with an index (save_pretrained's layout). */
+export function writeRandomTensors(
+  dir: string,
+  tensors: readonly TensorPlan[],
+  { seed, dtype = 'F32', shards: wanted = 1 }: { seed: number; dtype?: FloatDtype; shards?: number },
+): void {
+  const plan = [...tensors].sort((a, b) => (a.name < b.name ? -1 : 1));
   const toWrite = (p: TensorPlan): TensorToWrite => ({
     name: p.name,
     shape: p.shape,
     dtype,
-    data: () => randomChunks(spec.seed, p),
+    data: () => randomChunks(seed, p),
   });
-  const shards = Math.max(1, Math.min(spec.shards ?? 1, plan.length));
+  const shards = Math.max(1, Math.min(wanted, plan.length));
   if (shards === 1) {
     writeSafetensors(join(dir, 'model.safetensors'), plan.map(toWrite));
     return;
