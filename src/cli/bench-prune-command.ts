@@ -9,6 +9,7 @@ import { UsageError } from '../errors.js';
 import { videoFrames } from '../media/sampler.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
 import { writeRandomCheckpoint } from '../model/random-checkpoint.js';
+import { writeRandomQwen2VlCheckpoint } from '../model/random-qwen2vl-checkpoint.js';
 import { METHOD_NAMES } from '../prune/registry.js';
 import { addBenchOutOption, writeBenchResult } from './bench-results.js';
 import { displayPath, formatBytes, parseInteger, parseNumber } from './cli-output.js';
@@ -20,7 +21,8 @@ interface BenchPruneFlags extends RunFlags {
   video?: string;
   methods?: string;
   repeat: string;
-  randomLarge?: boolean;
+  /** true (the flag alone) is the llava shape. */
+  randomLarge?: boolean | string;
   keep?: boolean;
   out: string;
 }
@@ -66,6 +68,41 @@ function writeLargeRandomCheckpoint(dir: string): void {
   });
 }
 
+/**
+ * A random Qwen2-VL for timing: Qwen2-VL-2B's decoder shape (M-RoPE, tied embeddings) behind a reduced ViT
+ * with the real patch geometry (patch 14, 2×2 merge, frame pairs); min = max pixels 448² make every frame
+ * a 16×16 token grid, as many tokens per unit as the llava shape has per frame.
+ */
+function writeLargeRandomQwen2VlCheckpoint(dir: string): void {
+  writeRandomQwen2VlCheckpoint(dir, {
+    vision: { depth: 4, embedDim: 256, numHeads: 4, mlpRatio: 4, patchSize: 14 },
+    text: {
+      hiddenSize: 1536,
+      intermediateSize: 8960,
+      numLayers: 28,
+      numHeads: 12,
+      numKvHeads: 2,
+      vocabSize: 4096,
+      mropeSection: [16, 24, 24],
+      tieWordEmbeddings: true,
+    },
+    minPixels: 448 * 448,
+    maxPixels: 448 * 448,
+    seed: 11,
+  });
+}
+
+const RANDOM_LARGE: Record<string, { describe: string; write: (dir: string) => void }> = {
+  llava: {
+    describe: 'random CLIP 224/14 (hidden 256, 4 layers) + Qwen2-0.5B decoder shape',
+    write: writeLargeRandomCheckpoint,
+  },
+  'qwen2-vl-2b': {
+    describe: 'random Qwen2-VL ViT (patch 14, merge 2; embed 256, 4 blocks) + Qwen2-VL-2B decoder shape',
+    write: writeLargeRandomQwen2VlCheckpoint,
+  },
+};
+
 function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
@@ -92,12 +129,20 @@ function timingOf(run: PruneRequest, answers: Answer[]): MethodTiming {
  */
 async function benchPrune(flags: BenchPruneFlags): Promise<void> {
   const log = (s: string) => process.stderr.write(`${s}\n`);
-  const work = flags.randomLarge ? mkdtempSync(join(tmpdir(), 'sieve-bench-prune-')) : undefined;
+  const shapeName = flags.randomLarge === true ? 'llava' : flags.randomLarge || undefined;
+  const shape = shapeName === undefined ? undefined : RANDOM_LARGE[shapeName];
+  if (shapeName !== undefined && !shape) {
+    throw new UsageError(
+      `unknown --random-large shape "${shapeName}"`,
+      `valid shapes: ${Object.keys(RANDOM_LARGE).join(', ')}`,
+    );
+  }
+  if (shape && flags.model) throw new UsageError('give --model or --random-large, not both');
+  const work = shape ? mkdtempSync(join(tmpdir(), 'sieve-bench-prune-')) : undefined;
   try {
-    if (work) {
-      if (flags.model) throw new UsageError('give --model or --random-large, not both');
-      log(`writing a random checkpoint (CLIP 224/14 + Qwen2-0.5B decoder shape) to ${work}`);
-      writeLargeRandomCheckpoint(join(work, 'checkpoint'));
+    if (work && shape) {
+      log(`writing a ${shape.describe} checkpoint to ${work}`);
+      shape.write(join(work, 'checkpoint'));
     }
     const settings = resolveRunSettings({ ...flags, model: work ? join(work, 'checkpoint') : flags.model });
     const repeat = parseInteger(flags.repeat, '--repeat', 1, 1000);
@@ -144,9 +189,7 @@ async function benchPrune(flags: BenchPruneFlags): Promise<void> {
     const unpruned = timings[0];
     const peakRss = process.resourceUsage().maxRSS * 1024;
     const result = {
-      model: work
-        ? 'random CLIP 224/14 (hidden 256, 4 layers) + Qwen2-0.5B decoder shape'
-        : displayPath(settings.modelDir),
+      model: shape ? shape.describe : displayPath(settings.modelDir),
       video: displayPath(video),
       frames,
       repeat,
@@ -197,8 +240,9 @@ export function registerBenchPruneCommand(bench: Command): void {
     .option('--methods <list>', 'comma-separated methods, or "all" (default: all)')
     .option('--repeat <n>', 'timed runs per method, after one warm-up', '5')
     .option(
-      '--random-large',
-      'time a random model of realistic size (CLIP 224/14 + Qwen2-0.5B decoder) instead of --model',
+      '--random-large [shape]',
+      'time a random model of realistic size instead of --model: llava (default; CLIP 224/14 + Qwen2-0.5B ' +
+        'decoder) or qwen2-vl-2b (Qwen2-VL-2B decoder, reduced ViT)',
     )
     .option('--keep', 'keep the random checkpoint and its graphs')
     .action(async (flags: BenchPruneFlags) => benchPrune(flags));

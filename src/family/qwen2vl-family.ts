@@ -1,3 +1,4 @@
+import { totalmem } from 'node:os';
 import { qwen2VlPrompt } from '../engine/qwen2vl-prompt.js';
 import { ModelError, UsageError } from '../errors.js';
 import type { Qwen2VlConfig } from '../model/qwen2vl-config.js';
@@ -7,14 +8,20 @@ import type { FamilyFactory } from './model-family.js';
 
 /** Attention scratch one vision-graph run may use: a unit's [heads, P, P] probabilities, a few copies. */
 const ATTENTION_BYTES_PER_RUN = 256 * 2 ** 20;
-/** Float32 [heads, P, P] tensors alive at once in one block's attention (scores, scaled, probabilities). */
+/**
+ * Float32 [heads, P, P] tensors one block's attention may hold at once (scores, scaled, probabilities);
+ * ONNX Runtime's peak for a 1080p unit of Qwen2-VL-2B's tower measured 2.2 of them.
+ */
 const ATTENTION_COPIES = 3;
-/** One unit's attention scratch above this is refused: the vision graph holds it whole (no chunking). */
-export const MAX_UNIT_ATTENTION_BYTES = 12 * 2 ** 30;
 
 /** Bytes of float32 attention scratch one unit of `patches` patches needs in the vision graph. */
 export function unitAttentionBytes(numHeads: number, patches: number): number {
   return numHeads * patches * patches * 4 * ATTENTION_COPIES;
+}
+
+/** The most attention scratch one unit may need: the vision graph holds a unit's attention whole. */
+export function maxUnitAttentionBytes(): number {
+  return totalmem() / 2;
 }
 
 /**
@@ -53,11 +60,11 @@ export const qwen2VlFamily: FamilyFactory<Qwen2VlConfig> = (config, { dir, token
       const input = processQwen2VlVideo(frames, processor);
       const [units, patches] = input.dims;
       const perRun = unitAttentionBytes(config.vision.numHeads, patches);
-      if (perRun > MAX_UNIT_ATTENTION_BYTES) {
+      if (perRun > maxUnitAttentionBytes()) {
         const { width, height } = input.resized;
         throw new UsageError(
           `a ${width}×${height} frame is ${patches} patches for Qwen2-VL's vision encoder, whose attention would ` +
-            `need ${(perRun / 2 ** 30).toFixed(1)} GiB`,
+            `need ${(perRun / 2 ** 30).toFixed(1)} GiB, more than half this machine's memory`,
           `lower max_pixels in ${dir}/preprocessor_config.json (e.g. ${768 * factor ** 2}, ` +
             "qwen-vl-utils' video limit), or give smaller frames",
         );

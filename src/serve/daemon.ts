@@ -165,8 +165,16 @@ export class Daemon {
       options: config.pruning.options[method] ?? {},
       seed: generation.sampling.seed,
     };
-    const fit = fitFramesToContext(this.model.checkpoint, query.question, window.length, generation.maxNewTokens, (k) =>
-      evenlySpaced(window, k).map((f) => f.timestampS),
+    // The window's frames were encoded one unit each.
+    const first = window.at(0);
+    const fit = fitFramesToContext(
+      this.model.checkpoint,
+      query.question,
+      window.length,
+      generation.maxNewTokens,
+      (k) => evenlySpaced(window, k).map((f) => f.timestampS),
+      (k) =>
+        first ? { units: k, gridRows: first.gridRows, gridCols: first.gridCols } : this.model.checkpoint.family.plan(k),
     );
     const frames = evenlySpaced(window, fit.frames);
     if (this.needsKeys(method) && frames.some((f) => !f.keys)) {

@@ -11,7 +11,7 @@ import { GREEDY } from '../../src/engine/sampling.js';
 import { runVisualQuery } from '../../src/engine/visual-query.js';
 import { VlmRunner } from '../../src/engine/vlm-runner.js';
 import { UsageError } from '../../src/errors.js';
-import { MAX_UNIT_ATTENTION_BYTES, unitAttentionBytes } from '../../src/family/qwen2vl-family.js';
+import { maxUnitAttentionBytes, unitAttentionBytes } from '../../src/family/qwen2vl-family.js';
 import type { Frame } from '../../src/media/frame.js';
 import { keptSize } from '../../src/media/frame-plan.js';
 import { videoFrames } from '../../src/media/sampler.js';
@@ -149,22 +149,18 @@ describe('Qwen2-VL through the engine on decoded video frames', () => {
     cpSync(dir, big, { recursive: true });
     writeFileSync(
       join(big, 'preprocessor_config.json'),
-      JSON.stringify({ min_pixels: 64, max_pixels: 10 ** 6, patch_size: 4, temporal_patch_size: 2, merge_size: 2 }),
+      JSON.stringify({ min_pixels: 64, max_pixels: 10 ** 8, patch_size: 4, temporal_patch_size: 2, merge_size: 2 }),
     );
     const ckpt = loadCheckpoint(big);
     try {
-      // 640×608 px are 160×152 patches: 2 heads · 24 320² · 4 bytes · 3 > the limit.
-      assert.ok(unitAttentionBytes(2, 160 * 152) > MAX_UNIT_ATTENTION_BYTES);
-      const frame: Frame = {
-        index: 0,
-        timestampS: 0,
-        width: 640,
-        height: 608,
-        rgb: new Uint8Array(640 * 608 * 3),
-      };
+      // Square frames of s×s 4-px patches (2 heads) need 2·s⁴·4·3 bytes: the smallest even s past the limit.
+      const s = 2 * Math.ceil(((maxUnitAttentionBytes() / unitAttentionBytes(2, 1)) ** 0.25 + 1) / 2);
+      const side = 4 * s;
+      assert.ok(unitAttentionBytes(2, s * s) > maxUnitAttentionBytes());
+      const frame: Frame = { index: 0, timestampS: 0, width: side, height: side, rgb: new Uint8Array(side * side * 3) };
       await assert.rejects(ckpt.family.prepare([frame]), (err: Error) => {
         assert.ok(err instanceof UsageError);
-        assert.match(err.message, /640×608 frame is 24320 patches/);
+        assert.match(err.message, new RegExp(`${side}×${side} frame is ${s * s} patches`));
         assert.match(err.hint ?? '', /max_pixels/);
         return true;
       });
