@@ -10,6 +10,7 @@ import { videoFrames } from '../media/sampler.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
 import { writeRandomCheckpoint } from '../model/random-checkpoint.js';
 import { writeRandomIdefics3Checkpoint } from '../model/random-idefics3-checkpoint.js';
+import { writeRandomQwen2VlCheckpoint } from '../model/random-qwen2vl-checkpoint.js';
 import { METHOD_NAMES } from '../prune/registry.js';
 import { addBenchOutOption, writeBenchResult } from './bench-results.js';
 import { displayPath, formatBytes, parseInteger, parseNumber } from './cli-output.js';
@@ -21,6 +22,7 @@ interface BenchPruneFlags extends RunFlags {
   video?: string;
   methods?: string;
   repeat: string;
+  /** true (the flag alone) is the llava shape. */
   randomLarge?: boolean | string;
   keep?: boolean;
   out: string;
@@ -85,6 +87,30 @@ function writeSmolVlm2RandomCheckpoint(dir: string): void {
   });
 }
 
+/**
+ * A random Qwen2-VL for timing: Qwen2-VL-2B's decoder shape (M-RoPE, tied embeddings) behind a reduced ViT
+ * with the real patch geometry (patch 14, 2×2 merge, frame pairs); min = max pixels 448² make every frame
+ * a 16×16 token grid, as many tokens per unit as the llava shape has per frame.
+ */
+function writeLargeRandomQwen2VlCheckpoint(dir: string): void {
+  writeRandomQwen2VlCheckpoint(dir, {
+    vision: { depth: 4, embedDim: 256, numHeads: 4, mlpRatio: 4, patchSize: 14 },
+    text: {
+      hiddenSize: 1536,
+      intermediateSize: 8960,
+      numLayers: 28,
+      numHeads: 12,
+      numKvHeads: 2,
+      vocabSize: 4096,
+      mropeSection: [16, 24, 24],
+      tieWordEmbeddings: true,
+    },
+    minPixels: 448 * 448,
+    maxPixels: 448 * 448,
+    seed: 11,
+  });
+}
+
 /** The shapes `--random-large` can take, by name. */
 const RANDOM_SHAPES: Record<string, { description: string; write: (dir: string) => void }> = {
   llava: {
@@ -94,6 +120,10 @@ const RANDOM_SHAPES: Record<string, { description: string; write: (dir: string) 
   'smolvlm2-256m': {
     description: 'random SmolVLM2-256M shape (SigLIP 512/16, pixel shuffle ×4, SmolLM2-135M decoder)',
     write: writeSmolVlm2RandomCheckpoint,
+  },
+  'qwen2-vl-2b': {
+    description: 'random Qwen2-VL ViT (patch 14, merge 2; embed 256, 4 blocks) + Qwen2-VL-2B decoder shape',
+    write: writeLargeRandomQwen2VlCheckpoint,
   },
 };
 
@@ -241,7 +271,7 @@ export function registerBenchPruneCommand(bench: Command): void {
     .option(
       '--random-large [shape]',
       'time a random model of realistic size instead of --model: llava (CLIP 224/14 + Qwen2-0.5B decoder, ' +
-        'the default) or smolvlm2-256m',
+        'the default), smolvlm2-256m or qwen2-vl-2b (Qwen2-VL-2B decoder, reduced ViT)',
     )
     .option('--keep', 'keep the random checkpoint and its graphs')
     .action(async (flags: BenchPruneFlags) => benchPrune(flags));

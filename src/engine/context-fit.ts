@@ -1,4 +1,5 @@
 import { UsageError } from '../errors.js';
+import type { VisualPlan } from '../family/model-family.js';
 import type { Checkpoint } from '../model/checkpoint.js';
 import { rejectPlaceholders } from './prompt.js';
 
@@ -17,7 +18,8 @@ export interface ContextFit {
  * How many frames a question can be asked about. Every visual token keeps its original position
  * when pruned (methods.md §0), so the positions a prompt needs do not shrink with the pruning budget:
  * the prompt with all its frames' tokens plus the longest answer must fit max_position_embeddings.
- * `timestampsFor(k)` gives the timestamps the k frames would have (templates may print them).
+ * `timestampsFor(k)` gives the timestamps the k frames would have (templates may print them); `planFor(k)`
+ * their units and token grid when not the family's plan (a live window encodes each frame as its own unit).
  */
 export function fitFramesToContext(
   model: PromptModel,
@@ -25,6 +27,7 @@ export function fitFramesToContext(
   requested: number,
   maxNewTokens: number,
   timestampsFor: (frames: number) => readonly number[],
+  planFor: (frames: number) => VisualPlan = (k) => model.family.plan(k),
 ): ContextFit {
   const { config, family } = model;
   rejectPlaceholders(model, question);
@@ -32,7 +35,7 @@ export function fitFramesToContext(
   const layoutFor = (k: number) =>
     family.layout(
       timestampsFor(k).map((timestampS) => ({ timestampS })),
-      family.plan(k),
+      planFor(k),
       question,
     );
   // Positions, not rows, are what the context bounds (with M-RoPE a frame's tokens share a few positions).

@@ -1,8 +1,8 @@
 import type { PromptLayout } from '../engine/prompt-layout.js';
 import type { VisionInput } from '../engine/vision-input.js';
 import type { Frame } from '../media/frame.js';
+import type { DecodeFit } from '../media/frame-plan.js';
 import type { ChatTemplate } from '../model/chat-template.js';
-import type { ResizeTarget } from '../model/processor-config.js';
 import type { TextTokenizer } from '../model/tokenizer.js';
 import type { ModelConfig } from '../model/vlm-config.js';
 
@@ -32,7 +32,7 @@ export interface ModelFamily {
   /** Token ids that must not appear in a question (image/video placeholders), with their text. */
   placeholders(): { id: number; text: string }[];
   /** The size frames are decoded at: what the processor's resize needs and no more (undefined: any). */
-  decodeFit: ResizeTarget | undefined;
+  decodeFit: DecodeFit | undefined;
   /** How kept tokens map onto a frame for `--show-kept` (square encoder input), when the family supports it. */
   overlay?: { imageSize: number; gridSize: number };
 }

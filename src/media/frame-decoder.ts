@@ -4,7 +4,6 @@
  * picked by a select filter, scaled to the size kept and converted to RGB inside ffmpeg.
  */
 import { MediaError, UsageError } from '../errors.js';
-import type { ResizeTarget } from '../model/processor-config.js';
 import { decodeWebp } from './animated-image.js';
 import { type Binaries, binaries } from './ffmpeg-binaries.js';
 import { CORRUPT_HINT, ffmpegReason, isErrorLine } from './ffmpeg-messages.js';
@@ -12,6 +11,7 @@ import { type FfmpegInput, runFfmpeg } from './ffmpeg-process.js';
 import type { Frame } from './frame.js';
 import {
   checkTimestamps,
+  type DecodeFit,
   type DecodePlan,
   type DecodeSegment,
   type DecodeStrategy,
@@ -34,7 +34,7 @@ export interface DecodeOptions {
   /** At most this many frames when sampling at a rate (default and ceiling MAX_FRAMES), picked evenly. */
   maxFrames?: number;
   /** Keep frames at what this resize step needs, scaled down in ffmpeg (never up). */
-  fit?: ResizeTarget;
+  fit?: DecodeFit;
   /** Scale every frame to exactly this size (bicubic) inside ffmpeg. */
   size?: { width: number; height: number };
   /** auto (default): seek to each frame's keyframe when that decodes fewer frames than one linear pass. */

@@ -5,6 +5,7 @@
  */
 import { MediaError, UsageError } from '../errors.js';
 import type { ProcessorConfig, ResizeTarget } from '../model/processor-config.js';
+import { smartResize } from '../vision/qwen2vl-processor.js';
 import { MAX_FRAMES } from './frame.js';
 
 /** N frames spread evenly over the whole video, or frames at a fixed rate. */
@@ -73,6 +74,19 @@ export function evenlyPicked<T>(items: readonly T[], count: number): T[] {
 // ---------------------------------------------------------------------------------------------
 // Size
 
+/**
+ * A pixel budget, as Qwen2-VL's smart resize applies it: both sides a multiple of `factor`, the area within
+ * [minPixels, maxPixels], the aspect ratio kept.
+ */
+export interface PixelBudget {
+  factor: number;
+  minPixels: number;
+  maxPixels: number;
+}
+
+/** What frames are decoded for: a fixed resize target, or a pixel budget whose size depends on the frame's. */
+export type DecodeFit = ResizeTarget | PixelBudget;
+
 /** The resize step frames are decoded for: a preprocessor's resize target, or none when it keeps the size. */
 export function fitFor(processor: ProcessorConfig): ResizeTarget | undefined {
   return processor.doResize ? processor.size : undefined;
@@ -82,14 +96,23 @@ export function fitFor(processor: ProcessorConfig): ResizeTarget | undefined {
  * The size to keep frames of `width`×`height` at, so that the preprocessor's resize to `fit` has what it
  * needs and no more: the shorter side brought down to the shortest edge (the longer side truncated, as
  * transformers computes it, so the preprocessor's own resize is then the identity), or each side down to
- * the exact target. Never larger than the frame: undefined when the frame is already small enough.
+ * the exact target, or to the pixel budget's own resize of the frame (which it then leaves as it is). Never
+ * larger than the frame on either side: undefined when the frame is already small enough.
  */
 export function keptSize(
   width: number,
   height: number,
-  fit: ResizeTarget | undefined,
+  fit: DecodeFit | undefined,
 ): { width: number; height: number } | undefined {
   if (!fit) return undefined;
+  if ('maxPixels' in fit) {
+    // Too small for the processor: decoded as it is, the processor then says why.
+    if (Math.min(width, height) < fit.factor || Math.max(width, height) / Math.min(width, height) > 200)
+      return undefined;
+    const kept = smartResize(height, width, fit.factor, fit.minPixels, fit.maxPixels);
+    const smaller = kept.width <= width && kept.height <= height && kept.width * kept.height < width * height;
+    return smaller ? kept : undefined;
+  }
   if ('shortestEdge' in fit) {
     const s = fit.shortestEdge;
     if (Math.min(width, height) <= s) return undefined;
@@ -150,7 +173,7 @@ export interface DecodePlanOptions {
   /** Frame times known from the container (the on-screen rule and the seek plan need them). */
   frameList?: FrameList;
   /** Keep frames at what this resize step needs (never larger than decoded). */
-  fit?: ResizeTarget;
+  fit?: DecodeFit;
   /** Scale to exactly this size instead. */
   size?: { width: number; height: number };
   /** Default auto: seek when it decodes fewer frames. */

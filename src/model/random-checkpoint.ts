@@ -121,8 +121,8 @@ const CHAT_TEMPLATE =
   '{% if add_generation_prompt %}assistant:{% endif %}';
 
 export const TORCH_DTYPE: Record<FloatDtype, string> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
-const CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073];
-const CLIP_STD = [0.26862954, 0.26130258, 0.27577711];
+export const CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073];
+export const CLIP_STD = [0.26862954, 0.26130258, 0.27577711];
 
 /**
  * Writes a complete HF llava checkpoint with seeded random weights, in the key layout transformers
@@ -143,7 +143,7 @@ export function writeRandomCheckpoint(dir: string, spec: RandomCheckpointSpec): 
     eos_token_id: 2,
     transformers_version: '4.46.1',
   });
-  json('tokenizer.json', tokenizerJson(RANDOM_SPECIAL_TOKENS, vocabWords, '<s>'));
+  json('tokenizer.json', tokenizerJson(RANDOM_SPECIAL_TOKENS, vocabWords, { unk: '<unk>', bos: '<s>' }));
   json('tokenizer_config.json', {
     added_tokens_decoder: Object.fromEntries(RANDOM_SPECIAL_TOKENS.map((t, id) => [String(id), addedToken(t)])),
     bos_token: '<s>',
@@ -230,16 +230,15 @@ export function addedToken(content: string) {
 }
 
 /**
- * A word-level tokenizer.json: `words` (the special tokens first, ids 0..) split on whitespace and punctuation,
- * unknown words `<unk>`; its post-processor puts `bos` in front when special tokens are asked for.
+ * A WordLevel tokenizer.json: `specials` are added tokens with ids 0.., `words` (which start with them) the
+ * vocabulary; with `bos`, the post-processor puts it in front (as Llama's does).
  */
 export function tokenizerJson(
   specials: readonly string[],
   words: readonly string[],
-  bos: string,
-  unk = '<unk>',
+  { unk, bos }: { unk: string; bos?: string },
 ): Record<string, unknown> {
-  const bosId = words.indexOf(bos);
+  const bosId = bos === undefined ? -1 : words.indexOf(bos);
   return {
     version: '1.0',
     truncation: null,
@@ -247,16 +246,19 @@ export function tokenizerJson(
     added_tokens: specials.map((t, id) => ({ id, ...addedToken(t) })),
     normalizer: null,
     pre_tokenizer: { type: 'Whitespace' },
-    post_processor: {
-      type: 'TemplateProcessing',
-      single: [{ SpecialToken: { id: bos, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
-      pair: [
-        { SpecialToken: { id: bos, type_id: 0 } },
-        { Sequence: { id: 'A', type_id: 0 } },
-        { Sequence: { id: 'B', type_id: 1 } },
-      ],
-      special_tokens: { [bos]: { id: bos, ids: [bosId], tokens: [bos] } },
-    },
+    post_processor:
+      bos === undefined
+        ? null
+        : {
+            type: 'TemplateProcessing',
+            single: [{ SpecialToken: { id: bos, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+            pair: [
+              { SpecialToken: { id: bos, type_id: 0 } },
+              { Sequence: { id: 'A', type_id: 0 } },
+              { Sequence: { id: 'B', type_id: 1 } },
+            ],
+            special_tokens: { [bos]: { id: bos, ids: [bosId], tokens: [bos] } },
+          },
     decoder: null,
     model: { type: 'WordLevel', vocab: Object.fromEntries(words.map((w, i) => [w, i])), unk_token: unk },
   };
@@ -297,7 +299,7 @@ function preprocessorConfig(spec: RandomCheckpointSpec): Record<string, unknown>
  * far from flat, so parity tests can fail): 'linear' has std 1/√fan_in, 'unit' std ≈ 0.58 (U(−1, 1)),
  * 'norm' is 1 ± 0.1, 'small' ± 0.1.
  */
-type Init = { kind: 'linear'; fanIn: number } | { kind: 'unit' | 'norm' | 'small' };
+export type Init = { kind: 'linear'; fanIn: number } | { kind: 'unit' | 'norm' | 'small' };
 
 export interface TensorPlan {
   name: string;

@@ -107,7 +107,7 @@ export function writeRandomIdefics3Checkpoint(dir: string, spec: RandomIdefics3S
     pad_token_id: id('<|im_end|>'),
     transformers_version: '4.50.0',
   });
-  json('tokenizer.json', tokenizerJson(SPECIAL_TOKENS, words, '<|im_start|>', '<|endoftext|>'));
+  json('tokenizer.json', tokenizerJson(SPECIAL_TOKENS, words, { unk: '<|endoftext|>', bos: '<|im_start|>' }));
   json('tokenizer_config.json', {
     added_tokens_decoder: Object.fromEntries(SPECIAL_TOKENS.map((t, i) => [String(i), addedToken(t)])),
     additional_special_tokens: ['<fake_token_around_image>', '<image>', '<end_of_utterance>'],

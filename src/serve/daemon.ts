@@ -8,8 +8,8 @@ import type { PruneRequest } from '../engine/visual-query.js';
 import { UsageError } from '../errors.js';
 import type { ModelFamily } from '../family/model-family.js';
 import { configureFfmpeg } from '../media/ffmpeg-binaries.js';
+import type { DecodeFit } from '../media/frame-plan.js';
 import { LiveSource } from '../media/live-source.js';
-import type { ResizeTarget } from '../model/processor-config.js';
 import { createMethod, defaultBudget } from '../prune/registry.js';
 import { type CameraStatus, CameraStream } from './camera-stream.js';
 import { FolderWatch } from './folder-watch.js';
@@ -165,8 +165,16 @@ export class Daemon {
       options: config.pruning.options[method] ?? {},
       seed: generation.sampling.seed,
     };
-    const fit = fitFramesToContext(this.model.checkpoint, query.question, window.length, generation.maxNewTokens, (k) =>
-      evenlySpaced(window, k).map((f) => f.timestampS),
+    // The window's frames were encoded one unit each.
+    const first = window.at(0);
+    const fit = fitFramesToContext(
+      this.model.checkpoint,
+      query.question,
+      window.length,
+      generation.maxNewTokens,
+      (k) => evenlySpaced(window, k).map((f) => f.timestampS),
+      (k) =>
+        first ? { units: k, gridRows: first.gridRows, gridCols: first.gridCols } : this.model.checkpoint.family.plan(k),
     );
     const frames = evenlySpaced(window, fit.frames);
     if (this.needsKeys(method) && frames.some((f) => !f.keys)) {
@@ -380,7 +388,9 @@ function tokensPerUnit(family: ModelFamily): number {
 }
 
 /** The shorter side live frames are scaled down to: enough for the processor's resize, never more. */
-function decodeEdge(fit: ResizeTarget | undefined): number | undefined {
+function decodeEdge(fit: DecodeFit | undefined): number | undefined {
   if (!fit) return undefined;
+  // A pixel budget's side for a square frame: wider frames keep a little more than they need.
+  if ('maxPixels' in fit) return Math.floor(Math.sqrt(fit.maxPixels));
   return 'shortestEdge' in fit ? fit.shortestEdge : Math.max(fit.width, fit.height);
 }

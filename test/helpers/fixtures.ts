@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { VisionInput } from '../../src/engine/vision-input.js';
 import { ffmpegBinaries } from '../../src/media/ffmpeg-binaries.js';
 import { writeRandomCheckpoint } from '../../src/model/random-checkpoint.js';
+import { writeRandomQwen2VlCheckpoint } from '../../src/model/random-qwen2vl-checkpoint.js';
 import type { ModelConfig, VlmConfig } from '../../src/model/vlm-config.js';
 
 export const REPO_ROOT = join(import.meta.dirname, '..', '..', '..');
@@ -86,4 +87,28 @@ export function llavaVision(pixels: Float32Array, frames: number, config: VlmCon
     gridCols: config.vision.gridSize,
     batch: 8,
   };
+}
+
+/**
+ * A small random Qwen2-VL checkpoint (ViT patch 4, 2×2 merge, 2 blocks + Qwen2 with M-RoPE, 4 layers),
+ * max_pixels 64·48: a 160×120 frame smart-resizes to 64×48, a 6×8 token grid per temporal slice.
+ */
+export function tinyQwen2VlCheckpoint(seed = 1): string {
+  const dir = tempDir('qwen2vl');
+  writeRandomQwen2VlCheckpoint(dir, {
+    vision: { depth: 2, embedDim: 32, numHeads: 2, mlpRatio: 2, patchSize: 4 },
+    text: {
+      hiddenSize: 64,
+      intermediateSize: 128,
+      numLayers: 4,
+      numHeads: 4,
+      numKvHeads: 2,
+      vocabSize: 128,
+      mropeSection: [2, 3, 3],
+    },
+    minPixels: 8 * 8,
+    maxPixels: 64 * 48,
+    seed,
+  });
+  return dir;
 }
