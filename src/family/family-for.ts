@@ -1,6 +1,7 @@
 import type { ModelConfig } from '../model/vlm-config.js';
 import { llavaFamily } from './llava-family.js';
 import type { FamilyContext, ModelFamily } from './model-family.js';
+import { onevisionFamily } from './onevision-family.js';
 import { qwen2VlFamily } from './qwen2vl-family.js';
 
 /** The main-thread half of the checkpoint's architecture. */
@@ -10,5 +11,7 @@ export function familyFor(config: ModelConfig, ctx: FamilyContext): ModelFamily 
       return llavaFamily(config, ctx);
     case 'qwen2_vl':
       return qwen2VlFamily(config, ctx);
+    case 'llava_onevision':
+      return onevisionFamily(config, ctx);
   }
 }

@@ -2,12 +2,14 @@ import { join } from 'node:path';
 import { ModelError } from '../errors.js';
 import { MISSING_HINT, readVlmConfig } from './config.js';
 import { JsonFields, readJsonObject } from './json-file.js';
+import { readOnevisionConfig } from './onevision-config.js';
 import { readQwen2VlConfig } from './qwen2vl-config.js';
 import type { ModelConfig } from './vlm-config.js';
 
 const READERS: Record<string, (dir: string) => ModelConfig> = {
   llava: readVlmConfig,
   qwen2_vl: readQwen2VlConfig,
+  llava_onevision: readOnevisionConfig,
 };
 
 /** Reads config.json with the reader of its `model_type`. */
@@ -18,7 +20,8 @@ export function readModelConfig(dir: string): ModelConfig {
   if (!read) {
     throw new ModelError(
       `${file}: model_type "${modelType}" is not supported; supported: ${Object.keys(READERS).join(', ')}`,
-      'use a LLaVA-format checkpoint (CLIP or SigLIP vision tower, Llama or Qwen2 language model) or Qwen2-VL',
+      'use a LLaVA-format checkpoint (CLIP or SigLIP vision tower, Llama or Qwen2 language model), ' +
+        'Qwen2-VL or LLaVA-OneVision',
     );
   }
   return read(dir);

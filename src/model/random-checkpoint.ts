@@ -44,7 +44,7 @@ export interface RandomCheckpointSpec {
 /** Tokens of the generated tokenizer: ids 0..4 are special, then a small word vocabulary. */
 const RANDOM_SPECIAL_TOKENS = ['<pad>', '<s>', '</s>', '<unk>', '<image>'] as const;
 const IMAGE_TOKEN_ID = 4;
-const WORDS = [
+export const RANDOM_WORDS = [
   'system',
   'user',
   'assistant',
@@ -129,7 +129,7 @@ const CLIP_STD = [0.26862954, 0.26130258, 0.27577711];
  * dtype, sharding or order, and only one chunk of one tensor is in memory at a time.
  */
 export function writeRandomCheckpoint(dir: string, spec: RandomCheckpointSpec): void {
-  const vocabWords = [...RANDOM_SPECIAL_TOKENS, ...WORDS].slice(0, spec.text.vocabSize);
+  const vocabWords = [...RANDOM_SPECIAL_TOKENS, ...RANDOM_WORDS].slice(0, spec.text.vocabSize);
   if (vocabWords.length < RANDOM_SPECIAL_TOKENS.length)
     throw new Error(`vocabSize must be at least ${RANDOM_SPECIAL_TOKENS.length}`);
   mkdirSync(dir, { recursive: true });
@@ -158,7 +158,7 @@ export function writeRandomCheckpoint(dir: string, spec: RandomCheckpointSpec): 
   writeWeights(dir, spec);
 }
 
-function hfConfig(spec: RandomCheckpointSpec): Record<string, unknown> {
+export function hfConfig(spec: RandomCheckpointSpec): Record<string, unknown> {
   const { vision: v, text: t } = spec;
   const clip = v.family === 'clip';
   const strategy = v.selectStrategy ?? (clip ? 'default' : 'full');
@@ -224,30 +224,38 @@ function hfConfig(spec: RandomCheckpointSpec): Record<string, unknown> {
   };
 }
 
-function addedToken(content: string) {
+export function addedToken(content: string) {
   return { content, lstrip: false, normalized: false, rstrip: false, single_word: false, special: true };
 }
 
-function tokenizerJson(words: string[]): Record<string, unknown> {
+/** A WordLevel tokenizer.json over `words` (the special tokens first); a `<s>` among them is prepended as BOS. */
+export function tokenizerJson(
+  words: string[],
+  specials: readonly string[] = RANDOM_SPECIAL_TOKENS,
+): Record<string, unknown> {
   return {
     version: '1.0',
     truncation: null,
     padding: null,
-    added_tokens: RANDOM_SPECIAL_TOKENS.map((t, id) => ({ id, ...addedToken(t) })),
+    added_tokens: specials.map((t, id) => ({ id, ...addedToken(t) })),
     normalizer: null,
     pre_tokenizer: { type: 'Whitespace' },
-    post_processor: {
-      type: 'TemplateProcessing',
-      single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
-      pair: [
-        { SpecialToken: { id: '<s>', type_id: 0 } },
-        { Sequence: { id: 'A', type_id: 0 } },
-        { Sequence: { id: 'B', type_id: 1 } },
-      ],
-      special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } },
-    },
+    post_processor: specials.includes('<s>') ? bosPostProcessor(specials.indexOf('<s>')) : null,
     decoder: null,
     model: { type: 'WordLevel', vocab: Object.fromEntries(words.map((w, i) => [w, i])), unk_token: '<unk>' },
+  };
+}
+
+function bosPostProcessor(id: number): Record<string, unknown> {
+  return {
+    type: 'TemplateProcessing',
+    single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+    pair: [
+      { SpecialToken: { id: '<s>', type_id: 0 } },
+      { Sequence: { id: 'A', type_id: 0 } },
+      { Sequence: { id: 'B', type_id: 1 } },
+    ],
+    special_tokens: { '<s>': { id: '<s>', ids: [id], tokens: ['<s>'] } },
   };
 }
 
@@ -288,13 +296,13 @@ function preprocessorConfig(spec: RandomCheckpointSpec): Record<string, unknown>
  */
 type Init = { kind: 'linear'; fanIn: number } | { kind: 'unit' | 'norm' | 'small' };
 
-interface TensorPlan {
+export interface TensorPlan {
   name: string;
   shape: number[];
   init: Init;
 }
 
-function tensorPlan(spec: RandomCheckpointSpec): TensorPlan[] {
+export function tensorPlan(spec: RandomCheckpointSpec): TensorPlan[] {
   const plan: TensorPlan[] = [];
   const linear = (name: string, out: number, inp: number, bias: boolean) => {
     plan.push({ name: `${name}.weight`, shape: [out, inp], init: { kind: 'linear', fanIn: inp } });
@@ -372,9 +380,10 @@ function tensorPlan(spec: RandomCheckpointSpec): TensorPlan[] {
   return plan;
 }
 
-function writeWeights(dir: string, spec: RandomCheckpointSpec): void {
+/** Writes the tensors of `tensors` (default: the llava checkpoint's) with seeded random values. */
+export function writeWeights(dir: string, spec: RandomCheckpointSpec, tensors = tensorPlan(spec)): void {
   const dtype = spec.dtype ?? 'F32';
-  const plan = tensorPlan(spec).sort((a, b) => (a.name < b.name ? -1 : 1));
+  const plan = [...tensors].sort((a, b) => (a.name < b.name ? -1 : 1));
   const toWrite = (p: TensorPlan): TensorToWrite => ({
     name: p.name,
     shape: p.shape,

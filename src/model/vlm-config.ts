@@ -1,3 +1,4 @@
+import type { OnevisionConfig } from './onevision-config.js';
 import type { Qwen2VlConfig } from './qwen2vl-config.js';
 
 /** The normalised description of a checkpoint that every other part of vlm-sieve works from. */
@@ -79,4 +80,4 @@ export interface VlmConfig {
 }
 
 /** Any supported checkpoint's configuration, told apart by `modelType`. */
-export type ModelConfig = VlmConfig | Qwen2VlConfig;
+export type ModelConfig = VlmConfig | Qwen2VlConfig | OnevisionConfig;

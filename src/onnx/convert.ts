@@ -7,8 +7,10 @@ import type { ModelConfig } from '../model/vlm-config.js';
 import type { GraphBuilder } from './graph-builder.js';
 import type { WeightDtype, WeightReader } from './layers.js';
 import { llavaKeys } from './llava-keys.js';
-import { buildDecoderSegment } from './llm-decoder.js';
+import { buildDecoderSegment, type TextKeys } from './llm-decoder.js';
 import { writeModel } from './model-writer.js';
+import { onevisionKeys } from './onevision-keys.js';
+import { buildOnevisionGraphs, ONEVISION_GRAPHS } from './onevision-vision.js';
 import { qwen2VlKeys } from './qwen2vl-keys.js';
 import { buildQwen2VlGraphs } from './qwen2vl-vision.js';
 import { buildEmbedding, buildProjector, buildVisionEncoder } from './vision-encoder.js';
@@ -25,13 +27,25 @@ export interface SegmentEntry {
   lastTokenAttention: boolean;
 }
 
+/** The vision-side and embedding graph files of a manifest. */
+export interface GraphFiles {
+  vision: string;
+  /** Absent when the vision graph outputs LLM-width rows already (the projector is then the identity). */
+  projector?: string;
+  embed: string;
+  /** Graphs a VisionInput may name as its post-vision step (vision-input.ts PostVision). */
+  post?: string[];
+  /** A graph without inputs whose one output is the row every PromptLayout separator row takes. */
+  separator?: string;
+}
+
 export interface GraphManifest {
   format: number;
   dtype: WeightDtype;
   boundaries: number[];
   maxPositions: number;
   config: ModelConfig;
-  graphs: { vision: string; projector: string; embed: string };
+  graphs: GraphFiles;
   /** Heads of the vision tower's feature-layer keys (VisionZip averages over them). */
   visionHeads: number;
   segments: SegmentEntry[];
@@ -106,10 +120,33 @@ function sameSources(a: Record<string, string>, b: Record<string, string>): bool
   return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
 }
 
-/** The vision-side graphs of the checkpoint's family, and where its text model's weights are. */
-function familyGraphs(config: ModelConfig, weights: WeightReader, dtype: WeightDtype) {
+const PROJECTED: GraphFiles = { vision: 'vision.onnx', projector: 'projector.onnx', embed: 'embed.onnx' };
+
+/** The vision-side graphs of the checkpoint's family, their roles, and where its text model's weights are. */
+function familyGraphs(
+  config: ModelConfig,
+  weights: WeightReader,
+  dtype: WeightDtype,
+): { textKeys: TextKeys; graphs: [string, () => GraphBuilder][]; files: GraphFiles } {
   if (config.modelType === 'qwen2_vl') {
-    return { textKeys: qwen2VlKeys(weights), graphs: buildQwen2VlGraphs(config, weights, dtype) };
+    return { textKeys: qwen2VlKeys(weights), graphs: buildQwen2VlGraphs(config, weights, dtype), files: PROJECTED };
+  }
+  if (config.modelType === 'llava_onevision') {
+    const { textKeys } = onevisionKeys(weights);
+    const embed: [string, () => GraphBuilder] = [
+      'embed.onnx',
+      () => buildEmbedding(weights, config.text.hiddenSize, dtype, textKeys.text),
+    ];
+    return {
+      textKeys,
+      graphs: [...buildOnevisionGraphs(config, weights, dtype), embed],
+      files: {
+        vision: ONEVISION_GRAPHS.vision,
+        embed: 'embed.onnx',
+        post: [ONEVISION_GRAPHS.videoPool, ONEVISION_GRAPHS.anyresPack],
+        separator: ONEVISION_GRAPHS.imageNewline,
+      },
+    };
   }
   const textKeys = llavaKeys(weights);
   const graphs: [string, () => GraphBuilder][] = [
@@ -117,7 +154,7 @@ function familyGraphs(config: ModelConfig, weights: WeightReader, dtype: WeightD
     ['projector.onnx', () => buildProjector(config.projector, weights, dtype)],
     ['embed.onnx', () => buildEmbedding(weights, config.text.hiddenSize, dtype, textKeys.text)],
   ];
-  return { textKeys, graphs };
+  return { textKeys, graphs, files: PROJECTED };
 }
 
 /**
@@ -156,7 +193,7 @@ export async function convertCheckpoint(
   }));
   // Quantisation is for the decoder's and LM head's MatMuls (read at every generated token).
   const visionDtype = dtype === 'int8' || dtype === 'int4' ? 'fp16' : dtype;
-  const { textKeys, graphs } = familyGraphs(ckpt.config, ckpt.weights, visionDtype);
+  const { textKeys, graphs, files } = familyGraphs(ckpt.config, ckpt.weights, visionDtype);
   const builds: [string, () => GraphBuilder][] = [
     ...graphs,
     ...segments.map((s): [string, () => GraphBuilder] => [
@@ -181,7 +218,7 @@ export async function convertCheckpoint(
     boundaries,
     maxPositions,
     config: ckpt.config,
-    graphs: { vision: 'vision.onnx', projector: 'projector.onnx', embed: 'embed.onnx' },
+    graphs: files,
     visionHeads: ckpt.config.vision.numHeads,
     segments,
     sources,
