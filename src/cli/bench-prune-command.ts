@@ -9,6 +9,7 @@ import { UsageError } from '../errors.js';
 import { videoFrames } from '../media/sampler.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
 import { writeRandomCheckpoint } from '../model/random-checkpoint.js';
+import { writeRandomOnevisionCheckpoint } from '../model/random-onevision-checkpoint.js';
 import { METHOD_NAMES } from '../prune/registry.js';
 import { addBenchOutOption, writeBenchResult } from './bench-results.js';
 import { displayPath, formatBytes, parseInteger, parseNumber } from './cli-output.js';
@@ -20,7 +21,8 @@ interface BenchPruneFlags extends RunFlags {
   video?: string;
   methods?: string;
   repeat: string;
-  randomLarge?: boolean;
+  /** true (a bare --random-large) or a family name. */
+  randomLarge?: boolean | string;
   keep?: boolean;
   out: string;
 }
@@ -66,6 +68,44 @@ function writeLargeRandomCheckpoint(dir: string): void {
   });
 }
 
+/**
+ * A random llava_onevision of the 0.5B model's token geometry: SigLIP 384/14 tiles (27×27 patches, pooled to
+ * 14×14 = 196 tokens per frame) with a 4-layer, 256-wide tower, in front of Qwen2-0.5B's decoder shape.
+ */
+function writeLargeRandomOnevisionCheckpoint(dir: string): void {
+  writeRandomOnevisionCheckpoint(dir, {
+    vision: { hiddenSize: 256, intermediateSize: 1024, numLayers: 4, numHeads: 4, imageSize: 384, patchSize: 14 },
+    text: { hiddenSize: 896, numLayers: 24, numHeads: 14, numKvHeads: 2, intermediateSize: 4864, vocabSize: 4096 },
+    maxTilesPerSide: 6,
+    seed: 11,
+  });
+}
+
+/** The random models --random-large can time, by family. */
+const RANDOM_LARGE: Record<string, { describe: string; write: (dir: string) => void }> = {
+  llava: {
+    describe: 'random CLIP 224/14 (hidden 256, 4 layers) + Qwen2-0.5B decoder shape',
+    write: writeLargeRandomCheckpoint,
+  },
+  llava_onevision: {
+    describe:
+      'random llava_onevision: SigLIP 384/14 (hidden 256, 4 layers, 196 tokens/frame) + Qwen2-0.5B decoder shape',
+    write: writeLargeRandomOnevisionCheckpoint,
+  },
+};
+
+function randomLargeModel(flag: boolean | string) {
+  const family = flag === true ? 'llava' : String(flag);
+  const model = Object.hasOwn(RANDOM_LARGE, family) ? RANDOM_LARGE[family] : undefined;
+  if (!model) {
+    throw new UsageError(
+      `--random-large has no ${family} model`,
+      `give one of ${Object.keys(RANDOM_LARGE).join(', ')} (a bare --random-large is llava)`,
+    );
+  }
+  return model;
+}
+
 function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
@@ -92,12 +132,13 @@ function timingOf(run: PruneRequest, answers: Answer[]): MethodTiming {
  */
 async function benchPrune(flags: BenchPruneFlags): Promise<void> {
   const log = (s: string) => process.stderr.write(`${s}\n`);
-  const work = flags.randomLarge ? mkdtempSync(join(tmpdir(), 'sieve-bench-prune-')) : undefined;
+  const large = flags.randomLarge ? randomLargeModel(flags.randomLarge) : undefined;
+  if (large && flags.model) throw new UsageError('give --model or --random-large, not both');
+  const work = large ? mkdtempSync(join(tmpdir(), 'sieve-bench-prune-')) : undefined;
   try {
-    if (work) {
-      if (flags.model) throw new UsageError('give --model or --random-large, not both');
-      log(`writing a random checkpoint (CLIP 224/14 + Qwen2-0.5B decoder shape) to ${work}`);
-      writeLargeRandomCheckpoint(join(work, 'checkpoint'));
+    if (work && large) {
+      log(`writing a ${large.describe} checkpoint to ${work}`);
+      large.write(join(work, 'checkpoint'));
     }
     const settings = resolveRunSettings({ ...flags, model: work ? join(work, 'checkpoint') : flags.model });
     const repeat = parseInteger(flags.repeat, '--repeat', 1, 1000);
@@ -144,9 +185,7 @@ async function benchPrune(flags: BenchPruneFlags): Promise<void> {
     const unpruned = timings[0];
     const peakRss = process.resourceUsage().maxRSS * 1024;
     const result = {
-      model: work
-        ? 'random CLIP 224/14 (hidden 256, 4 layers) + Qwen2-0.5B decoder shape'
-        : displayPath(settings.modelDir),
+      model: large ? large.describe : displayPath(settings.modelDir),
       video: displayPath(video),
       frames,
       repeat,
@@ -197,8 +236,9 @@ export function registerBenchPruneCommand(bench: Command): void {
     .option('--methods <list>', 'comma-separated methods, or "all" (default: all)')
     .option('--repeat <n>', 'timed runs per method, after one warm-up', '5')
     .option(
-      '--random-large',
-      'time a random model of realistic size (CLIP 224/14 + Qwen2-0.5B decoder) instead of --model',
+      '--random-large [family]',
+      'time a random model of realistic size instead of --model: llava (default; CLIP 224/14 + Qwen2-0.5B ' +
+        'decoder) or llava_onevision (SigLIP 384/14, 196 tokens per frame + Qwen2-0.5B decoder)',
     )
     .option('--keep', 'keep the random checkpoint and its graphs')
     .action(async (flags: BenchPruneFlags) => benchPrune(flags));
