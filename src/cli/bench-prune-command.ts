@@ -9,6 +9,7 @@ import { UsageError } from '../errors.js';
 import { videoFrames } from '../media/sampler.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
 import { writeRandomCheckpoint } from '../model/random-checkpoint.js';
+import { writeRandomIdefics3Checkpoint } from '../model/random-idefics3-checkpoint.js';
 import { writeRandomOnevisionCheckpoint } from '../model/random-onevision-checkpoint.js';
 import { METHOD_NAMES } from '../prune/registry.js';
 import { addBenchOutOption, writeBenchResult } from './bench-results.js';
@@ -21,7 +22,6 @@ interface BenchPruneFlags extends RunFlags {
   video?: string;
   methods?: string;
   repeat: string;
-  /** true (a bare --random-large) or a family name. */
   randomLarge?: boolean | string;
   keep?: boolean;
   out: string;
@@ -68,11 +68,29 @@ function writeLargeRandomCheckpoint(dir: string): void {
   });
 }
 
+/** SmolVLM2-256M's shape: SigLIP 512 px / patch 16 with pixel shuffle ×4 (64 tokens a frame) + SmolLM2-135M. */
+function writeSmolVlm2RandomCheckpoint(dir: string): void {
+  writeRandomIdefics3Checkpoint(dir, {
+    vision: { hiddenSize: 768, intermediateSize: 3072, numLayers: 12, numHeads: 12, imageSize: 512, patchSize: 16 },
+    scaleFactor: 4,
+    text: {
+      hiddenSize: 576,
+      intermediateSize: 1536,
+      numLayers: 30,
+      numHeads: 9,
+      numKvHeads: 3,
+      vocabSize: 49280,
+      maxPositions: 8192,
+    },
+    seed: 11,
+  });
+}
+
 /**
- * A random llava_onevision of the 0.5B model's token geometry: SigLIP 384/14 tiles (27×27 patches, pooled to
- * 14×14 = 196 tokens per frame) with a 4-layer, 256-wide tower, in front of Qwen2-0.5B's decoder shape.
+ * LLaVA-OneVision-0.5B's token geometry: SigLIP 384/14 tiles (27×27 patches, pooled to 14×14 = 196 tokens a
+ * frame) with a 4-layer, 256-wide tower, in front of Qwen2-0.5B's decoder shape.
  */
-function writeLargeRandomOnevisionCheckpoint(dir: string): void {
+function writeOnevisionRandomCheckpoint(dir: string): void {
   writeRandomOnevisionCheckpoint(dir, {
     vision: { hiddenSize: 256, intermediateSize: 1024, numLayers: 4, numHeads: 4, imageSize: 384, patchSize: 14 },
     text: { hiddenSize: 896, numLayers: 24, numHeads: 14, numKvHeads: 2, intermediateSize: 4864, vocabSize: 4096 },
@@ -81,29 +99,34 @@ function writeLargeRandomOnevisionCheckpoint(dir: string): void {
   });
 }
 
-/** The random models --random-large can time, by family. */
-const RANDOM_LARGE: Record<string, { describe: string; write: (dir: string) => void }> = {
+/** The shapes `--random-large` can take, by name. */
+const RANDOM_SHAPES: Record<string, { description: string; write: (dir: string) => void }> = {
   llava: {
-    describe: 'random CLIP 224/14 (hidden 256, 4 layers) + Qwen2-0.5B decoder shape',
+    description: 'random CLIP 224/14 (hidden 256, 4 layers) + Qwen2-0.5B decoder shape',
     write: writeLargeRandomCheckpoint,
   },
-  llava_onevision: {
-    describe:
-      'random llava_onevision: SigLIP 384/14 (hidden 256, 4 layers, 196 tokens/frame) + Qwen2-0.5B decoder shape',
-    write: writeLargeRandomOnevisionCheckpoint,
+  'smolvlm2-256m': {
+    description: 'random SmolVLM2-256M shape (SigLIP 512/16, pixel shuffle ×4, SmolLM2-135M decoder)',
+    write: writeSmolVlm2RandomCheckpoint,
+  },
+  'llava-onevision-0.5b': {
+    description:
+      'random LLaVA-OneVision-0.5B token geometry (SigLIP 384/14 hidden 256 × 4 layers, 196 tokens a frame, ' +
+      'Qwen2-0.5B decoder)',
+    write: writeOnevisionRandomCheckpoint,
   },
 };
 
-function randomLargeModel(flag: boolean | string) {
-  const family = flag === true ? 'llava' : String(flag);
-  const model = Object.hasOwn(RANDOM_LARGE, family) ? RANDOM_LARGE[family] : undefined;
-  if (!model) {
+function randomShape(flag: true | string) {
+  const name = flag === true ? 'llava' : flag;
+  const shape = Object.hasOwn(RANDOM_SHAPES, name) ? RANDOM_SHAPES[name] : undefined;
+  if (!shape) {
     throw new UsageError(
-      `--random-large has no ${family} model`,
-      `give one of ${Object.keys(RANDOM_LARGE).join(', ')} (a bare --random-large is llava)`,
+      `unknown --random-large shape "${name}"`,
+      `valid shapes: ${Object.keys(RANDOM_SHAPES).join(', ')}`,
     );
   }
-  return model;
+  return shape;
 }
 
 function median(values: number[]): number {
@@ -132,13 +155,13 @@ function timingOf(run: PruneRequest, answers: Answer[]): MethodTiming {
  */
 async function benchPrune(flags: BenchPruneFlags): Promise<void> {
   const log = (s: string) => process.stderr.write(`${s}\n`);
-  const large = flags.randomLarge ? randomLargeModel(flags.randomLarge) : undefined;
-  if (large && flags.model) throw new UsageError('give --model or --random-large, not both');
-  const work = large ? mkdtempSync(join(tmpdir(), 'sieve-bench-prune-')) : undefined;
+  const shape = flags.randomLarge ? randomShape(flags.randomLarge) : undefined;
+  if (shape && flags.model) throw new UsageError('give --model or --random-large, not both');
+  const work = shape ? mkdtempSync(join(tmpdir(), 'sieve-bench-prune-')) : undefined;
   try {
-    if (work && large) {
-      log(`writing a ${large.describe} checkpoint to ${work}`);
-      large.write(join(work, 'checkpoint'));
+    if (shape && work) {
+      log(`writing a ${shape.description} checkpoint to ${work}`);
+      shape.write(join(work, 'checkpoint'));
     }
     const settings = resolveRunSettings({ ...flags, model: work ? join(work, 'checkpoint') : flags.model });
     const repeat = parseInteger(flags.repeat, '--repeat', 1, 1000);
@@ -185,7 +208,7 @@ async function benchPrune(flags: BenchPruneFlags): Promise<void> {
     const unpruned = timings[0];
     const peakRss = process.resourceUsage().maxRSS * 1024;
     const result = {
-      model: large ? large.describe : displayPath(settings.modelDir),
+      model: shape ? shape.description : displayPath(settings.modelDir),
       video: displayPath(video),
       frames,
       repeat,
@@ -236,9 +259,9 @@ export function registerBenchPruneCommand(bench: Command): void {
     .option('--methods <list>', 'comma-separated methods, or "all" (default: all)')
     .option('--repeat <n>', 'timed runs per method, after one warm-up', '5')
     .option(
-      '--random-large [family]',
-      'time a random model of realistic size instead of --model: llava (default; CLIP 224/14 + Qwen2-0.5B ' +
-        'decoder) or llava_onevision (SigLIP 384/14, 196 tokens per frame + Qwen2-0.5B decoder)',
+      '--random-large [shape]',
+      'time a random model of realistic size instead of --model: llava (CLIP 224/14 + Qwen2-0.5B decoder, ' +
+        'the default), smolvlm2-256m or llava-onevision-0.5b',
     )
     .option('--keep', 'keep the random checkpoint and its graphs')
     .action(async (flags: BenchPruneFlags) => benchPrune(flags));

@@ -7,6 +7,7 @@ import { registerDoctorCommand } from './doctor-command.js';
 import { registerEvalCommand } from './eval-command.js';
 import { registerServeCommand } from './serve-command.js';
 import { registerSynthCommand } from './synth-command.js';
+import { registerTuneCommand } from './tune-command.js';
 import { registerWatchCommand } from './watch-command.js';
 
 export function buildProgram(): Command {
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerBenchCommand(program);
   registerDoctorCommand(program);
   registerEvalCommand(program);
+  registerTuneCommand(program);
   registerServeCommand(program);
   registerWatchCommand(program);
   for (const cmd of program.commands) cmd.exitOverride().showHelpAfterError('(run with --help for usage)');

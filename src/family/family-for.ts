@@ -1,4 +1,5 @@
 import type { ModelConfig } from '../model/vlm-config.js';
+import { idefics3Family } from './idefics3-family.js';
 import { llavaFamily } from './llava-family.js';
 import type { FamilyContext, ModelFamily } from './model-family.js';
 import { onevisionFamily } from './onevision-family.js';
@@ -11,6 +12,9 @@ export function familyFor(config: ModelConfig, ctx: FamilyContext): ModelFamily 
       return llavaFamily(config, ctx);
     case 'qwen2_vl':
       return qwen2VlFamily(config, ctx);
+    case 'idefics3':
+    case 'smolvlm':
+      return idefics3Family(config, ctx);
     case 'llava_onevision':
       return onevisionFamily(config, ctx);
   }

@@ -67,9 +67,11 @@ export function loadCheckpoint(dir: string): Checkpoint {
 
 /** A cheap consistency check that catches a config.json that belongs to another checkpoint. */
 function checkEmbedding(config: ModelConfig, weights: WeightStore): void {
-  const name = ['language_model.model.embed_tokens.weight', 'model.language_model.embed_tokens.weight'].find((n) =>
-    weights.has(n),
-  );
+  const name = [
+    'language_model.model.embed_tokens.weight',
+    'model.language_model.embed_tokens.weight',
+    'model.text_model.embed_tokens.weight',
+  ].find((n) => weights.has(n));
   if (!name) return;
   const [vocab, hidden] = weights.shape(name);
   const t = config.text;

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { ModelError } from '../errors.js';
 import { MISSING_HINT, readVlmConfig } from './config.js';
+import { readIdefics3Config } from './idefics3-config.js';
 import { JsonFields, readJsonObject } from './json-file.js';
 import { readOnevisionConfig } from './onevision-config.js';
 import { readQwen2VlConfig } from './qwen2vl-config.js';
@@ -9,6 +10,8 @@ import type { ModelConfig } from './vlm-config.js';
 const READERS: Record<string, (dir: string) => ModelConfig> = {
   llava: readVlmConfig,
   qwen2_vl: readQwen2VlConfig,
+  idefics3: readIdefics3Config,
+  smolvlm: readIdefics3Config,
   llava_onevision: readOnevisionConfig,
 };
 

@@ -44,6 +44,7 @@ export interface RandomCheckpointSpec {
 /** Tokens of the generated tokenizer: ids 0..4 are special, then a small word vocabulary. */
 const RANDOM_SPECIAL_TOKENS = ['<pad>', '<s>', '</s>', '<unk>', '<image>'] as const;
 const IMAGE_TOKEN_ID = 4;
+/** The word vocabulary of the generated tokenizers (questions about the test clips tokenize without `<unk>`). */
 export const RANDOM_WORDS = [
   'system',
   'user',
@@ -119,7 +120,7 @@ const CHAT_TEMPLATE =
   "{% elif item['type'] == 'text' %} {{ item['text'] }}{% endif %}{% endfor %}{{ '\\n' }}{% endfor %}" +
   '{% if add_generation_prompt %}assistant:{% endif %}';
 
-const TORCH_DTYPE: Record<FloatDtype, string> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
+export const TORCH_DTYPE: Record<FloatDtype, string> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
 const CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073];
 const CLIP_STD = [0.26862954, 0.26130258, 0.27577711];
 
@@ -142,7 +143,7 @@ export function writeRandomCheckpoint(dir: string, spec: RandomCheckpointSpec): 
     eos_token_id: 2,
     transformers_version: '4.46.1',
   });
-  json('tokenizer.json', tokenizerJson(vocabWords));
+  json('tokenizer.json', tokenizerJson(RANDOM_SPECIAL_TOKENS, vocabWords, '<s>'));
   json('tokenizer_config.json', {
     added_tokens_decoder: Object.fromEntries(RANDOM_SPECIAL_TOKENS.map((t, id) => [String(id), addedToken(t)])),
     bos_token: '<s>',
@@ -155,10 +156,10 @@ export function writeRandomCheckpoint(dir: string, spec: RandomCheckpointSpec): 
     unk_token: '<unk>',
   });
   json('preprocessor_config.json', preprocessorConfig(spec));
-  writeWeights(dir, spec);
+  writeTensors(dir, tensorPlan(spec), spec);
 }
 
-export function hfConfig(spec: RandomCheckpointSpec): Record<string, unknown> {
+function hfConfig(spec: RandomCheckpointSpec): Record<string, unknown> {
   const { vision: v, text: t } = spec;
   const clip = v.family === 'clip';
   const strategy = v.selectStrategy ?? (clip ? 'default' : 'full');
@@ -228,11 +229,17 @@ export function addedToken(content: string) {
   return { content, lstrip: false, normalized: false, rstrip: false, single_word: false, special: true };
 }
 
-/** A WordLevel tokenizer.json over `words` (the special tokens first); a `<s>` among them is prepended as BOS. */
+/**
+ * A word-level tokenizer.json: `words` (the special tokens first, ids 0..) split on whitespace and punctuation,
+ * unknown words `<unk>`; its post-processor puts `bos` in front when special tokens are asked for.
+ */
 export function tokenizerJson(
-  words: string[],
-  specials: readonly string[] = RANDOM_SPECIAL_TOKENS,
+  specials: readonly string[],
+  words: readonly string[],
+  bos: string,
+  unk = '<unk>',
 ): Record<string, unknown> {
+  const bosId = words.indexOf(bos);
   return {
     version: '1.0',
     truncation: null,
@@ -240,22 +247,18 @@ export function tokenizerJson(
     added_tokens: specials.map((t, id) => ({ id, ...addedToken(t) })),
     normalizer: null,
     pre_tokenizer: { type: 'Whitespace' },
-    post_processor: specials.includes('<s>') ? bosPostProcessor(specials.indexOf('<s>')) : null,
+    post_processor: {
+      type: 'TemplateProcessing',
+      single: [{ SpecialToken: { id: bos, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+      pair: [
+        { SpecialToken: { id: bos, type_id: 0 } },
+        { Sequence: { id: 'A', type_id: 0 } },
+        { Sequence: { id: 'B', type_id: 1 } },
+      ],
+      special_tokens: { [bos]: { id: bos, ids: [bosId], tokens: [bos] } },
+    },
     decoder: null,
-    model: { type: 'WordLevel', vocab: Object.fromEntries(words.map((w, i) => [w, i])), unk_token: '<unk>' },
-  };
-}
-
-function bosPostProcessor(id: number): Record<string, unknown> {
-  return {
-    type: 'TemplateProcessing',
-    single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
-    pair: [
-      { SpecialToken: { id: '<s>', type_id: 0 } },
-      { Sequence: { id: 'A', type_id: 0 } },
-      { Sequence: { id: 'B', type_id: 1 } },
-    ],
-    special_tokens: { '<s>': { id: '<s>', ids: [id], tokens: ['<s>'] } },
+    model: { type: 'WordLevel', vocab: Object.fromEntries(words.map((w, i) => [w, i])), unk_token: unk },
   };
 }
 
@@ -302,86 +305,104 @@ export interface TensorPlan {
   init: Init;
 }
 
-export function tensorPlan(spec: RandomCheckpointSpec): TensorPlan[] {
-  const plan: TensorPlan[] = [];
-  const linear = (name: string, out: number, inp: number, bias: boolean) => {
-    plan.push({ name: `${name}.weight`, shape: [out, inp], init: { kind: 'linear', fanIn: inp } });
-    if (bias) plan.push({ name: `${name}.bias`, shape: [out], init: { kind: 'small' } });
-  };
-  const layerNorm = (name: string, size: number) => {
-    plan.push({ name: `${name}.weight`, shape: [size], init: { kind: 'norm' } });
-    plan.push({ name: `${name}.bias`, shape: [size], init: { kind: 'small' } });
-  };
+/** Collects tensor plans; `linear` and `layerNorm` add a module's weight and bias. */
+export class TensorPlanner {
+  readonly plan: TensorPlan[] = [];
 
+  add(name: string, shape: number[], init: Init): void {
+    this.plan.push({ name, shape, init });
+  }
+
+  linear(name: string, out: number, inp: number, bias: boolean): void {
+    this.add(`${name}.weight`, [out, inp], { kind: 'linear', fanIn: inp });
+    if (bias) this.add(`${name}.bias`, [out], { kind: 'small' });
+  }
+
+  layerNorm(name: string, size: number): void {
+    this.add(`${name}.weight`, [size], { kind: 'norm' });
+    this.add(`${name}.bias`, [size], { kind: 'small' });
+  }
+
+  /** CLIP / SigLIP encoder layers `${prefix}.{0..layers−1}`. */
+  vitLayers(prefix: string, hidden: number, intermediate: number, layers: number): void {
+    for (let i = 0; i < layers; i++) {
+      const p = `${prefix}.${i}`;
+      for (const proj of ['q_proj', 'k_proj', 'v_proj', 'out_proj'])
+        this.linear(`${p}.self_attn.${proj}`, hidden, hidden, true);
+      this.layerNorm(`${p}.layer_norm1`, hidden);
+      this.layerNorm(`${p}.layer_norm2`, hidden);
+      this.linear(`${p}.mlp.fc1`, intermediate, hidden, true);
+      this.linear(`${p}.mlp.fc2`, hidden, intermediate, true);
+    }
+  }
+
+  /** A Llama / Qwen2 model under `prefix` (embed_tokens, layers, norm), without the LM head. */
+  textModel(prefix: string, t: RandomCheckpointSpec['text']): void {
+    const D = t.hiddenSize;
+    const headDim = D / t.numHeads;
+    const llama = t.family === 'llama';
+    const qkvBias = !llama || (t.attentionBias ?? false);
+    const mlpBias = llama && (t.mlpBias ?? false);
+    this.add(`${prefix}.embed_tokens.weight`, [t.vocabSize, D], { kind: 'unit' });
+    for (let i = 0; i < t.numLayers; i++) {
+      const p = `${prefix}.layers.${i}`;
+      this.linear(`${p}.self_attn.q_proj`, t.numHeads * headDim, D, qkvBias);
+      this.linear(`${p}.self_attn.k_proj`, t.numKvHeads * headDim, D, qkvBias);
+      this.linear(`${p}.self_attn.v_proj`, t.numKvHeads * headDim, D, qkvBias);
+      this.linear(`${p}.self_attn.o_proj`, D, t.numHeads * headDim, llama && (t.attentionBias ?? false));
+      this.linear(`${p}.mlp.gate_proj`, t.intermediateSize, D, mlpBias);
+      this.linear(`${p}.mlp.up_proj`, t.intermediateSize, D, mlpBias);
+      this.linear(`${p}.mlp.down_proj`, D, t.intermediateSize, mlpBias);
+      this.add(`${p}.input_layernorm.weight`, [D], { kind: 'norm' });
+      this.add(`${p}.post_attention_layernorm.weight`, [D], { kind: 'norm' });
+    }
+    this.add(`${prefix}.norm.weight`, [D], { kind: 'norm' });
+  }
+}
+
+function tensorPlan(spec: RandomCheckpointSpec): TensorPlan[] {
+  const planner = new TensorPlanner();
   const v = spec.vision;
   const vm = 'vision_tower.vision_model';
   const clip = v.family === 'clip';
   const grid = Math.floor(v.imageSize / v.patchSize);
   const H = v.hiddenSize;
-  plan.push({
-    name: `${vm}.embeddings.patch_embedding.weight`,
-    shape: [H, 3, v.patchSize, v.patchSize],
-    init: { kind: 'linear', fanIn: 3 * v.patchSize ** 2 },
+  planner.add(`${vm}.embeddings.patch_embedding.weight`, [H, 3, v.patchSize, v.patchSize], {
+    kind: 'linear',
+    fanIn: 3 * v.patchSize ** 2,
   });
-  if (clip) plan.push({ name: `${vm}.embeddings.class_embedding`, shape: [H], init: { kind: 'unit' } });
-  else plan.push({ name: `${vm}.embeddings.patch_embedding.bias`, shape: [H], init: { kind: 'small' } });
-  plan.push({
-    name: `${vm}.embeddings.position_embedding.weight`,
-    shape: [grid * grid + (clip ? 1 : 0), H],
-    init: { kind: 'unit' },
-  });
-  if (clip) layerNorm(`${vm}.pre_layrnorm`, H);
-  for (let i = 0; i < v.numLayers; i++) {
-    const p = `${vm}.encoder.layers.${i}`;
-    for (const proj of ['q_proj', 'k_proj', 'v_proj', 'out_proj']) linear(`${p}.self_attn.${proj}`, H, H, true);
-    layerNorm(`${p}.layer_norm1`, H);
-    layerNorm(`${p}.layer_norm2`, H);
-    linear(`${p}.mlp.fc1`, v.intermediateSize, H, true);
-    linear(`${p}.mlp.fc2`, H, v.intermediateSize, true);
-  }
-  layerNorm(`${vm}.post_layernorm`, H);
+  if (clip) planner.add(`${vm}.embeddings.class_embedding`, [H], { kind: 'unit' });
+  else planner.add(`${vm}.embeddings.patch_embedding.bias`, [H], { kind: 'small' });
+  planner.add(`${vm}.embeddings.position_embedding.weight`, [grid * grid + (clip ? 1 : 0), H], { kind: 'unit' });
+  if (clip) planner.layerNorm(`${vm}.pre_layrnorm`, H);
+  planner.vitLayers(`${vm}.encoder.layers`, H, v.intermediateSize, v.numLayers);
+  planner.layerNorm(`${vm}.post_layernorm`, H);
   if (!clip) {
     // SigLIP's attention-pooling head: unused by llava, but transformers saves it.
-    plan.push({ name: `${vm}.head.probe`, shape: [1, 1, H], init: { kind: 'unit' } });
-    plan.push({ name: `${vm}.head.attention.in_proj_weight`, shape: [3 * H, H], init: { kind: 'linear', fanIn: H } });
-    plan.push({ name: `${vm}.head.attention.in_proj_bias`, shape: [3 * H], init: { kind: 'small' } });
-    linear(`${vm}.head.attention.out_proj`, H, H, true);
-    layerNorm(`${vm}.head.layernorm`, H);
-    linear(`${vm}.head.mlp.fc1`, v.intermediateSize, H, true);
-    linear(`${vm}.head.mlp.fc2`, H, v.intermediateSize, true);
+    planner.add(`${vm}.head.probe`, [1, 1, H], { kind: 'unit' });
+    planner.add(`${vm}.head.attention.in_proj_weight`, [3 * H, H], { kind: 'linear', fanIn: H });
+    planner.add(`${vm}.head.attention.in_proj_bias`, [3 * H], { kind: 'small' });
+    planner.linear(`${vm}.head.attention.out_proj`, H, H, true);
+    planner.layerNorm(`${vm}.head.layernorm`, H);
+    planner.linear(`${vm}.head.mlp.fc1`, v.intermediateSize, H, true);
+    planner.linear(`${vm}.head.mlp.fc2`, H, v.intermediateSize, true);
   }
 
   const t = spec.text;
-  linear('multi_modal_projector.linear_1', t.hiddenSize, H, true);
-  linear('multi_modal_projector.linear_2', t.hiddenSize, t.hiddenSize, true);
-
-  const lm = 'language_model.model';
-  const D = t.hiddenSize;
-  const headDim = D / t.numHeads;
-  const llama = t.family === 'llama';
-  const qkvBias = !llama || (t.attentionBias ?? false);
-  const mlpBias = llama && (t.mlpBias ?? false);
-  plan.push({ name: `${lm}.embed_tokens.weight`, shape: [t.vocabSize, D], init: { kind: 'unit' } });
-  for (let i = 0; i < t.numLayers; i++) {
-    const p = `${lm}.layers.${i}`;
-    linear(`${p}.self_attn.q_proj`, t.numHeads * headDim, D, qkvBias);
-    linear(`${p}.self_attn.k_proj`, t.numKvHeads * headDim, D, qkvBias);
-    linear(`${p}.self_attn.v_proj`, t.numKvHeads * headDim, D, qkvBias);
-    linear(`${p}.self_attn.o_proj`, D, t.numHeads * headDim, llama && (t.attentionBias ?? false));
-    linear(`${p}.mlp.gate_proj`, t.intermediateSize, D, mlpBias);
-    linear(`${p}.mlp.up_proj`, t.intermediateSize, D, mlpBias);
-    linear(`${p}.mlp.down_proj`, D, t.intermediateSize, mlpBias);
-    plan.push({ name: `${p}.input_layernorm.weight`, shape: [D], init: { kind: 'norm' } });
-    plan.push({ name: `${p}.post_attention_layernorm.weight`, shape: [D], init: { kind: 'norm' } });
-  }
-  plan.push({ name: `${lm}.norm.weight`, shape: [D], init: { kind: 'norm' } });
+  planner.linear('multi_modal_projector.linear_1', t.hiddenSize, H, true);
+  planner.linear('multi_modal_projector.linear_2', t.hiddenSize, t.hiddenSize, true);
+  planner.textModel('language_model.model', t);
   // save_pretrained drops a tied lm_head.
-  if (!(t.tieWordEmbeddings ?? false)) linear('language_model.lm_head', t.vocabSize, D, false);
-  return plan;
+  if (!(t.tieWordEmbeddings ?? false)) planner.linear('language_model.lm_head', t.vocabSize, t.hiddenSize, false);
+  return planner.plan;
 }
 
-/** Writes the tensors of `tensors` (default: the llava checkpoint's) with seeded random values. */
-export function writeWeights(dir: string, spec: RandomCheckpointSpec, tensors = tensorPlan(spec)): void {
+/** Writes the planned tensors with seeded random values: model.safetensors, or `shards` files and an index. */
+export function writeTensors(
+  dir: string,
+  tensors: readonly TensorPlan[],
+  spec: { seed: number; dtype?: FloatDtype; shards?: number },
+): void {
   const dtype = spec.dtype ?? 'F32';
   const plan = [...tensors].sort((a, b) => (a.name < b.name ? -1 : 1));
   const toWrite = (p: TensorPlan): TensorToWrite => ({

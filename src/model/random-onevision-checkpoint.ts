@@ -2,12 +2,12 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   addedToken,
-  hfConfig,
   RANDOM_WORDS,
   type RandomCheckpointSpec,
-  tensorPlan,
+  TensorPlanner,
+  TORCH_DTYPE,
   tokenizerJson,
-  writeWeights,
+  writeTensors,
 } from './random-checkpoint.js';
 import type { FloatDtype } from './safetensors-writer.js';
 
@@ -51,12 +51,6 @@ export const ONEVISION_CHAT_TEMPLATE =
  * `language_model.*`), with a word-level tokenizer and the 0.5B checkpoint's chat template.
  */
 export function writeRandomOnevisionCheckpoint(dir: string, spec: RandomOnevisionSpec): void {
-  const llava: RandomCheckpointSpec = {
-    vision: { ...spec.vision, family: 'siglip', featureLayer: -1, selectStrategy: 'full' },
-    text: { ...spec.text, family: 'qwen2' },
-    seed: spec.seed,
-    dtype: spec.dtype,
-  };
   const words = [...SPECIAL_TOKENS, ...RANDOM_WORDS].slice(0, spec.text.vocabSize);
   if (words.length < SPECIAL_TOKENS.length) throw new Error(`vocabSize must be at least ${SPECIAL_TOKENS.length}`);
   mkdirSync(dir, { recursive: true });
@@ -66,21 +60,10 @@ export function writeRandomOnevisionCheckpoint(dir: string, spec: RandomOnevisio
   const n = spec.maxTilesPerSide ?? 3;
   const sides = Array.from({ length: n }, (_, i) => tile * (i + 1));
   const pinpoints = sides.flatMap((h) => sides.map((w) => [h, w]));
-  const base = hfConfig(llava);
-  delete base.image_seq_length;
-  json('config.json', {
-    ...base,
-    architectures: ['LlavaOnevisionForConditionalGeneration'],
-    image_grid_pinpoints: pinpoints,
-    image_token_index: IMAGE_TOKEN_ID,
-    model_type: 'llava_onevision',
-    text_config: { ...(base.text_config as object), bos_token_id: null, eos_token_id: IM_END },
-    video_token_index: VIDEO_TOKEN_ID,
-    vision_aspect_ratio: 'anyres_max_9',
-    vision_config: { ...(base.vision_config as object), vision_use_head: false },
-  });
+  json('config.json', hfConfig(spec, pinpoints));
   json('generation_config.json', { eos_token_id: IM_END, pad_token_id: 0, transformers_version: '4.46.1' });
-  json('tokenizer.json', tokenizerJson(words, SPECIAL_TOKENS));
+  // Qwen2 has no BOS; the post-processor's is never used (prompts come from the chat template).
+  json('tokenizer.json', tokenizerJson(SPECIAL_TOKENS, words, '<|endoftext|>'));
   json('tokenizer_config.json', {
     added_tokens_decoder: Object.fromEntries(SPECIAL_TOKENS.map((t, id) => [String(id), addedToken(t)])),
     bos_token: null,
@@ -92,7 +75,7 @@ export function writeRandomOnevisionCheckpoint(dir: string, spec: RandomOnevisio
     unk_token: '<unk>',
   });
   json('chat_template.json', { chat_template: ONEVISION_CHAT_TEMPLATE });
-  const processor = {
+  json('preprocessor_config.json', {
     do_convert_rgb: true,
     do_normalize: true,
     do_pad: true,
@@ -106,10 +89,79 @@ export function writeRandomOnevisionCheckpoint(dir: string, spec: RandomOnevisio
     resample: 3,
     rescale_factor: 1 / 255,
     size: { height: tile, width: tile },
+  });
+  writeTensors(dir, tensorPlan(spec), spec);
+}
+
+function hfConfig(spec: RandomOnevisionSpec, pinpoints: number[][]): Record<string, unknown> {
+  const { vision: v, text: t } = spec;
+  return {
+    architectures: ['LlavaOnevisionForConditionalGeneration'],
+    image_grid_pinpoints: pinpoints,
+    image_token_index: IMAGE_TOKEN_ID,
+    model_type: 'llava_onevision',
+    projector_hidden_act: 'gelu',
+    text_config: {
+      bos_token_id: null,
+      eos_token_id: IM_END,
+      hidden_act: 'silu',
+      hidden_size: t.hiddenSize,
+      intermediate_size: t.intermediateSize,
+      max_position_embeddings: t.maxPositions ?? 32768,
+      max_window_layers: t.numLayers,
+      model_type: 'qwen2',
+      num_attention_heads: t.numHeads,
+      num_hidden_layers: t.numLayers,
+      num_key_value_heads: t.numKvHeads,
+      rms_norm_eps: 1e-6,
+      rope_theta: t.ropeTheta ?? 1000000,
+      sliding_window: null,
+      tie_word_embeddings: t.tieWordEmbeddings ?? false,
+      use_sliding_window: false,
+      vocab_size: t.vocabSize,
+    },
+    tie_word_embeddings: t.tieWordEmbeddings ?? false,
+    torch_dtype: TORCH_DTYPE[spec.dtype ?? 'F32'],
+    transformers_version: '4.46.1',
+    video_token_index: VIDEO_TOKEN_ID,
+    vision_aspect_ratio: 'anyres_max_9',
+    vision_config: {
+      hidden_act: 'gelu_pytorch_tanh',
+      hidden_size: v.hiddenSize,
+      image_size: v.imageSize,
+      intermediate_size: v.intermediateSize,
+      layer_norm_eps: 1e-6,
+      model_type: 'siglip_vision_model',
+      num_attention_heads: v.numHeads,
+      num_channels: 3,
+      num_hidden_layers: v.numLayers,
+      patch_size: v.patchSize,
+      vision_use_head: false,
+    },
+    vision_feature_layer: -1,
+    vision_feature_select_strategy: 'full',
   };
-  json('preprocessor_config.json', processor);
-  // The SigLIP pooling head is not saved (vision_use_head false); image_newline is.
-  const tensors = tensorPlan(llava).filter((t) => !t.name.includes('.head.'));
-  tensors.push({ name: 'image_newline', shape: [spec.text.hiddenSize], init: { kind: 'unit' } });
-  writeWeights(dir, llava, tensors);
+}
+
+/** The tensors transformers 4.46 saves: SigLIP without its pooling head, projector, image_newline, Qwen2. */
+function tensorPlan(spec: RandomOnevisionSpec) {
+  const planner = new TensorPlanner();
+  const { vision: v, text: t } = spec;
+  const vm = 'vision_tower.vision_model';
+  const H = v.hiddenSize;
+  const grid = Math.floor(v.imageSize / v.patchSize);
+  planner.add(`${vm}.embeddings.patch_embedding.weight`, [H, 3, v.patchSize, v.patchSize], {
+    kind: 'linear',
+    fanIn: 3 * v.patchSize ** 2,
+  });
+  planner.add(`${vm}.embeddings.patch_embedding.bias`, [H], { kind: 'small' });
+  planner.add(`${vm}.embeddings.position_embedding.weight`, [grid * grid, H], { kind: 'unit' });
+  planner.vitLayers(`${vm}.encoder.layers`, H, v.intermediateSize, v.numLayers);
+  planner.layerNorm(`${vm}.post_layernorm`, H);
+  planner.linear('multi_modal_projector.linear_1', t.hiddenSize, H, true);
+  planner.linear('multi_modal_projector.linear_2', t.hiddenSize, t.hiddenSize, true);
+  planner.add('image_newline', [t.hiddenSize], { kind: 'unit' });
+  planner.textModel('language_model.model', { ...t, family: 'qwen2' });
+  if (!(t.tieWordEmbeddings ?? false)) planner.linear('language_model.lm_head', t.vocabSize, t.hiddenSize, false);
+  return planner.plan;
 }

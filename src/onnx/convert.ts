@@ -5,6 +5,8 @@ import { join, resolve } from 'node:path';
 import { ModelError } from '../errors.js';
 import type { ModelConfig } from '../model/vlm-config.js';
 import type { GraphBuilder } from './graph-builder.js';
+import { idefics3Keys } from './idefics3-keys.js';
+import { buildIdefics3Graphs } from './idefics3-vision.js';
 import type { WeightDtype, WeightReader } from './layers.js';
 import { llavaKeys } from './llava-keys.js';
 import { buildDecoderSegment, type TextKeys } from './llm-decoder.js';
@@ -128,33 +130,43 @@ function familyGraphs(
   weights: WeightReader,
   dtype: WeightDtype,
 ): { textKeys: TextKeys; graphs: [string, () => GraphBuilder][]; files: GraphFiles } {
-  if (config.modelType === 'qwen2_vl') {
-    return { textKeys: qwen2VlKeys(weights), graphs: buildQwen2VlGraphs(config, weights, dtype), files: PROJECTED };
+  switch (config.modelType) {
+    case 'qwen2_vl':
+      return { textKeys: qwen2VlKeys(weights), graphs: buildQwen2VlGraphs(config, weights, dtype), files: PROJECTED };
+    case 'idefics3':
+    case 'smolvlm': {
+      const textKeys = idefics3Keys(weights);
+      const embed = (): GraphBuilder => buildEmbedding(weights, config.text.hiddenSize, dtype, textKeys.text);
+      const graphs: [string, () => GraphBuilder][] = [
+        ...buildIdefics3Graphs(config, weights, dtype),
+        ['embed.onnx', embed],
+      ];
+      return { textKeys, graphs, files: PROJECTED };
+    }
+    case 'llava_onevision': {
+      const { textKeys } = onevisionKeys(weights);
+      const embed = (): GraphBuilder => buildEmbedding(weights, config.text.hiddenSize, dtype, textKeys.text);
+      return {
+        textKeys,
+        graphs: [...buildOnevisionGraphs(config, weights, dtype), ['embed.onnx', embed]],
+        files: {
+          vision: ONEVISION_GRAPHS.vision,
+          embed: 'embed.onnx',
+          post: [ONEVISION_GRAPHS.videoPool, ONEVISION_GRAPHS.anyresPack],
+          separator: ONEVISION_GRAPHS.imageNewline,
+        },
+      };
+    }
+    case 'llava': {
+      const textKeys = llavaKeys(weights);
+      const graphs: [string, () => GraphBuilder][] = [
+        ['vision.onnx', () => buildVisionEncoder(config.vision, weights, dtype)],
+        ['projector.onnx', () => buildProjector(config.projector, weights, dtype)],
+        ['embed.onnx', () => buildEmbedding(weights, config.text.hiddenSize, dtype, textKeys.text)],
+      ];
+      return { textKeys, graphs, files: PROJECTED };
+    }
   }
-  if (config.modelType === 'llava_onevision') {
-    const { textKeys } = onevisionKeys(weights);
-    const embed: [string, () => GraphBuilder] = [
-      'embed.onnx',
-      () => buildEmbedding(weights, config.text.hiddenSize, dtype, textKeys.text),
-    ];
-    return {
-      textKeys,
-      graphs: [...buildOnevisionGraphs(config, weights, dtype), embed],
-      files: {
-        vision: ONEVISION_GRAPHS.vision,
-        embed: 'embed.onnx',
-        post: [ONEVISION_GRAPHS.videoPool, ONEVISION_GRAPHS.anyresPack],
-        separator: ONEVISION_GRAPHS.imageNewline,
-      },
-    };
-  }
-  const textKeys = llavaKeys(weights);
-  const graphs: [string, () => GraphBuilder][] = [
-    ['vision.onnx', () => buildVisionEncoder(config.vision, weights, dtype)],
-    ['projector.onnx', () => buildProjector(config.projector, weights, dtype)],
-    ['embed.onnx', () => buildEmbedding(weights, config.text.hiddenSize, dtype, textKeys.text)],
-  ];
-  return { textKeys, graphs, files: PROJECTED };
 }
 
 /**

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { ffmpegBinaries } from '../../src/media/ffmpeg-binaries.js';
 import { METHOD_NAMES } from '../../src/prune/registry.js';
-import { REPO_ROOT, tempDir, testVideo, tinyOnevisionCheckpoint } from '../helpers/fixtures.js';
+import { REPO_ROOT, tempDir, testVideo } from '../helpers/fixtures.js';
+import { tinyOnevisionCheckpoint } from '../helpers/onevision-checkpoint.js';
 
 const SIEVE = join(REPO_ROOT, 'bin', 'sieve.js');
 const QUESTION = 'what colour is the square ?';

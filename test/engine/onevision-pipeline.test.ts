@@ -6,7 +6,8 @@ import { UsageError } from '../../src/errors.js';
 import type { Frame } from '../../src/media/frame.js';
 import { readOnevisionConfig } from '../../src/model/onevision-config.js';
 import { anyresLayout, readOnevisionProcessors } from '../../src/vision/onevision-processor.js';
-import { tempDir, tinyOnevisionCheckpoint } from '../helpers/fixtures.js';
+import { tempDir } from '../helpers/fixtures.js';
+import { tinyOnevisionCheckpoint } from '../helpers/onevision-checkpoint.js';
 import { syntheticFrame } from '../media/synthetic-video.js';
 
 const QUESTION = 'what colour is the square ?';
