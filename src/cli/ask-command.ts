@@ -5,6 +5,7 @@ import { loadCheckpoint } from '../model/checkpoint.js';
 import { writeKeptOverlays } from '../vision/kept-overlay.js';
 import { fewerFramesNotice, planAskFrames, plural } from './ask-frames.js';
 import { checkAskInputs, splitInputs } from './ask-inputs.js';
+import { askServer, type ServerAnswer, serverBaseUrl } from './ask-server.js';
 import { displayPath, formatBytes } from './cli-output.js';
 import { addRunOptions, pruningLayers, type RunFlags, resolveRunSettings } from './run-settings.js';
 
@@ -12,6 +13,32 @@ interface AskFlags extends RunFlags {
   json?: boolean;
   showKept?: string;
   strict?: boolean;
+  server?: string;
+  token?: string;
+}
+
+/** Flags that set how the model runs here: with --server, the server's pipeline decides. */
+const LOCAL_ONLY_FLAGS = [
+  ['showKept', '--show-kept'],
+  ['dtype', '--dtype'],
+  ['ep', '--ep'],
+  ['threads', '--threads'],
+  ['verbose', '--verbose'],
+] as const;
+
+function checkServerFlags(flags: AskFlags): void {
+  if (flags.token !== undefined && flags.server === undefined) {
+    throw new UsageError('--token is for --server', 'give the server too: --server http://127.0.0.1:8080');
+  }
+  if (flags.server === undefined) return;
+  serverBaseUrl(flags.server);
+  const given = LOCAL_ONLY_FLAGS.find(([key]) => flags[key] !== undefined);
+  if (given) {
+    throw new UsageError(
+      `${given[1]} is about running the model here, and --server asks a running sieve serve`,
+      'leave it out (the pipeline sieve serve runs decides its runtime), or leave out --server',
+    );
+  }
 }
 
 export function registerAskCommand(program: Command): void {
@@ -24,10 +51,16 @@ export function registerAskCommand(program: Command): void {
     .option('--json', 'print one JSON object with the answer and its provenance')
     .option('--show-kept <dir>', 'write PNGs of the frames with the patches the model kept highlighted')
     .option('--strict', "refuse when the model's context holds fewer frames than asked for (default: use fewer)")
+    .option(
+      '--server <url>',
+      'ask a running `sieve serve --http` (its model is loaded and warm), e.g. http://127.0.0.1:8080',
+    )
+    .option('--token <token>', "the server's http.token (default: $SIEVE_TOKEN)")
     .action(async (args: string[], flags: AskFlags) => {
       // Everything that can be checked without the video is checked first: a usage error comes at once.
       const { inputs, question } = splitInputs(args);
       checkAskInputs(inputs, question);
+      checkServerFlags(flags);
       const settings = resolveRunSettings(flags);
       const checkpoint = loadCheckpoint(settings.modelDir);
       const { overlay } = checkpoint.family;
@@ -56,9 +89,28 @@ export function registerAskCommand(program: Command): void {
       const started = performance.now();
       const frames = await plan.read();
       const decodeMs = performance.now() - started;
+      if (flags.server !== undefined) {
+        checkpoint.weights.close();
+        const reply = await askServer(
+          {
+            url: flags.server,
+            token: flags.token ?? process.env.SIEVE_TOKEN,
+            modelDir: settings.modelDir,
+            frames,
+            question,
+            maxNewTokens: settings.maxNewTokens,
+            sampler: settings.sampler,
+            prune: settings.prune,
+          },
+          flags.json ? undefined : (delta) => process.stdout.write(delta),
+        );
+        reportServerAnswer(reply, { server: flags.server, json: flags.json === true, question, inputs, decodeMs });
+        return;
+      }
       const pipeline = await VlmPipeline.open(checkpoint, {
         dtype: settings.dtype,
-        runtime: settings.runtime,
+        // One question per process: loading without pre-packed weights saves more than its one prefill loses.
+        runtime: { ...settings.runtime, prepackWeights: false },
         pruningLayers: layers,
         warmKernels: settings.prune.method !== 'none',
         onProgress: (e) =>
@@ -145,6 +197,46 @@ export function registerAskCommand(program: Command): void {
         await pipeline.close();
       }
     });
+}
+
+/** What `ask --server` prints: the answer (streamed already unless --json), then where the time went. */
+function reportServerAnswer(
+  reply: ServerAnswer,
+  ctx: { server: string; json: boolean; question: string; inputs: string[]; decodeMs: number },
+): void {
+  const latency = (reply.sieve.latency_ms ?? {}) as Record<string, number>;
+  if (ctx.json) {
+    process.stdout.write(
+      `${JSON.stringify({
+        question: ctx.question,
+        answer: reply.answer,
+        finish_reason: reply.finishReason,
+        inputs: ctx.inputs,
+        server: serverBaseUrl(ctx.server),
+        ...reply.sieve,
+        timings_ms: round({
+          decode: ctx.decodeMs,
+          first_token_client: reply.firstTextMs,
+          total_client: reply.totalMs,
+        }),
+        request_bytes: reply.requestBytes,
+      })}\n`,
+    );
+    return;
+  }
+  process.stdout.write('\n');
+  const ms = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? '–' : `${x.toFixed(0)} ms`);
+  const parts = [
+    `server ${serverBaseUrl(ctx.server)}`,
+    `decode ${ms(ctx.decodeMs)}`,
+    `upload ${formatBytes(reply.requestBytes)}`,
+    `queue ${ms(latency.queue)}`,
+    `vision ${ms((latency.preprocess ?? 0) + (latency.vision ?? 0))}`,
+    `prefill ${ms(latency.prefill)}`,
+    `first token ${ms(reply.firstTextMs)} after sending`,
+    `total ${ms(reply.totalMs)}`,
+  ];
+  process.stderr.write(`${parts.join(' · ')}\n`);
 }
 
 function round(values: Record<string, number>): Record<string, number> {

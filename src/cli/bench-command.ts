@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { createSession, type RuntimeOptions, tensor } from '../engine/ort-session.js';
 import { prepareModel } from '../engine/prepare-model.js';
 import { VlmRunner } from '../engine/vlm-runner.js';
+import { SieveError } from '../errors.js';
 import { writeRandomCheckpoint } from '../model/random-checkpoint.js';
 import type { TextConfig } from '../model/vlm-config.js';
 import { GraphBuilder } from '../onnx/graph-builder.js';
@@ -14,7 +15,7 @@ import { registerBenchLoadCommand } from './bench-load-command.js';
 import { registerBenchPruneCommand } from './bench-prune-command.js';
 import { addBenchOutOption, writeBenchResult } from './bench-results.js';
 import { registerBenchStreamCommands } from './bench-stream-command.js';
-import { formatBytes, parseInteger } from './cli-output.js';
+import { formatBytes, parseInteger, parseNumber } from './cli-output.js';
 
 /** Qwen2-0.5B's language model shape (the vocabulary is configurable to keep the files small). */
 const QWEN2_05B = { hiddenSize: 896, numLayers: 24, numHeads: 14, numKvHeads: 2, intermediateSize: 4864 };
@@ -25,6 +26,8 @@ interface LlmBenchOptions {
   decodeSteps: number;
   vocab: number;
   threads: number;
+  /** Decode time at the longest context over that at the shortest above which the bench fails. */
+  maxGrowth: number;
   keep?: boolean;
   /** Folder for the results JSON. */
   out: string;
@@ -46,6 +49,31 @@ export function prefillFlops(t: TextConfig, s: number): number {
 /** Positions the random model needs for a prefill of `promptTokens` and decodes of `decodeSteps` at each context. */
 export function benchPositions(promptTokens: number, contexts: readonly number[], decodeSteps: number): number {
   return Math.max(promptTokens, ...contexts) + decodeSteps + 2;
+}
+
+export interface DecodeTiming {
+  context: number;
+  msPerToken: number;
+  cpuMsPerToken: number;
+}
+
+/** Time per token at the longest context over that at the shortest (timings sorted by context). */
+export function decodeGrowth(decode: readonly DecodeTiming[], measure: 'msPerToken' | 'cpuMsPerToken'): number {
+  return decode[decode.length - 1][measure] / decode[0][measure];
+}
+
+/** Fails the bench, after its results are written, when decode grows with the context past `maxGrowth`. */
+export function checkDecodeGrowth(decode: readonly DecodeTiming[], maxGrowth: number): void {
+  const growth = decodeGrowth(decode, 'msPerToken');
+  if (growth <= maxGrowth) return;
+  const [shortest, longest] = [decode[0].context, decode[decode.length - 1].context];
+  throw new SieveError(
+    `decode at ${longest} tokens of context took ×${growth.toFixed(2)} the time at ${shortest}, ` +
+      `above the bound ×${maxGrowth}`,
+    'a decode step should cost about the same at any context (reading the KV cache takes a few ms); if the ' +
+      `CPU-time ratio (×${decodeGrowth(decode, 'cpuMsPerToken').toFixed(2)}) is within the bound, other work on ` +
+      'the machine skewed the wall times: rerun on a quiet machine',
+  );
 }
 
 async function matmulRate(dir: string, runtime: RuntimeOptions, m: number, k: number, n: number): Promise<number> {
@@ -120,19 +148,26 @@ async function benchLlm(opts: LlmBenchOptions): Promise<void> {
 
     // Two passes over the contexts, the first untimed: the first run at a new, larger context pays for
     // ONNX Runtime growing its buffers (up to ×1.5 on the largest context), which is not the steady state.
-    const decode: { context: number; msPerToken: number }[] = [];
+    // CPU time beside wall time: on a machine shared with other work it is the steadier of the two.
+    const decode: DecodeTiming[] = [];
+    const contexts = [...opts.contexts].sort((a, b) => a - b);
     for (const timed of [false, true]) {
-      for (const context of opts.contexts) {
+      for (const context of contexts) {
         log(`decode at ${context} tokens of context${timed ? '' : ' (warm-up pass)'}`);
         await runner.prefill(randomHidden(context), positions(context), opts.decodeSteps + 1);
         await runner.decode(1, context);
         const t0 = performance.now();
+        const cpu0 = process.cpuUsage();
         for (let s = 1; s <= opts.decodeSteps; s++) await runner.decode(1 + s, context + s);
-        if (timed) decode.push({ context, msPerToken: (performance.now() - t0) / opts.decodeSteps });
+        const cpu = process.cpuUsage(cpu0);
+        const msPerToken = (performance.now() - t0) / opts.decodeSteps;
+        if (timed)
+          decode.push({ context, msPerToken, cpuMsPerToken: (cpu.user + cpu.system) / 1000 / opts.decodeSteps });
       }
     }
     await runner.release();
-    const flat = decode[decode.length - 1].msPerToken / decode[0].msPerToken;
+    const flat = decodeGrowth(decode, 'msPerToken');
+    const flatCpu = decodeGrowth(decode, 'cpuMsPerToken');
     const peakRss = process.resourceUsage().maxRSS * 1024;
 
     const result = {
@@ -148,6 +183,8 @@ async function benchLlm(opts: LlmBenchOptions): Promise<void> {
       },
       decode: decode.map((x) => ({ ...x, tokensPerS: 1000 / x.msPerToken })),
       decodeRatioLongestToShortest: flat,
+      decodeCpuRatioLongestToShortest: flatCpu,
+      maxGrowth: opts.maxGrowth,
       peakRssBytes: peakRss,
       maxContext,
     };
@@ -162,11 +199,16 @@ async function benchLlm(opts: LlmBenchOptions): Promise<void> {
     );
     for (const x of result.decode)
       console.log(
-        `decode at ${x.context} tokens: ${x.msPerToken.toFixed(1)} ms/token (${x.tokensPerS.toFixed(1)} tokens/s)`,
+        `decode at ${x.context} tokens: ${x.msPerToken.toFixed(1)} ms/token (${x.tokensPerS.toFixed(1)} tokens/s), ` +
+          `CPU ${x.cpuMsPerToken.toFixed(1)} ms/token`,
       );
-    const longest = decode[decode.length - 1].context;
-    console.log(`decode time ${longest} vs ${decode[0].context} tokens of context: ×${flat.toFixed(2)}`);
+    const [shortest, longest] = [decode[0].context, decode[decode.length - 1].context];
+    console.log(
+      `decode time ${longest} vs ${shortest} tokens of context: ×${flat.toFixed(2)} (CPU time ×${flatCpu.toFixed(2)}), ` +
+        `bound ×${opts.maxGrowth}`,
+    );
     console.log(`peak RSS ${formatBytes(peakRss)}; results in ${file}`);
+    checkDecodeGrowth(decode, opts.maxGrowth);
   } finally {
     if (!opts.keep) rmSync(work, { recursive: true, force: true });
   }
@@ -184,6 +226,11 @@ export function registerBenchCommand(program: Command): void {
     .option('--decode-steps <n>', 'decode steps timed per context', '16')
     .option('--vocab <n>', 'vocabulary size (Qwen2 has 151936)', '151936')
     .option('--threads <n>', 'intra-op threads (0 = ONNX Runtime default)', '0')
+    .option(
+      '--max-growth <ratio>',
+      'fail when decode at the longest context takes more than this × the shortest',
+      '1.2',
+    )
     .option('--keep', 'keep the generated checkpoint and graphs')
     .action(async (o: Record<string, string | boolean>) => {
       await benchLlm({
@@ -194,6 +241,7 @@ export function registerBenchCommand(program: Command): void {
         decodeSteps: parseInteger(String(o.decodeSteps), '--decode-steps', 1),
         vocab: parseInteger(String(o.vocab), '--vocab', 8),
         threads: parseInteger(String(o.threads), '--threads', 0),
+        maxGrowth: parseNumber(String(o.maxGrowth), '--max-growth', 1, 100),
         keep: Boolean(o.keep),
         out: String(o.out),
       });

@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
 import { Alerts } from '../serve/alerts.js';
@@ -52,23 +53,53 @@ export function withSurfaceFlags(pipeline: PipelineConfig, flags: { mqtt?: strin
   return checked.data;
 }
 
+interface ServeFlags {
+  pipeline?: string;
+  mqtt?: string;
+  http?: string;
+  model?: string;
+  verbose?: boolean;
+}
+
+/**
+ * The pipeline file, or without one (`sieve serve --http host:port`) a daemon with no cameras that answers
+ * questions about images sent to its HTTP API: what `sieve ask --server` uses to find the model warm.
+ */
+function pipelineOf(flags: ServeFlags): PipelineConfig {
+  if (flags.pipeline !== undefined) {
+    if (flags.model !== undefined) {
+      throw new UsageError('--model is for serving without a pipeline', "the pipeline's model key names its model");
+    }
+    return loadPipeline(flags.pipeline);
+  }
+  if (flags.http === undefined) {
+    throw new UsageError(
+      'sieve serve needs --pipeline, or --http to answer questions about images only',
+      'e.g. sieve serve --pipeline pipelines/demo.yaml, or sieve serve --http 127.0.0.1:8080 --model <dir>',
+    );
+  }
+  return pipelineSchema.parse({ model: flags.model, http: {} });
+}
+
 export function registerServeCommand(program: Command): void {
   program
     .command('serve')
     .description(
       'run the camera daemon of a pipeline file: sources, per-frame encoding, rolling windows, standing questions',
     )
-    .requiredOption('--pipeline <file>', 'pipeline YAML, e.g. pipelines/demo.yaml')
+    .option('--pipeline <file>', 'pipeline YAML, e.g. pipelines/demo.yaml (without it: --http only, no cameras)')
     .option('--mqtt <url>', "MQTT broker URL, instead of the pipeline's (mqtt://host:1883)")
     .option('--http <host:port>', "listen address of the HTTP API, instead of the pipeline's")
+    .option('--model <dir>', 'checkpoint folder, without --pipeline (default: the shipped demo model)')
     .option('--verbose', "show ONNX Runtime's own log lines")
-    .action(async (flags: { pipeline: string; mqtt?: string; http?: string; verbose?: boolean }) => {
-      const pipeline = withSurfaceFlags(loadPipeline(flags.pipeline), flags);
+    .action(async (flags: ServeFlags) => {
+      const pipeline = withSurfaceFlags(pipelineOf(flags), flags);
       if (pipeline.http) parseListen(pipeline.http.listen); // a bad address is said before the model loads
       if (pipeline.mqtt && !pipeline.mqtt.url) parseBrokerListen(pipeline.mqtt.listen);
-      const modelDir = pipeline.model ?? defaultModelDir();
+      const modelDir = resolve(pipeline.model ?? defaultModelDir());
       const log = (line: string) => process.stderr.write(`${line}\n`);
-      log(`${new Date().toISOString()} sieve: starting ${displayPath(flags.pipeline)} with ${displayPath(modelDir)}`);
+      const what = flags.pipeline === undefined ? 'the HTTP API' : displayPath(flags.pipeline);
+      log(`${new Date().toISOString()} sieve: starting ${what} with ${displayPath(modelDir)}`);
       const daemon = await Daemon.start(pipeline, {
         modelDir,
         modelName: displayPath(modelDir),

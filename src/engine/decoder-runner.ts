@@ -143,6 +143,10 @@ export class DecoderRunner {
         `segment ${index}: KV cache of ${cache.capacity} tokens cannot take ${rows} more after ${cache.length}`,
       );
     }
+    // The graph attends over a cache only in a one-row (decode) step; more rows are a prefill from empty.
+    if (rows > 1 && cache.length > 0) {
+      throw new Error(`segment ${index}: ${rows} rows after ${cache.length} cached; only a prefill runs several rows`);
+    }
     const total = cache.length + rows;
     const feeds: Record<string, Tensor> = {
       [SEGMENT_IO.hidden]: tensor.f32(hidden, [1, rows, this.manifest.config.text.hiddenSize]),
@@ -150,16 +154,13 @@ export class DecoderRunner {
       [SEGMENT_IO.seqlensK]: tensor.i32([total - 1], [1]),
       [SEGMENT_IO.totalLength]: tensor.i32([total], []),
     };
-    const fetches: Record<string, Tensor | null> = {};
-    for (const name of this.segments[index].outputNames) fetches[name] = null;
     cache.layers.forEach((layer, j) => {
       feeds[SEGMENT_IO.pastKey(layer)] = cache.keys[j];
       feeds[SEGMENT_IO.pastValue(layer)] = cache.values[j];
-      fetches[SEGMENT_IO.presentKey(layer)] = cache.keys[j];
-      fetches[SEGMENT_IO.presentValue(layer)] = cache.values[j];
     });
-    const out = await this.segments[index].run(feeds, fetches);
-    cache.length = total;
+    const out = await this.segments[index].run(feeds);
+    const rowsOf = (name: (layer: number) => string) => cache.layers.map((l) => out[name(l)].data as Float32Array);
+    cache.append(rowsOf(SEGMENT_IO.newKey), rowsOf(SEGMENT_IO.newValue), rows);
     return out;
   }
 

@@ -18,7 +18,7 @@ import { buildQwen2VlGraphs } from './qwen2vl-vision.js';
 import { buildEmbedding, buildProjector, buildVisionEncoder } from './vision-encoder.js';
 
 /** Bumped whenever the graphs' inputs, outputs or numerics change, so old caches are rebuilt. */
-export const GRAPH_FORMAT = 2;
+export const GRAPH_FORMAT = 3;
 const MAX_ROTARY_POSITIONS = 32768;
 
 export interface SegmentEntry {

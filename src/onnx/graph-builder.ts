@@ -2,6 +2,7 @@ import {
   type AttributeMessage,
   AttributeType,
   type Dim,
+  type GraphMessage,
   type NodeMessage,
   TensorDataType,
   type ValueInfo,
@@ -26,7 +27,18 @@ export interface Weight {
 export interface FloatAttr {
   float: number;
 }
-export type AttrValue = number | readonly number[] | string | FloatAttr;
+/** A graph attribute (an If branch), made by GraphBuilder.subgraph. */
+export interface GraphAttr {
+  graph: GraphMessage;
+}
+export type AttrValue = number | readonly number[] | string | FloatAttr | GraphAttr;
+
+/** A value a subgraph returns, with its declared type. */
+export interface SubgraphOutput {
+  value: string;
+  type: ElemType;
+  shape: Shape;
+}
 
 export const float = (value: number): FloatAttr => ({ float: value });
 
@@ -49,6 +61,7 @@ function attribute(name: string, value: AttrValue): AttributeMessage {
     return { name, type: AttributeType.INT, i: value };
   }
   if ('float' in value) return { name, type: AttributeType.FLOAT, f: value.float };
+  if ('graph' in value) return { name, type: AttributeType.GRAPH, g: value.graph };
   return { name, type: AttributeType.INTS, ints: [...value] };
 }
 
@@ -121,6 +134,28 @@ export class GraphBuilder {
       this.constants.set(key, name);
     }
     return name;
+  }
+
+  /**
+   * A subgraph (an If branch): the nodes `build` adds go into it rather than into this graph, and they may
+   * read any value of this graph by name. Constants made meanwhile are initializers of this graph, which
+   * ONNX lets a subgraph use.
+   */
+  subgraph(name: string, build: () => readonly SubgraphOutput[]): GraphAttr {
+    const first = this.nodes.length;
+    const outputs = build();
+    const produced = new Set(this.nodes.slice(first).flatMap((n) => n.output));
+    const names = outputs.map((o) => (produced.has(o.value) ? o.value : this.op('Identity', [o.value])));
+    const node = this.nodes.splice(first);
+    return {
+      graph: {
+        name: this.unique(name),
+        node,
+        initializer: [],
+        input: [],
+        output: outputs.map((o, i) => valueInfo(names[i], o.type, o.shape)),
+      },
+    };
   }
 
   /** Adds a node with one output and returns the output's name. */

@@ -1,6 +1,7 @@
 import { ModelError } from '../errors.js';
 import type { RopeScaling, TextConfig } from '../model/vlm-config.js';
-import { float, GraphBuilder, MS_DOMAIN } from './graph-builder.js';
+import { cachedAttention, cacheInputs } from './cached-attention.js';
+import { GraphBuilder, MS_DOMAIN } from './graph-builder.js';
 import { activation, linear, rmsNorm, type WeightDtype, WeightLoader, type WeightReader } from './layers.js';
 import { mropeRotation } from './rotary.js';
 
@@ -25,8 +26,9 @@ export const SEGMENT_IO = {
   lastTokenAttention: 'last_token_attention',
   pastKey: (layer: number) => `past_key.${layer}`,
   pastValue: (layer: number) => `past_value.${layer}`,
-  presentKey: (layer: number) => `present_key.${layer}`,
-  presentValue: (layer: number) => `present_value.${layer}`,
+  /** This run's keys and values of a layer, [1, kvh, rows, hd], for the caller to append to its cache. */
+  newKey: (layer: number) => `new_key.${layer}`,
+  newValue: (layer: number) => `new_value.${layer}`,
 } as const;
 
 /** The text model's weight prefixes: `<text>.layers.*`, `<text>.embed_tokens`, `<text>.norm`, and the LM head. */
@@ -79,8 +81,8 @@ export function rotaryTables(
 
 /**
  * Decoder layers [start, end) of a Llama/Qwen2 model: explicit position ids (RoPE applied before the
- * attention kernel, so pruned prompts keep their original positions), GroupQueryAttention with
- * per-layer KV caches passed as both past and present (in-place append), and κ of the last layer.
+ * attention kernel, so pruned prompts keep their original positions), attention over per-layer KV caches
+ * that are inputs only (cached-attention.ts: each run returns its new rows), and κ of the last layer.
  */
 export function buildDecoderSegment(
   cfg: TextConfig,
@@ -120,6 +122,8 @@ export function buildDecoderSegment(
           { domain: MS_DOMAIN },
         );
 
+  const pastShape = [1, kvh, 'capacity', hd];
+  const cache = cacheInputs(g, x, SEGMENT_IO.pastKey(spec.start), seqlensK, totalLength);
   for (let layer = spec.start; layer < spec.end; layer++) {
     const p = `${keys.text}.layers.${layer}`;
     const h = rmsNorm(w, x, `${p}.input_layernorm.weight`, cfg.rmsNormEps);
@@ -128,17 +132,15 @@ export function buildDecoderSegment(
     const v = linear(w, h, `${p}.self_attn.v_proj`, cfg.qkvBias);
     const qRot = rotate(q, nh);
     const kRot = rotate(k, kvh);
-    const pastKey = g.input(SEGMENT_IO.pastKey(layer), 'float32', [1, kvh, 'max_seq', hd]);
-    const pastValue = g.input(SEGMENT_IO.pastValue(layer), 'float32', [1, kvh, 'max_seq', hd]);
-    const [attn, presentKey, presentValue] = g.opN(
-      'GroupQueryAttention',
-      [qRot, kRot, v, pastKey, pastValue, seqlensK, totalLength],
-      { num_heads: nh, kv_num_heads: kvh, scale: float(1 / Math.sqrt(hd)) },
-      [`attn_${layer}`, SEGMENT_IO.presentKey(layer), SEGMENT_IO.presentValue(layer)],
-      { domain: MS_DOMAIN },
-    );
-    g.output(presentKey, SEGMENT_IO.presentKey(layer), 'float32', [1, kvh, 'max_seq', hd]);
-    g.output(presentValue, SEGMENT_IO.presentValue(layer), 'float32', [1, kvh, 'max_seq', hd]);
+    const past = {
+      key: g.input(SEGMENT_IO.pastKey(layer), 'float32', pastShape),
+      value: g.input(SEGMENT_IO.pastValue(layer), 'float32', pastShape),
+    };
+    const attn = `attn_${layer}`;
+    const [newKey, newValue] = [SEGMENT_IO.newKey(layer), SEGMENT_IO.newValue(layer)];
+    cachedAttention(g, { q: qRot, k: kRot, v }, past, cache, cfg, { attention: attn, newKey, newValue });
+    g.output(newKey, newKey, 'float32', [1, kvh, 'seq', hd]);
+    g.output(newValue, newValue, 'float32', [1, kvh, 'seq', hd]);
     x = g.op('Add', [x, linear(w, attn, `${p}.self_attn.o_proj`, cfg.oProjBias)]);
 
     const h2 = rmsNorm(w, x, `${p}.post_attention_layernorm.weight`, cfg.rmsNormEps);

@@ -32,6 +32,7 @@ message AttributeProto {
   int64 i = 3;
   bytes s = 4;
   TensorProto t = 5;
+  GraphProto g = 6;
   repeated float floats = 7;
   repeated int64 ints = 8;
   int32 type = 20;
@@ -77,6 +78,7 @@ export enum AttributeType {
   INT = 2,
   STRING = 3,
   TENSOR = 4,
+  GRAPH = 5,
   FLOATS = 6,
   INTS = 7,
 }
@@ -107,6 +109,7 @@ export interface AttributeMessage {
   i?: number;
   s?: Uint8Array;
   t?: TensorMessage;
+  g?: GraphMessage;
   floats?: number[];
   ints?: number[];
 }
@@ -120,19 +123,21 @@ export interface NodeMessage {
   attribute: AttributeMessage[];
 }
 
+export interface GraphMessage {
+  name: string;
+  node: NodeMessage[];
+  initializer: TensorMessage[];
+  input: ValueInfo[];
+  output: ValueInfo[];
+}
+
 export interface ModelMessage {
   ir_version: number;
   producer_name: string;
   producer_version: string;
   opset_import: { domain: string; version: number }[];
   metadata_props: { key: string; value: string }[];
-  graph: {
-    name: string;
-    node: NodeMessage[];
-    initializer: TensorMessage[];
-    input: ValueInfo[];
-    output: ValueInfo[];
-  };
+  graph: GraphMessage;
 }
 
 const root = protobuf.parse(ONNX_SCHEMA, { keepCase: true }).root;

@@ -216,7 +216,10 @@ export const pipelineSchema = z
       .prefault({}),
   })
   .strict()
-  .refine((p) => Object.keys(p.cameras).length > 0 || p.watch, 'a pipeline needs cameras or a watch folder');
+  .refine(
+    (p) => Object.keys(p.cameras).length > 0 || p.watch || p.http,
+    'a pipeline needs cameras, a watch folder, or http (to answer about images sent with questions)',
+  );
 
 export type PipelineConfig = z.output<typeof pipelineSchema>;
 export type CameraConfig = PipelineConfig['cameras'][string];

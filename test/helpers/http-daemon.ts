@@ -22,7 +22,7 @@ export interface HttpDaemon {
 }
 
 /**
- * A real daemon in this process (the demo model; the demo clip looped at 4× as camera `demo`, ViTCoP
+ * A real daemon in this process (the demo model; the demo clip looped at 2× as camera `demo`, ViTCoP
  * 0.111) with its HTTP surface on a free loopback port, once the camera's window has frames.
  */
 export async function startHttpDaemon(
@@ -31,7 +31,7 @@ export async function startHttpDaemon(
   const pipeline = pipelineSchema.parse({
     cameras: {
       demo: {
-        source: { type: 'file', path: DEMO_CLIP, loop: true, speed: 4 },
+        source: { type: 'file', path: DEMO_CLIP, loop: true, speed: 2 },
         sampling: { fps: 4 },
         window: { seconds: 4, max_frames: 8 },
         pruning: { method: 'vitcop', budget: 0.111 },

@@ -183,7 +183,7 @@ for (const [name, spec] of Object.entries(SPECS)) {
       },
     );
 
-    it('decode with the in-place KV cache equals full recomputation, step by step', async () => {
+    it('decode with the KV cache equals full recomputation, step by step', async () => {
       const ids = prompt();
       const embeds = ref.embed(ids);
       const positions = ids.map((_, i) => i);

@@ -39,7 +39,7 @@ describe('a camera stream on the demo model', { timeout: 120_000 }, () => {
   after(() => pipeline.close());
 
   it('a window filled from a file stream answers as sieve ask on the same frames (none, vitcop)', async () => {
-    const camera = new CameraStream('demo', fileSource(CLIP, 4, 2), async (f) => (await pipeline.encode([f]))[0], {
+    const camera = new CameraStream('demo', fileSource(CLIP, 4, 1), async (f) => (await pipeline.encode([f]))[0], {
       window: { seconds: 60, maxFrames: 16, tokensPerFrame: 64 },
     });
     camera.start();

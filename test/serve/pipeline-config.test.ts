@@ -79,7 +79,7 @@ cameras:
         /cameras\.front door: a camera name is letters/,
       ],
       ['defaults:\n  colour: red\ncameras: {}\n', /defaults\.colour: not a camera key/],
-      ['{}\n', /needs cameras or a watch folder/],
+      ['{}\n', /needs cameras, a watch folder, or http/],
       ['cameras: [a\n', /not valid YAML/],
       ['watch:\n  folder: in\n  output: out.jsonl\n  questions: []\n', /watch\.questions: give at least one question/],
     ];
