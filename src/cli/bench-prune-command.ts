@@ -10,6 +10,7 @@ import { videoFrames } from '../media/sampler.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
 import { writeRandomCheckpoint } from '../model/random-checkpoint.js';
 import { writeRandomIdefics3Checkpoint } from '../model/random-idefics3-checkpoint.js';
+import { writeRandomOnevisionCheckpoint } from '../model/random-onevision-checkpoint.js';
 import { writeRandomQwen2VlCheckpoint } from '../model/random-qwen2vl-checkpoint.js';
 import { METHOD_NAMES } from '../prune/registry.js';
 import { addBenchOutOption, writeBenchResult } from './bench-results.js';
@@ -111,6 +112,19 @@ function writeLargeRandomQwen2VlCheckpoint(dir: string): void {
   });
 }
 
+/**
+ * LLaVA-OneVision-0.5B's token geometry: SigLIP 384/14 tiles (27×27 patches, pooled to 14×14 = 196 tokens a
+ * frame) with a 4-layer, 256-wide tower, in front of Qwen2-0.5B's decoder shape.
+ */
+function writeOnevisionRandomCheckpoint(dir: string): void {
+  writeRandomOnevisionCheckpoint(dir, {
+    vision: { hiddenSize: 256, intermediateSize: 1024, numLayers: 4, numHeads: 4, imageSize: 384, patchSize: 14 },
+    text: { hiddenSize: 896, numLayers: 24, numHeads: 14, numKvHeads: 2, intermediateSize: 4864, vocabSize: 4096 },
+    maxTilesPerSide: 6,
+    seed: 11,
+  });
+}
+
 /** The shapes `--random-large` can take, by name. */
 const RANDOM_SHAPES: Record<string, { description: string; write: (dir: string) => void }> = {
   llava: {
@@ -124,6 +138,12 @@ const RANDOM_SHAPES: Record<string, { description: string; write: (dir: string) 
   'qwen2-vl-2b': {
     description: 'random Qwen2-VL ViT (patch 14, merge 2; embed 256, 4 blocks) + Qwen2-VL-2B decoder shape',
     write: writeLargeRandomQwen2VlCheckpoint,
+  },
+  'llava-onevision-0.5b': {
+    description:
+      'random LLaVA-OneVision-0.5B token geometry (SigLIP 384/14 hidden 256 × 4 layers, 196 tokens a frame, ' +
+      'Qwen2-0.5B decoder)',
+    write: writeOnevisionRandomCheckpoint,
   },
 };
 
@@ -271,7 +291,7 @@ export function registerBenchPruneCommand(bench: Command): void {
     .option(
       '--random-large [shape]',
       'time a random model of realistic size instead of --model: llava (CLIP 224/14 + Qwen2-0.5B decoder, ' +
-        'the default), smolvlm2-256m or qwen2-vl-2b (Qwen2-VL-2B decoder, reduced ViT)',
+        'the default), smolvlm2-256m, qwen2-vl-2b (Qwen2-VL-2B decoder, reduced ViT) or llava-onevision-0.5b',
     )
     .option('--keep', 'keep the random checkpoint and its graphs')
     .action(async (flags: BenchPruneFlags) => benchPrune(flags));

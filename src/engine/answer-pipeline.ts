@@ -73,7 +73,10 @@ export class VlmPipeline {
     return this.prepared.checkpoint;
   }
 
-  /** Answers about frames: preprocessing and the vision encoder run first. */
+  /**
+   * Answers about frames: preprocessing and the vision encoder run first. One frame takes the family's image
+   * path when it has one (OneVision's anyres tiling), otherwise frames are a video.
+   */
   async answer(
     frames: readonly Frame[],
     question: string,
@@ -82,10 +85,17 @@ export class VlmPipeline {
   ): Promise<Answer> {
     if (frames.length === 0) throw new UsageError('no frames to answer about', 'give a video or at least one image');
     checkQuestion(question, this.checkpoint);
+    const { family } = this.checkpoint;
     const t0 = performance.now();
-    const vision = await this.checkpoint.family.prepare(frames);
+    const vision =
+      frames.length === 1 && family.prepareImage ? await family.prepareImage(frames[0]) : await family.prepare(frames);
     const preprocessMs = performance.now() - t0;
-    const plan = { units: vision.units, gridRows: vision.gridRows, gridCols: vision.gridCols };
+    const plan: VisualPlan = {
+      units: vision.post?.units ?? vision.units,
+      gridRows: vision.gridRows,
+      gridCols: vision.gridCols,
+      ...(vision.subgrids ? { subgrids: vision.subgrids } : {}),
+    };
     return this.run(frames, plan, { vision }, question, opts, preprocessMs, onText);
   }
 
@@ -159,6 +169,13 @@ export class VlmPipeline {
     onText?: (delta: string) => void,
   ): Promise<Answer> {
     const { config, tokenizer, family } = this.checkpoint;
+    if (plan.subgrids && opts.prune && opts.prune.method !== 'none') {
+      throw new UsageError(
+        `${opts.prune.method} cannot prune a single image on ${config.modelType}: its tokens are grids of ` +
+          'different shapes (a base tile and a tile grid), and pruning methods take units of one grid',
+        'ask about the image without --method, or give two or more frames (a video)',
+      );
+    }
     const layout = family.layout(frames, plan, question);
     const eosTokenIds = [
       ...new Set([...config.text.eosTokenIds, ...(tokenizer.eosTokenId === null ? [] : [tokenizer.eosTokenId])]),

@@ -16,6 +16,11 @@ export interface PromptLayout {
   positions: PositionIds;
   /** Position of the first generated token (the prompt length for plain RoPE). */
   nextPosition: number;
+  /**
+   * Rows whose embedding is the model's separator row (manifest.graphs.separator: OneVision's
+   * image_newline) instead of their id's; like text rows they are never pruned.
+   */
+  separatorRows?: number[];
 }
 
 /** A layout with plain RoPE positions 0..n−1 (LLaVA, OneVision, Idefics3). */

@@ -131,6 +131,7 @@ export async function runVisualQuery(
 
   let visual: IdRows = { ids: features.ids, rows: await runner.project(features.rows, features.ids.length), width: d };
   const text = await runner.embed(q.layout.ids);
+  putSeparators(text, q.layout, runner.separator, d);
   if (inputStage) {
     const textTail = text.slice((q.layout.ids.length - textTailRows(q.layout)) * d);
     const current = visual;
@@ -188,6 +189,14 @@ export async function runVisualQuery(
     segmentRows: prefill.segmentRows,
     kvBytes: runner.kvBytes(),
   };
+}
+
+/** Writes the separator row into the prompt's separator rows. */
+function putSeparators(embeddings: Float32Array, layout: PromptLayout, separator: Float32Array | undefined, d: number) {
+  const rows = layout.separatorRows ?? [];
+  if (rows.length === 0) return;
+  if (!separator) throw new Error('the prompt has separator rows but the graphs have no separator row');
+  for (const r of rows) embeddings.set(separator, r * d);
 }
 
 /** The query's frames through the vision encoder, unless they come encoded. */

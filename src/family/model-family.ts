@@ -11,6 +11,12 @@ export interface VisualPlan {
   units: number;
   gridRows: number;
   gridCols: number;
+  /**
+   * When a unit is several token grids of different shapes, in token order (OneVision's image: the base
+   * tile, then the tile grid); gridRows × gridCols is then 1 × their total. Pruning methods see units as
+   * one grid, so the engine refuses to prune such a unit.
+   */
+  subgrids?: { rows: number; cols: number }[];
 }
 
 export interface PromptFrame {
@@ -23,8 +29,10 @@ export interface PromptFrame {
  * processor's placeholder expansion and position ids). The graphs and the decoder are generic.
  */
 export interface ModelFamily {
-  /** Vision inputs for the frames of one video (a single image is a one-frame video). */
+  /** Vision inputs for the frames of one video (a single image is a one-frame video, unless prepareImage). */
   prepare(frames: readonly Frame[]): Promise<VisionInput>;
+  /** The family's own path for a single image (OneVision's anyres tiling), used when the answer is about one frame. */
+  prepareImage?(frame: Frame): Promise<VisionInput>;
   /** The units and token grid `frames` frames of `width`×`height` give, without pixels (context planning). */
   plan(frames: number, size?: { width: number; height: number }): VisualPlan;
   /** The prompt: the frames (with their timestamps) as the plan's units, then the question. */

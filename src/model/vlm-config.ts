@@ -1,4 +1,5 @@
 import type { Idefics3Config } from './idefics3-config.js';
+import type { OnevisionConfig } from './onevision-config.js';
 import type { Qwen2VlConfig } from './qwen2vl-config.js';
 
 /** The normalised description of a checkpoint that every other part of vlm-sieve works from. */
@@ -80,4 +81,4 @@ export interface VlmConfig {
 }
 
 /** Any supported checkpoint's configuration, told apart by `modelType`. */
-export type ModelConfig = VlmConfig | Qwen2VlConfig | Idefics3Config;
+export type ModelConfig = VlmConfig | Qwen2VlConfig | Idefics3Config | OnevisionConfig;

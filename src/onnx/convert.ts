@@ -9,8 +9,10 @@ import { idefics3Keys } from './idefics3-keys.js';
 import { buildIdefics3Graphs } from './idefics3-vision.js';
 import type { WeightDtype, WeightReader } from './layers.js';
 import { llavaKeys } from './llava-keys.js';
-import { buildDecoderSegment } from './llm-decoder.js';
+import { buildDecoderSegment, type TextKeys } from './llm-decoder.js';
 import { writeModel } from './model-writer.js';
+import { onevisionKeys } from './onevision-keys.js';
+import { buildOnevisionGraphs, ONEVISION_GRAPHS } from './onevision-vision.js';
 import { qwen2VlKeys } from './qwen2vl-keys.js';
 import { buildQwen2VlGraphs } from './qwen2vl-vision.js';
 import { buildEmbedding, buildProjector, buildVisionEncoder } from './vision-encoder.js';
@@ -27,13 +29,25 @@ export interface SegmentEntry {
   lastTokenAttention: boolean;
 }
 
+/** The vision-side and embedding graph files of a manifest. */
+export interface GraphFiles {
+  vision: string;
+  /** Absent when the vision graph outputs LLM-width rows already (the projector is then the identity). */
+  projector?: string;
+  embed: string;
+  /** Graphs a VisionInput may name as its post-vision step (vision-input.ts PostVision). */
+  post?: string[];
+  /** A graph without inputs whose one output is the row every PromptLayout separator row takes. */
+  separator?: string;
+}
+
 export interface GraphManifest {
   format: number;
   dtype: WeightDtype;
   boundaries: number[];
   maxPositions: number;
   config: ModelConfig;
-  graphs: { vision: string; projector: string; embed: string };
+  graphs: GraphFiles;
   /** Heads of the vision tower's feature-layer keys (VisionZip averages over them). */
   visionHeads: number;
   segments: SegmentEntry[];
@@ -108,11 +122,17 @@ function sameSources(a: Record<string, string>, b: Record<string, string>): bool
   return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
 }
 
-/** The vision-side graphs of the checkpoint's family, and where its text model's weights are. */
-function familyGraphs(config: ModelConfig, weights: WeightReader, dtype: WeightDtype) {
+const PROJECTED: GraphFiles = { vision: 'vision.onnx', projector: 'projector.onnx', embed: 'embed.onnx' };
+
+/** The vision-side graphs of the checkpoint's family, their roles, and where its text model's weights are. */
+function familyGraphs(
+  config: ModelConfig,
+  weights: WeightReader,
+  dtype: WeightDtype,
+): { textKeys: TextKeys; graphs: [string, () => GraphBuilder][]; files: GraphFiles } {
   switch (config.modelType) {
     case 'qwen2_vl':
-      return { textKeys: qwen2VlKeys(weights), graphs: buildQwen2VlGraphs(config, weights, dtype) };
+      return { textKeys: qwen2VlKeys(weights), graphs: buildQwen2VlGraphs(config, weights, dtype), files: PROJECTED };
     case 'idefics3':
     case 'smolvlm': {
       const textKeys = idefics3Keys(weights);
@@ -121,7 +141,21 @@ function familyGraphs(config: ModelConfig, weights: WeightReader, dtype: WeightD
         ...buildIdefics3Graphs(config, weights, dtype),
         ['embed.onnx', embed],
       ];
-      return { textKeys, graphs };
+      return { textKeys, graphs, files: PROJECTED };
+    }
+    case 'llava_onevision': {
+      const { textKeys } = onevisionKeys(weights);
+      const embed = (): GraphBuilder => buildEmbedding(weights, config.text.hiddenSize, dtype, textKeys.text);
+      return {
+        textKeys,
+        graphs: [...buildOnevisionGraphs(config, weights, dtype), ['embed.onnx', embed]],
+        files: {
+          vision: ONEVISION_GRAPHS.vision,
+          embed: 'embed.onnx',
+          post: [ONEVISION_GRAPHS.videoPool, ONEVISION_GRAPHS.anyresPack],
+          separator: ONEVISION_GRAPHS.imageNewline,
+        },
+      };
     }
     case 'llava': {
       const textKeys = llavaKeys(weights);
@@ -130,7 +164,7 @@ function familyGraphs(config: ModelConfig, weights: WeightReader, dtype: WeightD
         ['projector.onnx', () => buildProjector(config.projector, weights, dtype)],
         ['embed.onnx', () => buildEmbedding(weights, config.text.hiddenSize, dtype, textKeys.text)],
       ];
-      return { textKeys, graphs };
+      return { textKeys, graphs, files: PROJECTED };
     }
   }
 }
@@ -171,7 +205,7 @@ export async function convertCheckpoint(
   }));
   // Quantisation is for the decoder's and LM head's MatMuls (read at every generated token).
   const visionDtype = dtype === 'int8' || dtype === 'int4' ? 'fp16' : dtype;
-  const { textKeys, graphs } = familyGraphs(ckpt.config, ckpt.weights, visionDtype);
+  const { textKeys, graphs, files } = familyGraphs(ckpt.config, ckpt.weights, visionDtype);
   const builds: [string, () => GraphBuilder][] = [
     ...graphs,
     ...segments.map((s): [string, () => GraphBuilder] => [
@@ -196,7 +230,7 @@ export async function convertCheckpoint(
     boundaries,
     maxPositions,
     config: ckpt.config,
-    graphs: { vision: 'vision.onnx', projector: 'projector.onnx', embed: 'embed.onnx' },
+    graphs: files,
     visionHeads: ckpt.config.vision.numHeads,
     segments,
     sources,

@@ -16,7 +16,7 @@ describe('a camera stream on a Qwen2-VL checkpoint', { timeout: 120_000 }, () =>
   it('encodes each live frame as its own unit and answers from the window, pruned and not', async () => {
     const clip = await testVideo(2, '160x120');
     const source = new LiveSource({
-      input: { type: 'file', path: clip, loop: false, speed: 0 },
+      input: { type: 'file', path: clip, loop: false, speed: 1 },
       fps: 4,
       reconnect: { initialS: 0.2, maxS: 1, jitter: 0.2 },
       stallS: 5,
