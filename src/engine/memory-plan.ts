@@ -203,7 +203,10 @@ export function fitMemoryBudget(
     if (tokens <= MIN_NEW_TOKENS) break;
     tokens = Math.max(MIN_NEW_TOKENS, Math.floor(tokens / 2));
   }
-  const smallest = { frames: 1, budget: lower[lower.length - 1], maxNewTokens: MIN_NEW_TOKENS };
+  // The lowest budget the method can run (a method may not reach the lowest steps at one frame).
+  const candidates = lower.map((budget) => ({ frames: 1, budget, maxNewTokens: MIN_NEW_TOKENS }));
+  const runnable = candidates.filter((s) => predict(s) !== undefined);
+  const smallest = runnable[runnable.length - 1] ?? candidates[0];
   return { fits: false, smallest, smallestBytes: predict(smallest) ?? Number.POSITIVE_INFINITY };
 }
 
