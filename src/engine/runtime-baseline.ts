@@ -3,7 +3,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ModelError } from '../errors.js';
-import type { ExecutionProvider } from './ort-session.js';
+import { type ExecutionProvider, missingProvider } from './ort-session.js';
 
 /** Where a graph folder remembers the baselines measured for it, one per execution provider. */
 export const BASELINE_FILE = 'runtime-baseline.json';
@@ -30,9 +30,16 @@ export function runtimeBaseline(graphDir: string, ep: ExecutionProvider): number
   const entry = known[ep];
   if (entry && entry.node === process.version) return entry.peakRssBytes;
   const probe = fileURLToPath(new URL('./runtime-baseline-probe.js', import.meta.url));
-  const out = execFileSync(process.execPath, [probe, ep], { encoding: 'utf8', timeout: 60_000 });
+  // ONNX Runtime's own log lines stay in the child: a provider that cannot load is reported below.
+  const out = execFileSync(process.execPath, [probe, ep], {
+    encoding: 'utf8',
+    timeout: 60_000,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const result = JSON.parse(out.trim().split('\n').pop() ?? '{}') as { peakRssBytes?: number; error?: string };
   if (result.peakRssBytes === undefined) {
+    const missing = missingProvider(ep, result.error ?? '');
+    if (missing) throw missing;
     throw new ModelError(
       `cannot measure the ${ep} runtime's memory: ${result.error ?? 'the probe printed nothing'}`,
       '`sieve doctor` lists the execution providers this ONNX Runtime build has',
