@@ -1,15 +1,19 @@
 import type { Command } from 'commander';
 import { VlmPipeline } from '../engine/answer-pipeline.js';
+import { prepareModel } from '../engine/prepare-model.js';
+import { runtimeBaseline } from '../engine/runtime-baseline.js';
 import { UsageError } from '../errors.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
 import { writeKeptOverlays } from '../vision/kept-overlay.js';
 import { fewerFramesNotice, planAskFrames, plural } from './ask-frames.js';
 import { checkAskInputs, splitInputs } from './ask-inputs.js';
+import { type MemoryContext, memoryNotice, planAskMemory, predictQueryPeak } from './ask-memory.js';
 import { askServer, type ServerAnswer, serverBaseUrl } from './ask-server.js';
-import { displayPath, formatBytes } from './cli-output.js';
+import { displayPath, formatBytes, parseNumber } from './cli-output.js';
 import { addRunOptions, pruningLayers, type RunFlags, resolveRunSettings } from './run-settings.js';
 
 interface AskFlags extends RunFlags {
+  memoryBudget?: string;
   json?: boolean;
   showKept?: string;
   strict?: boolean;
@@ -48,6 +52,11 @@ export function registerAskCommand(program: Command): void {
       .description('answer a question about a video (or images) with a vision-language model')
       .argument('<inputs...>', 'a video file or image files, then the question in quotes'),
   )
+    .option(
+      '--memory-budget <MB>',
+      'peak memory the answer may use, MB: fewer frames, a lower pruning budget, then a shorter answer ' +
+        'are chosen to fit it (default: memory.budget_mb, else none)',
+    )
     .option('--json', 'print one JSON object with the answer and its provenance')
     .option('--show-kept <dir>', 'write PNGs of the frames with the patches the model kept highlighted')
     .option('--strict', "refuse when the model's context holds fewer frames than asked for (default: use fewer)")
@@ -71,7 +80,11 @@ export function registerAskCommand(program: Command): void {
           'leave out --show-kept; --json lists the kept token indices per frame',
         );
       }
-      const plan = await planAskFrames(inputs, settings.sampling, checkpoint, question, settings.maxNewTokens);
+      let plan = await planAskFrames(inputs, settings.sampling, checkpoint, question, settings.maxNewTokens);
+      const budgetMb =
+        flags.memoryBudget === undefined
+          ? settings.config.memory.budget_mb
+          : parseNumber(flags.memoryBudget, '--memory-budget', 0, 1e9, { exclusiveMin: true });
       const layers = pruningLayers([settings.prune], plan.used.length);
       layers(checkpoint); // the method, its budget and options, for this many frames
       if (plan.limit) {
@@ -86,10 +99,10 @@ export function registerAskCommand(program: Command): void {
         }
         process.stderr.write(`note: ${notice}\n`);
       }
-      const started = performance.now();
-      const frames = await plan.read();
-      const decodeMs = performance.now() - started;
       if (flags.server !== undefined) {
+        const started = performance.now();
+        const frames = await plan.read();
+        const decodeMs = performance.now() - started;
         checkpoint.weights.close();
         const reply = await askServer(
           {
@@ -107,21 +120,49 @@ export function registerAskCommand(program: Command): void {
         reportServerAnswer(reply, { server: flags.server, json: flags.json === true, question, inputs, decodeMs });
         return;
       }
-      const pipeline = await VlmPipeline.open(checkpoint, {
+      const prepared = await prepareModel(checkpoint, {
         dtype: settings.dtype,
-        // One question per process: loading without pre-packed weights saves more than its one prefill loses.
-        runtime: { ...settings.runtime, prepackWeights: false },
         pruningLayers: layers,
-        warmKernels: settings.prune.method !== 'none',
         onProgress: (e) =>
           e.done === e.total &&
           process.stderr.write(`converting the checkpoint: ${e.graph} built (${e.graphIndex + 1}/${e.graphCount})\n`),
+      });
+      const memory: MemoryContext = {
+        model: checkpoint,
+        manifest: prepared.manifest,
+        baselineBytes: runtimeBaseline(prepared.graphDir, settings.runtime.ep),
+        question,
+        prune: settings.prune,
+        timestampsFor: (k) => plan.thinned(k).used,
+      };
+      const requested = {
+        frames: plan.used.length,
+        budget: settings.prune.budget,
+        maxNewTokens: settings.maxNewTokens,
+      };
+      let chosen = requested;
+      if (budgetMb !== undefined) {
+        const fit = planAskMemory(memory, requested, budgetMb);
+        if (fit.degraded.length) process.stderr.write(`note: ${memoryNotice(fit, requested, budgetMb)}\n`);
+        chosen = fit.settings;
+        plan = plan.thinned(chosen.frames);
+      }
+      const prune = { ...settings.prune, budget: chosen.budget };
+      const maxNewTokens = chosen.maxNewTokens;
+      const predictedPeakBytes = predictQueryPeak(memory, chosen);
+      const started = performance.now();
+      const frames = await plan.read();
+      const decodeMs = performance.now() - started;
+      const pipeline = await VlmPipeline.start(prepared, {
+        // One question per process: loading without pre-packed weights saves more than its one prefill loses.
+        runtime: { ...settings.runtime, prepackWeights: false },
+        warmKernels: settings.prune.method !== 'none',
       });
       try {
         const answer = await pipeline.answer(
           frames,
           question,
-          { maxNewTokens: settings.maxNewTokens, sampling: settings.sampler, prune: settings.prune },
+          { maxNewTokens, sampling: settings.sampler, prune },
           flags.json ? undefined : (delta) => process.stdout.write(delta),
         );
         const totalMs = performance.now() - started;
@@ -143,8 +184,8 @@ export function registerAskCommand(program: Command): void {
               finish_reason: answer.finishReason,
               inputs,
               model: displayPath(settings.modelDir),
-              method: settings.prune.method,
-              budget: settings.prune.budget,
+              method: prune.method,
+              budget: prune.budget,
               frames_requested: plan.requested.map((t) => Math.round(t * 1000) / 1000),
               frames: answer.frames.map((f) => ({ index: f.index, t: Math.round(f.timestampS * 1000) / 1000 })),
               tokens: {
@@ -170,7 +211,9 @@ export function registerAskCommand(program: Command): void {
                 total: totalMs,
               }),
               memory: {
+                predicted_peak_bytes: predictedPeakBytes,
                 peak_rss_bytes: peakRssBytes,
+                ...(budgetMb === undefined ? {} : { budget_bytes: budgetMb * 1024 * 1024 }),
                 kv_reserved_bytes: answer.memory.kvReservedBytes,
                 kv_used_bytes: answer.memory.kvUsedBytes,
               },
@@ -188,7 +231,7 @@ export function registerAskCommand(program: Command): void {
             `first token ${ms(t.firstTokenMs)}`,
             `${plural(answer.frames.length, 'frame')}, ${v.input} visual tokens in ` +
               `(${v.layerAveraged.toFixed(1)} layer-averaged, method ${settings.prune.method})`,
-            `peak RSS ${formatBytes(peakRssBytes)}`,
+            `peak RSS ${formatBytes(peakRssBytes)} (predicted ${formatBytes(predictedPeakBytes ?? 0)})`,
           ];
           process.stderr.write(`${parts.join(' · ')}\n`);
           if (kept.length) process.stderr.write(`kept patches: ${kept.length} images in ${flags.showKept}\n`);

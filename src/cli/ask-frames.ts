@@ -21,6 +21,8 @@ export interface FramePlan {
   /** Why fewer are used, for the one-line notice. */
   limit?: { frames: number; context: number; promptTokens: number };
   read(): Promise<Frame[]>;
+  /** The same plan using `frames` of the requested frames, spread evenly (a memory budget's choice). */
+  thinned(frames: number): FramePlan;
 }
 
 /**
@@ -76,13 +78,17 @@ function planned(
   read: (used: number[]) => Promise<Frame[]>,
 ): FramePlan {
   const fit = fitFramesToContext(model, question, requested.length, maxNewTokens, (k) => evenlyPicked(requested, k));
-  const used = evenlyPicked(requested, fit.frames);
-  return {
-    requested,
-    used,
-    ...(used.length < requested.length ? { limit: fit } : {}),
-    read: () => read(used),
+  const using = (frames: number): FramePlan => {
+    const used = evenlyPicked(requested, frames);
+    return {
+      requested,
+      used,
+      ...(fit.frames < requested.length ? { limit: fit } : {}),
+      read: () => read(used),
+      thinned: using,
+    };
   };
+  return using(fit.frames);
 }
 
 /** The one line `sieve ask` prints when the context holds fewer frames than asked for. */

@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { deviceNames } from '../config/devices.js';
 import { loadConfig } from '../config/load-config.js';
 import type { SieveConfig } from '../config/schema.js';
 import type { RuntimeOptions } from '../engine/ort-session.js';
@@ -17,6 +18,7 @@ import { defaultModelDir } from './default-model.js';
 /** Flags shared by the commands that run the model; every one overrides the config file. */
 export interface RunFlags {
   config?: string;
+  device?: string;
   model?: string;
   frames?: string;
   fps?: string;
@@ -45,6 +47,10 @@ export interface RunSettings {
 export function addRunOptions(cmd: Command): Command {
   return cmd
     .option('--config <file>', 'YAML config (default: $SIEVE_CONFIG, else ./sieve.yaml when present)')
+    .option(
+      '--device <name>',
+      `device profile under the config: ${deviceNames().join(', ')} (memory budget, EP, dtype, threads, frames)`,
+    )
     .option('--model <dir>', 'Hugging Face llava checkpoint folder (default: the shipped demo model)')
     .option('--frames <n>', 'frames sampled uniformly over the video (default 8)')
     .option('--fps <rate>', 'sample frames at this rate instead')
@@ -62,7 +68,7 @@ export function addRunOptions(cmd: Command): Command {
 
 /** The config file's values with the command line's on top. */
 export function resolveRunSettings(flags: RunFlags): RunSettings & { config: SieveConfig } {
-  const { config } = loadConfig(flags.config);
+  const { config } = loadConfig(flags.config, process.env, flags.device);
   configureFfmpeg({ ffmpegPath: config.ffmpeg.ffmpeg_path, ffprobePath: config.ffmpeg.ffprobe_path });
   const frames = flags.frames ?? (flags.fps === undefined ? config.sampling.frames?.toString() : undefined);
   const fps = flags.fps ?? (flags.frames === undefined ? config.sampling.fps?.toString() : undefined);

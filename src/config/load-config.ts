@@ -1,73 +1,23 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
-import type { z } from 'zod';
 import { UsageError } from '../errors.js';
+import { deviceConfigLayer, loadDevice } from './devices.js';
 import { configSchema, type SieveConfig } from './schema.js';
+import { parseYamlText, validateDocument } from './yaml-document.js';
 
-/** Replaces ${NAME} and ${NAME:-default} with environment values; an unset name without a default is an error. */
-export function substituteEnv(text: string, env: NodeJS.ProcessEnv, file: string): string {
-  return text.replace(
-    /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g,
-    (_, name: string, fallback: string | undefined) => {
-      const value = env[name] ?? fallback;
-      if (value === undefined)
-        throw new UsageError(
-          `${file}: environment variable ${name} is not set`,
-          `set it, or write \${${name}:-default}`,
-        );
-      return value;
-    },
-  );
-}
-
-/** Substitutes inside every string value (not in comments or keys); an empty key (`ffmpeg:`) counts as absent. */
-function substituteValues(value: unknown, env: NodeJS.ProcessEnv, file: string): unknown {
-  if (typeof value === 'string') return substituteEnv(value, env, file);
-  if (Array.isArray(value)) return value.map((v) => substituteValues(v, env, file));
-  if (value && typeof value === 'object')
-    return Object.fromEntries(
-      Object.entries(value)
-        .filter(([, v]) => v !== null)
-        .map(([k, v]) => [k, substituteValues(v, env, file)]),
-    );
-  return value;
-}
-
-/** Parses YAML (or JSON) text; a syntax error names the file and the position. */
-export function parseYamlText(text: string, file: string): unknown {
-  try {
-    return parseYaml(text) ?? {};
-  } catch (err) {
-    throw new UsageError(
-      `${file} is not valid YAML: ${(err as Error).message.split('\n')[0]}`,
-      'fix the syntax (YAML or JSON)',
-    );
-  }
-}
+export { parseYamlText, substituteEnv, validateDocument } from './yaml-document.js';
 
 /**
- * Substitutes ${VAR} in a parsed document's values and validates it with `schema`. Problems name the
- * file and the key: `pipelines/x.yaml: cameras.door.source.url: expected string`.
+ * Parses and validates a config document (YAML or JSON). A device profile (`device`, else the file's
+ * `device:` key) lies under it: its values count unless the file sets them.
  */
-export function validateDocument<T extends z.ZodType>(
-  raw: unknown,
+export function parseConfig(
+  text: string,
   file: string,
-  schema: T,
-  env: NodeJS.ProcessEnv,
-  readmeSection: string,
-): z.output<T> {
-  const result = schema.safeParse(substituteValues(raw, env, file));
-  if (!result.success) {
-    const problems = result.error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`).join('; ');
-    throw new UsageError(`${file}: ${problems}`, `see ${readmeSection} of the README for the keys and their ranges`);
-  }
-  return result.data;
-}
-
-/** Parses and validates a config document (YAML or JSON). */
-export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): SieveConfig {
-  const raw = parseYamlText(text, file);
+  env: NodeJS.ProcessEnv = process.env,
+  device?: string,
+): SieveConfig {
+  const raw = withDevice(parseYamlText(text, file), device, env);
   const config = validateDocument(raw, file, configSchema, env, 'the configuration section');
   if (config.model && !isAbsolute(config.model)) config.model = join(dirname(resolve(file)), config.model);
   return config;
@@ -80,10 +30,31 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
 export function loadConfig(
   explicit?: string,
   env: NodeJS.ProcessEnv = process.env,
+  device?: string,
 ): { config: SieveConfig; file?: string } {
   const file = explicit ?? env.SIEVE_CONFIG ?? (existsSync('sieve.yaml') ? 'sieve.yaml' : undefined);
-  if (!file) return { config: configSchema.parse({}) };
+  if (!file) return { config: configSchema.parse(withDevice({}, device, env)) };
   if (!existsSync(file))
     throw new UsageError(`config file ${file} does not exist`, 'check the path given to --config or $SIEVE_CONFIG');
-  return { config: parseConfig(readFileSync(file, 'utf8'), file, env), file };
+  return { config: parseConfig(readFileSync(file, 'utf8'), file, env, device), file };
+}
+
+/**
+ * The raw config document over the named device profile: each of the profile's sections is taken
+ * key by key where the document does not set the key; `sampling` is taken whole or not at all (frames
+ * and fps exclude each other).
+ */
+function withDevice(raw: unknown, device: string | undefined, env: NodeJS.ProcessEnv): unknown {
+  const doc = raw && typeof raw === 'object' && !Array.isArray(raw) ? (raw as Record<string, unknown>) : undefined;
+  const name = device ?? (typeof doc?.device === 'string' ? doc.device : undefined);
+  if (!doc || name === undefined) return raw;
+  const layer = deviceConfigLayer(loadDevice(name, undefined, env));
+  const merged: Record<string, unknown> = { ...doc, device: name };
+  for (const [section, values] of Object.entries(layer)) {
+    const own = doc[section];
+    if (own === undefined || own === null) merged[section] = values;
+    else if (section !== 'sampling' && typeof own === 'object')
+      merged[section] = { ...(values as object), ...(own as object) };
+  }
+  return merged;
 }

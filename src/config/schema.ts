@@ -48,10 +48,21 @@ export const pruningSchema = z
   .strict()
   .prefault({});
 
+export const memorySchema = z
+  .object({
+    /** Peak resident memory an answer may use, MB (MiB); the planner fits frames, budget and context to it. */
+    budget_mb: numeric(z.number().positive()).optional(),
+  })
+  .strict()
+  .prefault({});
+
 export const configSchema = z
   .object({
     /** Checkpoint folder; relative paths start at the config file's folder. */
     model: z.string().optional(),
+    /** A device profile (config/devices/NAME.yaml) whose values this file's override. */
+    device: z.string().optional(),
+    memory: memorySchema,
     runtime: runtimeSchema,
     ffmpeg: ffmpegSchema,
     sampling: z

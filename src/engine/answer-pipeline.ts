@@ -62,7 +62,14 @@ export class VlmPipeline {
     model: string | Checkpoint,
     opts: PrepareOptions & { runtime: RuntimeOptions; warmKernels?: boolean },
   ): Promise<VlmPipeline> {
-    const prepared = await prepareModel(model, opts);
+    return VlmPipeline.start(await prepareModel(model, opts), opts);
+  }
+
+  /** Starts the inference worker on graphs already prepared. */
+  static async start(
+    prepared: PreparedModel,
+    opts: { runtime: RuntimeOptions; warmKernels?: boolean },
+  ): Promise<VlmPipeline> {
     const client = await InferenceClient.start(prepared.graphDir, prepared.manifest, opts.runtime, {
       warmKernels: opts.warmKernels,
     });

@@ -21,6 +21,16 @@ export interface RuntimeOptions {
 /** How ONNX Runtime says that an execution provider's shared libraries could not be loaded. */
 const MISSING_PROVIDER = /shared library|providers_shared|lib(cudart|cublas|cudnn|nvinfer)|Append.*ExecutionProvider/i;
 
+/** The error for an execution provider whose libraries do not load, when `reason` says that. */
+export function missingProvider(ep: ExecutionProvider, reason: string): ModelError | undefined {
+  if (ep === 'cpu' || !MISSING_PROVIDER.test(reason)) return undefined;
+  return new ModelError(
+    `the ${ep} execution provider cannot start: its libraries are missing or do not load (${reason})`,
+    '`sieve doctor` lists the providers this ONNX Runtime build has; install the CUDA 12 and cuDNN 9 ' +
+      "libraries (docs/jetson.md), run with --verbose for ONNX Runtime's own log, or use --ep cpu",
+  );
+}
+
 export const DEFAULT_RUNTIME: RuntimeOptions = { ep: 'cpu', threads: 0 };
 
 export async function createSession(path: string, opts: RuntimeOptions): Promise<ort.InferenceSession> {
@@ -45,13 +55,8 @@ export async function createSession(path: string, opts: RuntimeOptions): Promise
     });
   } catch (err) {
     const reason = (err as Error).message.split('\n')[0];
-    if (opts.ep !== 'cpu' && MISSING_PROVIDER.test(reason)) {
-      throw new ModelError(
-        `the ${opts.ep} execution provider cannot start: its libraries are missing or do not load (${reason})`,
-        '`sieve doctor` lists the providers this ONNX Runtime build has; install the CUDA 12 and cuDNN 9 ' +
-          "libraries (docs/jetson.md), run with --verbose for ONNX Runtime's own log, or use --ep cpu",
-      );
-    }
+    const missing = missingProvider(opts.ep, reason);
+    if (missing) throw missing;
     throw new ModelError(
       `cannot load the graph ${path}: ${reason}`,
       'rebuild the graphs with `sieve convert <checkpoint> --force`',

@@ -90,7 +90,7 @@ function propagationGraph(iterations: number): GraphBuilder {
 }
 
 /** The graph as ONNX bytes with its few constants inline: nothing is written to disk. */
-function encodeInMemory(g: GraphBuilder): Uint8Array {
+export function encodeInMemory(g: GraphBuilder): Uint8Array {
   const initializer = g.weights.map((w) => {
     const data = w.produce();
     return {
