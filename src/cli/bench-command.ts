@@ -9,18 +9,22 @@ import { SieveError } from '../errors.js';
 import { writeRandomCheckpoint } from '../model/random-checkpoint.js';
 import type { TextConfig } from '../model/vlm-config.js';
 import { GraphBuilder } from '../onnx/graph-builder.js';
+import { WEIGHT_DTYPES, type WeightDtype } from '../onnx/layers.js';
 import { writeModel } from '../onnx/model-writer.js';
 import { registerBenchDecodeCommand } from './bench-decode-command.js';
+import { decodeByDtype } from './bench-dtype-decode.js';
 import { registerBenchLoadCommand } from './bench-load-command.js';
 import { registerBenchPruneCommand } from './bench-prune-command.js';
 import { addBenchOutOption, writeBenchResult } from './bench-results.js';
 import { registerBenchStreamCommands } from './bench-stream-command.js';
-import { formatBytes, parseInteger, parseNumber } from './cli-output.js';
+import { formatBytes, parseChoice, parseInteger, parseNumber } from './cli-output.js';
 
 /** Qwen2-0.5B's language model shape (the vocabulary is configurable to keep the files small). */
 const QWEN2_05B = { hiddenSize: 896, numLayers: 24, numHeads: 14, numKvHeads: 2, intermediateSize: 4864 };
 
 interface LlmBenchOptions {
+  /** Weight dtypes whose decode is timed side by side (none: skipped). */
+  dtypes: WeightDtype[];
   promptTokens: number;
   contexts: number[];
   decodeSteps: number;
@@ -166,6 +170,13 @@ async function benchLlm(opts: LlmBenchOptions): Promise<void> {
       }
     }
     await runner.release();
+    const byDtype = opts.dtypes.length
+      ? await decodeByDtype(ckptDir, work, runtime, opts.dtypes, {
+          context: contexts[0],
+          steps: opts.decodeSteps,
+          log,
+        })
+      : [];
     const flat = decodeGrowth(decode, 'msPerToken');
     const flatCpu = decodeGrowth(decode, 'cpuMsPerToken');
     const peakRss = process.resourceUsage().maxRSS * 1024;
@@ -185,6 +196,7 @@ async function benchLlm(opts: LlmBenchOptions): Promise<void> {
       decodeRatioLongestToShortest: flat,
       decodeCpuRatioLongestToShortest: flatCpu,
       maxGrowth: opts.maxGrowth,
+      decodeByDtype: byDtype,
       peakRssBytes: peakRss,
       maxContext,
     };
@@ -207,6 +219,12 @@ async function benchLlm(opts: LlmBenchOptions): Promise<void> {
       `decode time ${longest} vs ${shortest} tokens of context: ×${flat.toFixed(2)} (CPU time ×${flatCpu.toFixed(2)}), ` +
         `bound ×${opts.maxGrowth}`,
     );
+    for (const x of byDtype)
+      console.log(
+        `decode ${x.dtype.padEnd(4)} at ${contexts[0]} tokens: ${x.msPerToken.toFixed(1)} ms/token ` +
+          `(CPU ${x.cpuMsPerToken.toFixed(1)}), ${formatBytes(x.weightBytesPerToken)} of weights read per token, ` +
+          `${x.gbPerS.toFixed(2)} GB/s`,
+      );
     console.log(`peak RSS ${formatBytes(peakRss)}; results in ${file}`);
     checkDecodeGrowth(decode, opts.maxGrowth);
   } finally {
@@ -231,9 +249,15 @@ export function registerBenchCommand(program: Command): void {
       'fail when decode at the longest context takes more than this × the shortest',
       '1.2',
     )
+    .option('--dtypes <list>', 'also time decode per weight dtype side by side, e.g. fp32,int8,int4')
     .option('--keep', 'keep the generated checkpoint and graphs')
     .action(async (o: Record<string, string | boolean>) => {
       await benchLlm({
+        dtypes: o.dtypes
+          ? String(o.dtypes)
+              .split(',')
+              .map((d) => parseChoice(d.trim(), '--dtypes', WEIGHT_DTYPES))
+          : [],
         promptTokens: parseInteger(String(o.promptTokens), '--prompt-tokens', 1),
         contexts: String(o.contexts)
           .split(',')

@@ -32,19 +32,22 @@ function matmulT(x: Float32Array, w: Float32Array, m: number, n: number, k: numb
 }
 
 describe('block-quantised weights (MatMulNBits)', () => {
-  for (const [bits, k] of [
-    [4, 96],
-    [4, 80],
-    [8, 96],
-    [8, 80],
+  for (const [bits, k, level] of [
+    [4, 96, 0],
+    [4, 80, 0],
+    [8, 96, 0],
+    [8, 80, 0],
+    [4, 96, 4],
+    [8, 80, 4],
   ] as const) {
-    it(`int${bits}, K ${k}${k % 32 ? ' (last block padded)' : ''}: the graph equals dequantise-then-MatMul`, async () => {
+    const what = level ? 'within int8 activation rounding of' : 'equals';
+    it(`int${bits}, K ${k}${k % 32 ? ' (last block padded)' : ''}, accuracy level ${level}: the graph ${what} dequantise-then-MatMul`, async () => {
       const n = 24;
       const m = 5;
       const weight = values(n * k, bits * 1000 + k);
       const reader: WeightReader = { has: () => true, shape: () => [n, k], get: () => weight };
       const g = new GraphBuilder('q');
-      const w = new WeightLoader(g, reader, bits === 8 ? 'int8' : 'int4');
+      const w = new WeightLoader(g, reader, bits === 8 ? 'int8' : 'int4', 32, level);
       const x = g.input('x', 'float32', [1, m, k]);
       g.output(w.matmulT(x, 'proj.weight'), 'y', 'float32', [1, m, n]);
       const path = join(tempDir('nbits'), 'q.onnx');
@@ -56,7 +59,8 @@ describe('block-quantised weights (MatMulNBits)', () => {
 
       const q = quantizeBlocks(weight, n, k, bits, 32);
       const reference = matmulT(input, dequantizeBlocks(q), m, n, k);
-      assert.ok(maxRelativeError(y, reference) < 1e-5, `graph vs reference ${maxRelativeError(y, reference)}`);
+      const tolerance = level ? 2e-2 : 1e-5;
+      assert.ok(maxRelativeError(y, reference) < tolerance, `graph vs reference ${maxRelativeError(y, reference)}`);
       // And the quantisation itself is as fine as its bits allow.
       const exact = matmulT(input, weight, m, n, k);
       const bound = bits === 8 ? 0.02 : 0.2;
@@ -87,7 +91,7 @@ describe('block-quantised weights (MatMulNBits)', () => {
       assert.equal(q.manifestDtype, dtype);
       assert.ok(q.decoderBytes < full.decoderBytes, `${dtype} ${q.decoderBytes} B vs fp32 ${full.decoderBytes} B`);
       const err = maxRelativeError(q.logits, full.logits);
-      assert.ok(err > 0 && err < (dtype === 'int8' ? 0.02 : 0.25), `${dtype} logits relative error ${err}`);
+      assert.ok(err > 0 && err < (dtype === 'int8' ? 0.05 : 0.25), `${dtype} logits relative error ${err}`);
     }
   });
 });
