@@ -8,7 +8,7 @@ export interface DtypeDecode {
   dtype: WeightDtype;
   msPerToken: number;
   cpuMsPerToken: number;
-  /** Weight bytes a decode step reads: every decoder segment's graph (the LM head included). */
+  /** Weight bytes a decode step reads: every decoder segment's graph (the LM head included), as loaded. */
   weightBytesPerToken: number;
   /** Those bytes over the step's time: how close decode runs to the memory-bandwidth bound. */
   gbPerS: number;
@@ -32,7 +32,9 @@ export async function decodeByDtype(
       log(`building ${dtype} graphs`);
       const p = await prepareModel(checkpointDir, { dtype, graphDir: join(work, `graphs-${dtype}`) });
       p.checkpoint.weights.close();
-      const bytes = p.manifest.segments.reduce((a, s) => a + p.manifest.weightBytes[s.file], 0);
+      const stored = p.manifest.segments.reduce((a, s) => a + p.manifest.weightBytes[s.file], 0);
+      // On the CPU EP ONNX Runtime folds fp16 weights' Cast at load: decode reads them as fp32.
+      const bytes = dtype === 'fp16' ? 2 * stored : stored;
       runners.push({ dtype, runner: await VlmRunner.open(p.graphDir, p.manifest, runtime), bytes });
     }
     const d = runners[0].runner.config.text.hiddenSize;
