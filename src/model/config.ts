@@ -33,7 +33,7 @@ const ACTIVATIONS: Record<string, Activation> = {
  * Defaults are those of the transformers 4.46 config classes: published checkpoints such as
  * llava-hf/llava-1.5-7b-hf leave most text_config / vision_config sizes out and rely on them.
  */
-export const VISION_DEFAULTS = {
+const VISION_DEFAULTS = {
   clip: { hidden: 768, intermediate: 3072, layers: 12, heads: 12, image: 224, patch: 32, act: 'quick_gelu', eps: 1e-5 },
   siglip: {
     hidden: 768,
@@ -90,8 +90,17 @@ export function readVlmConfig(dir: string): VlmConfig {
   };
 }
 
-function readVision(f: JsonFields, root: JsonFields, selectStrategy: VisionConfig['selectStrategy']): VisionConfig {
-  const modelType = f.str('model_type', 'clip_vision_model');
+/**
+ * A CLIP or SigLIP `vision_config` and the top level's feature layer. Families differ in their defaults:
+ * llava reads hidden_states[-2] of a CLIP tower, LLaVA-OneVision the last layer of a SigLIP one.
+ */
+export function readVision(
+  f: JsonFields,
+  root: JsonFields,
+  selectStrategy: VisionConfig['selectStrategy'],
+  defaults: { modelType: string; featureLayer: number } = { modelType: 'clip_vision_model', featureLayer: -2 },
+): VisionConfig {
+  const modelType = f.str('model_type', defaults.modelType);
   const family = VISION_MODEL_TYPES[modelType];
   if (!family) {
     const supported = Object.keys(VISION_MODEL_TYPES).join(', ');
@@ -112,7 +121,7 @@ function readVision(f: JsonFields, root: JsonFields, selectStrategy: VisionConfi
   const numLayers = f.int('num_hidden_layers', d.layers);
 
   // hidden_states has numLayers + 1 entries (0 = embeddings); a negative index counts from the end.
-  const layer = root.signedInt('vision_feature_layer', -2);
+  const layer = root.signedInt('vision_feature_layer', defaults.featureLayer);
   const featureLayer = layer < 0 ? numLayers + 1 + layer : layer;
   if (featureLayer < 1 || featureLayer > numLayers) {
     root.fail(

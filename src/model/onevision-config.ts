@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { ModelError } from '../errors.js';
-import { activation, MISSING_HINT, readGenerationEos, readText, VISION_DEFAULTS } from './config.js';
+import { activation, MISSING_HINT, readGenerationEos, readText, readVision } from './config.js';
 import { JsonFields, readJsonObject } from './json-file.js';
 import type { ProjectorConfig, TextConfig, VisionConfig } from './vlm-config.js';
 
@@ -74,47 +74,14 @@ function readSiglip(root: JsonFields): VisionConfig {
       'use a LLaVA-OneVision checkpoint with its SigLIP vision tower',
     );
   }
-  const d = VISION_DEFAULTS.siglip;
-  const hiddenSize = f.int('hidden_size', d.hidden);
-  const numHeads = f.int('num_attention_heads', d.heads);
-  if (hiddenSize % numHeads !== 0)
-    f.fail('num_attention_heads', `(${numHeads}) must divide hidden_size (${hiddenSize})`);
-  const imageSize = f.int('image_size', d.image);
-  const patchSize = f.int('patch_size', d.patch);
-  if (patchSize > imageSize) f.fail('patch_size', `(${patchSize}) is larger than image_size (${imageSize})`);
-  const numLayers = f.int('num_hidden_layers', d.layers);
-
   if (Array.isArray(root.obj.vision_feature_layer)) {
     root.fail('vision_feature_layer', 'is a list of layers; vlm-sieve reads one feature layer');
-  }
-  // LlavaOnevisionConfig's defaults: the last layer, every token.
-  const layer = root.signedInt('vision_feature_layer', -1);
-  const featureLayer = layer < 0 ? numLayers + 1 + layer : layer;
-  if (featureLayer < 1 || featureLayer > numLayers) {
-    root.fail(
-      'vision_feature_layer',
-      `(${layer}) must select an encoder layer output, 1..${numLayers} or -1..-${numLayers}`,
-    );
   }
   const strategy = root.str('vision_feature_select_strategy', 'full');
   // 'default' drops a patch, and the anyres packing then no longer has a square grid per tile (HF raises).
   if (strategy !== 'full') root.fail('vision_feature_select_strategy', `"${strategy}" is not supported (only "full")`);
-  return {
-    family: 'siglip',
-    hiddenSize,
-    intermediateSize: f.int('intermediate_size', d.intermediate),
-    numLayers,
-    numHeads,
-    imageSize,
-    patchSize,
-    numChannels: f.int('num_channels', 3),
-    layerNormEps: f.positive('layer_norm_eps', d.eps),
-    act: activation(f, 'hidden_act', d.act),
-    hasClassToken: false,
-    featureLayer,
-    selectStrategy: 'full',
-    gridSize: Math.floor(imageSize / patchSize),
-  };
+  // LlavaOnevisionConfig's defaults: the last layer, every token.
+  return readVision(f, root, 'full', { modelType, featureLayer: -1 });
 }
 
 function tokenId(root: JsonFields, key: string, alias: string, fallback: number): number {

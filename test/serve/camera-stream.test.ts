@@ -62,7 +62,8 @@ describe('a camera stream on the demo model', { timeout: 120_000 }, () => {
       assert.equal(answer.generatedTokens, ask.tokens.generated);
       assert.deepEqual(answer.visualTokens.stages, ask.tokens.stages, prune.method);
       assert.deepEqual(answer.visualTokens.keptPerFrame, ask.kept_per_frame, prune.method);
-      if (prune.method === 'none') assert.ok(answer.timings.visionMs < 1, 'the window query runs no vision encoder');
+      // Encoding the 8 frames takes ~20 ms; a garbage-collection pause in a long test run can take a few.
+      if (prune.method === 'none') assert.ok(answer.timings.visionMs < 5, 'the window query runs no vision encoder');
     }
   });
 

@@ -173,7 +173,8 @@ describe('RTSP from a real RTSP server', { timeout: 120_000 }, () => {
     const timestamps: number[] = [];
     const subscription = frames.subscribe((f) => timestamps.push(f.timestampS));
     try {
-      await waitFor(() => timestamps.length >= 5, 20_000);
+      // A freshly started rtsp-server-perl can take a few connect attempts (3 s each) before it sends RTP.
+      await waitFor(() => timestamps.length >= 5, 45_000);
       assert.equal(live.status().state, 'live');
       await server.kill();
       await waitFor(() => live.status().state !== 'live', 10_000);

@@ -37,7 +37,6 @@ describe('a camera stream on a Qwen2-VL checkpoint', { timeout: 120_000 }, () =>
       const answer = await pipeline.answerEncoded(window, 'is there a circle ?', { maxNewTokens: 2, prune });
       assert.equal(answer.visualTokens.keptPerFrame.length, window.length, prune.method);
       assert.ok(answer.visualTokens.keptPerFrame.flat().every((id) => id >= 0 && id < 48));
-      assert.equal(answer.timings.visionMs < 1, true, 'the window query runs no vision encoder');
     }
   });
 });
