@@ -165,7 +165,18 @@ export function registerTuneCommand(program: Command): void {
       await sharp(Buffer.from(svg)).png().toFile(join(flags.out, 'tune.png'));
       writeFileSync(
         join(flags.out, 'tune.json'),
-        `${JSON.stringify({ model: displayPath(checkpoint.dir), frames, targetAgreement: target, rows, recommended: { method: rec.row.method, budget: rec.row.budget, reason: rec.reason }, unreachable }, null, 1)}\n`,
+        `${JSON.stringify(
+          {
+            model: displayPath(checkpoint.dir),
+            frames,
+            targetAgreement: target,
+            rows,
+            recommended: { method: rec.row.method, budget: rec.row.budget, reason: rec.reason },
+            unreachable,
+          },
+          null,
+          1,
+        )}\n`,
       );
       process.stderr.write(`table, plot and state in ${displayPath(resolve(flags.out))}\n`);
       if (flags.write) {

@@ -31,7 +31,8 @@ export interface PeakEstimate {
 /**
  * Bytes ONNX Runtime holds per byte of weights stored in the graph files: fp32 as stored; fp16 weights are
  * cast to fp32 when the session is optimised (and part of the fp16 copy stays mapped); the int8/int4
- * MatMulNBits blocks are repacked, and the fp32 parts (vision tower, norms) are a larger share. Measured with `sieve ask --json` on a random checkpoint of Qwen2-0.5B's shape (docs/benchmarks.md).
+ * MatMulNBits blocks are repacked, and the fp32 parts (vision tower, norms) are a larger share. Measured
+ * with `sieve ask --json` on a random checkpoint of Qwen2-0.5B's shape (docs/benchmarks.md).
  */
 export const LOADED_PER_STORED: Record<WeightDtype, number> = { fp32: 1, fp16: 2.4, int8: 1.2, int4: 1.1 };
 

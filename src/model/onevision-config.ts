@@ -70,7 +70,8 @@ function readSiglip(root: JsonFields): VisionConfig {
   const modelType = f.str('model_type', 'siglip_vision_model');
   if (modelType !== 'siglip_vision_model') {
     throw new ModelError(
-      `${f.file}: vision_config.model_type "${modelType}" is not supported for llava_onevision; supported: siglip_vision_model`,
+      `${f.file}: vision_config.model_type "${modelType}" is not supported for llava_onevision; ` +
+        'supported: siglip_vision_model',
       'use a LLaVA-OneVision checkpoint with its SigLIP vision tower',
     );
   }

@@ -25,7 +25,8 @@ export function tunePlotSvg(rows: readonly TuneRow[], recommended: TuneRow, titl
   const x = (ms: number) => MARGIN.left + (ms / maxMs) * plotW;
   const y = (agreement: number) => MARGIN.top + (1 - agreement) * plotH;
   const parts: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" font-family="sans-serif" font-size="12">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" ` +
+      'font-family="sans-serif" font-size="12">',
     `<rect width="${WIDTH}" height="${HEIGHT}" fill="white"/>`,
     `<text x="${MARGIN.left}" y="18" font-size="14">${xmlText(title)}</text>`,
   ];

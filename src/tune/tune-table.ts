@@ -86,6 +86,8 @@ export function recommend(rows: readonly TuneRow[], targetAgreement: number): Re
   const fallback = baseline ?? rows[0];
   return {
     row: fallback,
-    reason: `no pruned configuration agrees with the unpruned answers ${(100 * targetAgreement).toFixed(0)} % of the time`,
+    reason:
+      'no pruned configuration agrees with the unpruned answers ' +
+      `${(100 * targetAgreement).toFixed(0)} % of the time`,
   };
 }

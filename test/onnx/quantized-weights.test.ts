@@ -41,7 +41,8 @@ describe('block-quantised weights (MatMulNBits)', () => {
     [8, 80, 4],
   ] as const) {
     const what = level ? 'within int8 activation rounding of' : 'equals';
-    it(`int${bits}, K ${k}${k % 32 ? ' (last block padded)' : ''}, accuracy level ${level}: the graph ${what} dequantise-then-MatMul`, async () => {
+    const padded = k % 32 ? ' (last block padded)' : '';
+    it(`int${bits}, K ${k}${padded}, accuracy level ${level}: the graph ${what} dequantise-then-MatMul`, async () => {
       const n = 24;
       const m = 5;
       const weight = values(n * k, bits * 1000 + k);

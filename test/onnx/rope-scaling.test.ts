@@ -16,7 +16,7 @@ describe('rotary scaling (rope_scaling)', () => {
     assert.deepEqual(rotaryTables(16, 10000, 256, { type: 'dynamic', factor: 4 }), rotaryTables(16, 10000, 256));
   });
 
-  it('llama3 (Llama 3.1 settings): high frequencies kept, low ones divided by the factor, the band between smoothed', () => {
+  it('llama3 (Llama 3.1 settings): high frequencies kept, low ones divided by the factor, between smoothed', () => {
     const scaling = {
       type: 'llama3',
       factor: 8,
