@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DecoderRunner } from '../../src/engine/decoder-runner.js';
@@ -17,15 +16,12 @@ import { buildDecoderSegment } from '../../src/onnx/llm-decoder.js';
 import { writeModel } from '../../src/onnx/model-writer.js';
 import { buildEmbedding, PROJECTOR_IO, VISION_IO } from '../../src/onnx/vision-encoder.js';
 import { tempDir } from '../helpers/fixtures.js';
+import { type Arr, type FamilyReference, readFixtureJson } from '../helpers/hf-reference.js';
 import { maxRelativeError } from '../helpers/numeric.js';
 
 const DIR = join(import.meta.dirname, '../../../test/fixtures/hf-reference/idefics3-tiny');
 const TOL = 1e-4;
 
-interface Arr {
-  shape: number[];
-  data: number[];
-}
 interface Input {
   input_ids: number[];
   pixel_values: Arr;
@@ -33,18 +29,9 @@ interface Input {
   n_new_tokens: number;
   token_ids: { special: Record<string, number>; text: Record<string, number> };
 }
-interface Reference {
-  vision_features: Arr;
-  image_features: Arr;
-  inserted_positions: number[];
-  inserted_features: Arr;
-  hidden_states_last_pos: Arr;
-  last_logits: number[];
-  greedy_tokens: number[];
-  greedy_step_max_logit: number[];
-}
+type Reference = FamilyReference;
 
-const read = <T>(file: string) => JSON.parse(readFileSync(join(DIR, file), 'utf8')) as T;
+const read = <T>(file: string) => readFixtureJson<T>(DIR, file);
 
 /** The fixture's made-up vocabulary: text pieces matched longest first, as a BPE merging `\n\n` would. */
 function fixtureTokenizer(vocab: Input['token_ids']) {

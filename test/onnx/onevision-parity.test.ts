@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DecoderRunner } from '../../src/engine/decoder-runner.js';
@@ -19,15 +18,11 @@ import { buildEmbedding } from '../../src/onnx/vision-encoder.js';
 import { visionTower } from '../../src/onnx/vision-tower.js';
 import { anyresLayout, readOnevisionProcessors, type VisualUnit } from '../../src/vision/onevision-processor.js';
 import { tempDir } from '../helpers/fixtures.js';
+import { type Arr, type FamilyReference, readFixtureJson } from '../helpers/hf-reference.js';
 import { maxRelativeError } from '../helpers/numeric.js';
 
 const DIR = join(import.meta.dirname, '../../../test/fixtures/hf-reference/llava-onevision-tiny');
 const TOL = 1e-4;
-
-interface Arr {
-  shape: number[];
-  data: number[];
-}
 
 interface Input {
   input_ids: number[];
@@ -39,18 +34,9 @@ interface Input {
   token_ids: { special: Record<string, number>; text: Record<string, number> };
 }
 
-interface Reference {
-  vision_features: Arr;
-  image_features: Arr;
-  inserted_positions: number[];
-  inserted_features: Arr;
-  hidden_states_last_pos: Arr;
-  last_logits: number[];
-  greedy_tokens: number[];
-  greedy_step_max_logit: number[];
-}
+type Reference = FamilyReference;
 
-const read = <T>(file: string) => JSON.parse(readFileSync(join(DIR, file), 'utf8')) as T;
+const read = <T>(file: string) => readFixtureJson<T>(DIR, file);
 
 /** The checkpoint's tensors under transformers ≥ 4.52 names (`model.*`, top-level `lm_head`). */
 function renamedReader(reader: WeightReader): WeightReader {

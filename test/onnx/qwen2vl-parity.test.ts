@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DecoderRunner } from '../../src/engine/decoder-runner.js';
@@ -17,16 +16,13 @@ import { buildQwen2VlGraphs, QWEN2VL_VISION_IO } from '../../src/onnx/qwen2vl-vi
 import { PROJECTOR_IO, VISION_IO } from '../../src/onnx/vision-encoder.js';
 import { mergeOrderPositions } from '../../src/vision/qwen2vl-processor.js';
 import { tempDir } from '../helpers/fixtures.js';
+import { type Arr, type FamilyReference, readFixtureJson } from '../helpers/hf-reference.js';
 import { maxRelativeError } from '../helpers/numeric.js';
 
 const DIR = join(import.meta.dirname, '../../../test/fixtures/hf-reference/qwen2-vl-tiny');
 const TOL = 1e-4;
 const MAX_POSITIONS = 512;
 
-interface Arr {
-  shape: number[];
-  data: number[];
-}
 interface Input {
   input_ids: number[];
   pixel_values?: Arr;
@@ -35,21 +31,13 @@ interface Input {
   video_grid_thw?: number[][];
   n_new_tokens: number;
 }
-interface Reference {
-  vision_features: Arr;
-  image_features: Arr;
-  inserted_positions: number[];
-  inserted_features: Arr;
-  hidden_states_last_pos: Arr;
+interface Reference extends FamilyReference {
   position_ids: Arr;
   rope_deltas: number;
-  last_logits: number[];
-  greedy_tokens: number[];
-  greedy_step_max_logit: number[];
   greedy_step_position: number[];
 }
 
-const readJson = <T>(file: string): T => JSON.parse(readFileSync(join(DIR, file), 'utf8')) as T;
+const readJson = <T>(file: string) => readFixtureJson<T>(DIR, file);
 
 /** The ≥ 4.52 key layout (`model.visual.*`, `model.language_model.*`) served from the fixture's ≤ 4.51 file. */
 function renamedToNewLayout(reader: WeightReader): WeightReader {
