@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { ModelError } from '../../src/errors.js';
 import { readVlmConfig } from '../../src/model/config.js';
+import { dirWith, throwsModelError } from '../helpers/config-files.js';
 import { tempDir } from '../helpers/fixtures.js';
 
 const FIXTURES = join(import.meta.dirname, '../../../test/fixtures/hf-reference');
@@ -13,23 +13,6 @@ type Json = Record<string, unknown>;
 /** A fixture's config.json, to edit before writing it back: top-level fields and the two sub-configs. */
 function fixtureConfig(name: string): Json & { text_config: Json; vision_config: Json } {
   return JSON.parse(readFileSync(join(FIXTURES, name, 'config.json'), 'utf8'));
-}
-
-function dirWith(config: unknown, generation?: unknown): string {
-  const dir = tempDir('config');
-  writeFileSync(join(dir, 'config.json'), typeof config === 'string' ? config : JSON.stringify(config));
-  if (generation !== undefined) writeFileSync(join(dir, 'generation_config.json'), JSON.stringify(generation));
-  return dir;
-}
-
-function throwsModelError(fn: () => unknown, ...parts: (string | RegExp)[]): void {
-  assert.throws(fn, (err: unknown) => {
-    assert.ok(err instanceof ModelError, `expected ModelError, got ${String(err)}`);
-    for (const p of parts)
-      assert.match(err.message, typeof p === 'string' ? new RegExp(p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')) : p);
-    assert.ok(err.hint, 'has a hint');
-    return true;
-  });
 }
 
 describe('readVlmConfig', () => {

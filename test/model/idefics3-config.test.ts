@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { ModelError } from '../../src/errors.js';
 import { readIdefics3Config } from '../../src/model/idefics3-config.js';
 import { idefics3Keys } from '../../src/onnx/idefics3-keys.js';
-import { tempDir } from '../helpers/fixtures.js';
+import { dirWith, throwsModelError } from '../helpers/config-files.js';
 
 const FIXTURE = join(import.meta.dirname, '../../../test/fixtures/hf-reference/idefics3-tiny');
 
@@ -13,21 +12,6 @@ type Json = Record<string, unknown>;
 
 function fixtureConfig(): Json & { text_config: Json; vision_config: Json } {
   return JSON.parse(readFileSync(join(FIXTURE, 'config.json'), 'utf8'));
-}
-
-function dirWith(config: Json): string {
-  const dir = tempDir('idefics3-config');
-  writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
-  return dir;
-}
-
-function throwsModelError(fn: () => unknown, pattern: RegExp): void {
-  assert.throws(fn, (err: unknown) => {
-    assert.ok(err instanceof ModelError, `expected ModelError, got ${String(err)}`);
-    assert.match(err.message, pattern);
-    assert.ok(err.hint, 'has a hint');
-    return true;
-  });
 }
 
 describe('readIdefics3Config', () => {

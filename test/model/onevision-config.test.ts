@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { ModelError } from '../../src/errors.js';
 import { readOnevisionConfig } from '../../src/model/onevision-config.js';
-import { tempDir } from '../helpers/fixtures.js';
+import { dirWith, throwsModelError } from '../helpers/config-files.js';
 
 const FIXTURE = join(import.meta.dirname, '../../../test/fixtures/hf-reference/llava-onevision-tiny');
 
@@ -12,21 +11,6 @@ type Json = Record<string, unknown>;
 
 function fixtureConfig(): Json & { vision_config: Json; text_config: Json } {
   return JSON.parse(readFileSync(join(FIXTURE, 'config.json'), 'utf8'));
-}
-
-function dirWith(config: Json): string {
-  const dir = tempDir('onevision-config');
-  writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
-  return dir;
-}
-
-function throwsModelError(fn: () => unknown, pattern: RegExp): void {
-  assert.throws(fn, (err: unknown) => {
-    assert.ok(err instanceof ModelError, `expected ModelError, got ${String(err)}`);
-    assert.match(err.message, pattern);
-    assert.ok(err.hint, 'has a hint');
-    return true;
-  });
 }
 
 describe('readOnevisionConfig', () => {

@@ -1,21 +1,15 @@
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ModelError } from '../../src/errors.js';
 import { readQwen2VlConfig } from '../../src/model/qwen2vl-config.js';
-import { tempDir } from '../helpers/fixtures.js';
+import { dirWith } from '../helpers/config-files.js';
 
 const FIXTURE = join(import.meta.dirname, '../../../test/fixtures/hf-reference/qwen2-vl-tiny');
 
 type Json = Record<string, unknown>;
 const fixtureConfig = (): Json => JSON.parse(readFileSync(join(FIXTURE, 'config.json'), 'utf8'));
-
-function dirWith(config: Json): string {
-  const dir = tempDir('qwen2vl-config');
-  writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
-  return dir;
-}
 
 /** Qwen/Qwen2-VL-2B-Instruct's config.json, less the keys vlm-sieve does not read. */
 const QWEN2_VL_2B: Json = {
