@@ -23,6 +23,7 @@ interface BenchPruneFlags extends RunFlags {
   video?: string;
   methods?: string;
   repeat: string;
+  decodeTokens: string;
   /** true (the flag alone) is the llava shape. */
   randomLarge?: boolean | string;
   keep?: boolean;
@@ -36,6 +37,8 @@ interface MethodTiming {
   prefillMs: number;
   hostMs: number;
   firstTokenMs: number;
+  /** Per generated token after the first (0 when only one token was generated). */
+  decodeMsPerToken: number;
   layerAveragedTokens: number;
   inputTokens: number;
 }
@@ -173,6 +176,7 @@ function timingOf(run: PruneRequest, answers: Answer[]): MethodTiming {
     prefillMs: m((a) => a.timings.projectMs + a.timings.prefillMs),
     hostMs: m((a) => a.timings.pruneMs),
     firstTokenMs: m((a) => a.timings.firstTokenMs),
+    decodeMsPerToken: m((a) => (a.generatedTokens > 1 ? a.timings.generateMs / (a.generatedTokens - 1) : 0)),
     layerAveragedTokens: answers[0].visualTokens.layerAveraged,
     inputTokens: answers[0].visualTokens.input,
   };
@@ -195,6 +199,7 @@ async function benchPrune(flags: BenchPruneFlags): Promise<void> {
     }
     const settings = resolveRunSettings({ ...flags, model: work ? join(work, 'checkpoint') : flags.model });
     const repeat = parseInteger(flags.repeat, '--repeat', 1, 1000);
+    const decodeTokens = parseInteger(flags.decodeTokens, '--decode-tokens', 1, 4096);
     const methods =
       flags.methods === undefined || flags.methods === 'all'
         ? METHOD_NAMES.filter((m) => m !== 'none')
@@ -227,7 +232,7 @@ async function benchPrune(flags: BenchPruneFlags): Promise<void> {
         log(`${run.method} @ ${run.budget}: ${repeat} + 1 runs`);
         const answers: Answer[] = [];
         for (let i = 0; i <= repeat; i++) {
-          const a = await pipeline.answer(clip, question, { maxNewTokens: 1, prune: run });
+          const a = await pipeline.answer(clip, question, { maxNewTokens: decodeTokens, prune: run, ignoreEos: true });
           if (i > 0) answers.push(a);
         }
         timings.push(timingOf(run, answers));
@@ -242,6 +247,7 @@ async function benchPrune(flags: BenchPruneFlags): Promise<void> {
       video: displayPath(video),
       frames,
       repeat,
+      decodeTokens,
       threads: settings.runtime.threads || 'auto',
       methods: timings.map((t) => ({
         ...t,
@@ -254,16 +260,22 @@ async function benchPrune(flags: BenchPruneFlags): Promise<void> {
     const file = writeBenchResult(flags.out, 'prune', result);
 
     console.log(`${result.model}, ${frames} frames, medians of ${repeat} runs`);
-    console.log('method      budget  prefill ms  vs unpruned  host pruning ms  host / prefill  layer-avg tokens');
+    console.log(
+      'method      budget  vision ms  prefill ms  vs unpruned  host pruning ms  host / prefill  TTFT ms  ' +
+        'decode ms/token  layer-avg tokens',
+    );
     for (const t of result.methods) {
       console.log(
         [
           t.method.padEnd(10),
           String(t.budget).padStart(7),
+          t.visionMs.toFixed(1).padStart(10),
           t.prefillMs.toFixed(1).padStart(11),
           `${t.prefillVsUnpruned.toFixed(2)}×`.padStart(12),
           t.hostMs.toFixed(2).padStart(16),
           `${(100 * t.hostOfPrefill).toFixed(1)}%`.padStart(15),
+          t.firstTokenMs.toFixed(0).padStart(8),
+          (decodeTokens > 1 ? t.decodeMsPerToken.toFixed(1) : '—').padStart(16),
           t.layerAveragedTokens.toFixed(1).padStart(17),
         ].join(' '),
       );
@@ -288,6 +300,7 @@ export function registerBenchPruneCommand(bench: Command): void {
     .option('--video <file>', 'clip to answer about (default: a shipped demo example)')
     .option('--methods <list>', 'comma-separated methods, or "all" (default: all)')
     .option('--repeat <n>', 'timed runs per method, after one warm-up', '5')
+    .option('--decode-tokens <n>', 'answer tokens generated per run, past end-of-sequence (decode ms/token)', '1')
     .option(
       '--random-large [shape]',
       'time a random model of realistic size instead of --model: llava (CLIP 224/14 + Qwen2-0.5B decoder, ' +

@@ -17,6 +17,8 @@ export function buildProgram(): Command {
       'Video question answering with vision-language models on edge devices, pruning redundant visual tokens',
     )
     .version('0.1.0')
+    // `sieve --version` only before a command: `sieve synth --version 2` is synth's own option.
+    .enablePositionalOptions()
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   registerAskCommand(program);

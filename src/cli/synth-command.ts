@@ -13,6 +13,11 @@ function parseCount(value: string, name: string): number {
   return Number(value);
 }
 
+function parseShift(value: string): number {
+  if (!/^-?\d+(\.\d+)?$/.test(value)) throw new UsageError(`--shift must be a number of pixels, got "${value}"`);
+  return Number(value);
+}
+
 export interface SynthOptions {
   split: string;
   n: string;
@@ -21,6 +26,9 @@ export interface SynthOptions {
   labels?: boolean;
   types?: string;
   concurrency: string;
+  version?: string;
+  shift?: string;
+  frames?: string;
 }
 
 export async function runSynth(
@@ -39,6 +47,13 @@ export async function runSynth(
     if (bad.length)
       throw new UsageError(`unknown question type(s): ${bad.join(', ')}`, `use: ${QUESTION_TYPES.join(', ')}`);
   }
+  const version = (opts.version ?? '1') === '1' ? 1 : opts.version === '2' ? 2 : undefined;
+  if (version === undefined) throw new UsageError(`unknown --version "${opts.version}"`, 'use 1 or 2');
+  const variant = {
+    version,
+    ...(opts.shift === undefined ? {} : { shift: parseShift(opts.shift) }),
+    ...(opts.frames === undefined ? {} : { frames: parseCount(opts.frames, '--frames') }),
+  } as const;
   const progress = progressReporter('synth');
   const result = await writeSplit({
     split: opts.split,
@@ -47,6 +62,7 @@ export async function runSynth(
     offset,
     labels: opts.labels ?? false,
     ...(types ? { types } : {}),
+    variant,
     concurrency,
     encode: encode ?? ((frames, o) => encodeVideo(frames, o)),
     onClip: (done, total) => progress.update(done, total, 'clips rendered and encoded'),
@@ -68,6 +84,9 @@ export function registerSynthCommand(program: Command): void {
     .option('--types <list>', `comma-separated question types (default all: ${QUESTION_TYPES.join(',')})`)
     .option('--labels', 'also write per-frame object-id maps (labels/*.ids) for training')
     .option('--concurrency <n>', 'clips encoded at once', '2')
+    .option('--version <v>', "generator: 1 (the shipped model's task) or 2 (any position, 4–32 frames, noise)", '1')
+    .option('--shift <px>', 'v1: move every object by PX pixels right and down (a held-out split)')
+    .option('--frames <n>', 'v1: show each clip in N frames (4–32) over the same duration (a held-out split)')
     .action(async (opts: SynthOptions) => {
       await runSynth(opts);
     });

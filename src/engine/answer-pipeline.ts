@@ -13,6 +13,8 @@ export interface AnswerOptions {
   maxNewTokens: number;
   sampling?: SamplingOptions;
   prune?: PruneRequest;
+  /** Generate exactly maxNewTokens, past any end-of-sequence token (benchmarks time decode this way). */
+  ignoreEos?: boolean;
 }
 
 /** One frame after the vision encoder: what a camera window holds instead of pixels. */
@@ -184,9 +186,9 @@ export class VlmPipeline {
       );
     }
     const layout = family.layout(frames, plan, question);
-    const eosTokenIds = [
-      ...new Set([...config.text.eosTokenIds, ...(tokenizer.eosTokenId === null ? [] : [tokenizer.eosTokenId])]),
-    ];
+    const eosTokenIds = opts.ignoreEos
+      ? []
+      : [...new Set([...config.text.eosTokenIds, ...(tokenizer.eosTokenId === null ? [] : [tokenizer.eosTokenId])])];
 
     const generated: number[] = [];
     let emitted = '';

@@ -12,6 +12,8 @@ import { questionsFor } from './questions.js';
 import { renderScene } from './render.js';
 import type { Scene } from './scene.js';
 import { makeScene } from './scene.js';
+import { makeSceneV2 } from './scene-v2.js';
+import { retimeScene, shiftScene } from './scene-variants.js';
 import type { QuestionType } from './vocabulary.js';
 
 export const SPLITS = ['train', 'val', 'test'] as const;
@@ -39,7 +41,20 @@ export function splitOfSeed(seed: number): Split {
   throw new RangeError(`seed ${seed} belongs to no split`);
 }
 
-export type EncodeVideo = (frames: Frame[], opts: { fps: number; out: string }) => Promise<unknown>;
+export type EncodeVideo = (
+  frames: Frame[],
+  opts: { fps: number; out: string; crf?: number; pixelFormat?: 'yuv444p' | 'yuv420p' },
+) => Promise<unknown>;
+
+/** Which generator and which held-out variant of its scenes (docs/demo-model.md). */
+export interface SceneVariant {
+  /** 1: the v1 task (8 frames, 64 px, objects on even pixels); 2: v2 (see scene-v2.ts). Default 1. */
+  version?: 1 | 2;
+  /** v1 only: every object moved by this many pixels right and down. */
+  shift?: number;
+  /** v1 only: the clip shown in this many frames over the same duration. */
+  frames?: number;
+}
 
 /** One line of `<split>.jsonl`: what `sieve eval` reads. `video` is relative to the JSONL's folder. */
 export interface QaRecord {
@@ -63,6 +78,7 @@ export interface WriteSplitOptions {
   /** Also write labels/<split>-<seed>.ids (uint8 object-id maps, frames·H·W) for training. */
   labels?: boolean;
   types?: readonly QuestionType[];
+  variant?: SceneVariant;
   encode: EncodeVideo;
   concurrency?: number;
   onClip?: (done: number, total: number) => void;
@@ -75,6 +91,24 @@ export interface WriteSplitResult {
   questions: number;
 }
 
+function checkVariant(v: SceneVariant): void {
+  if (v.version !== undefined && v.version !== 1 && v.version !== 2) {
+    throw new UsageError(`unknown generator version ${v.version}`, 'use --version 1 or 2');
+  }
+  if (v.version === 2 && (v.shift !== undefined || v.frames !== undefined)) {
+    throw new UsageError(
+      '--shift and --frames make held-out variants of the v1 task',
+      'use them with --version 1 (v2 clips already vary position and frame count)',
+    );
+  }
+  if (v.shift !== undefined && !(Number.isFinite(v.shift) && Math.abs(v.shift) <= 8)) {
+    throw new UsageError(`--shift must be a number of pixels in [-8, 8], got ${v.shift}`);
+  }
+  if (v.frames !== undefined && !(Number.isInteger(v.frames) && v.frames >= 4 && v.frames <= 32)) {
+    throw new UsageError(`--frames must be an integer from 4 to 32 (the vocabulary's frame markers), got ${v.frames}`);
+  }
+}
+
 export function videoName(split: Split, seed: number): string {
   return `videos/${split}-${seed}.mp4`;
 }
@@ -84,9 +118,13 @@ export function clipRecords(
   split: Split,
   seed: number,
   types?: readonly QuestionType[],
+  variant: SceneVariant = {},
 ): { scene: Scene; records: QaRecord[] } {
-  const scene = makeScene(seed);
-  const records = questionsFor(scene, types).map((q) => ({
+  checkVariant(variant);
+  // Questions come from the scene as generated, so the held-out variants keep them.
+  const base = variant.version === 2 ? makeSceneV2(seed) : makeScene(seed);
+  const scene = retimeScene(shiftScene(base, variant.shift ?? 0), variant.frames ?? base.frames);
+  const records = questionsFor(base, types).map((q) => ({
     video: videoName(split, seed),
     question: q.question,
     answer: q.answer,
@@ -152,6 +190,7 @@ export async function writeSplit(opts: WriteSplitOptions): Promise<WriteSplitRes
   if (!Number.isInteger(offset) || offset < 0 || offset + opts.n > SPLIT_CAPACITY) {
     throw new UsageError(`--offset ${offset} with --n ${opts.n} leaves the ${split} split's seed range`);
   }
+  checkVariant(opts.variant ?? {});
   const out = path.resolve(opts.out);
   await ensureWritableDir(out);
   await ensureWritableDir(path.join(out, 'videos'));
@@ -165,9 +204,9 @@ export async function writeSplit(opts: WriteSplitOptions): Promise<WriteSplitRes
     while (next < opts.n) {
       const i = next++;
       const seed = splitSeed(split, offset + i);
-      const { scene, records } = clipRecords(split, seed, opts.types);
+      const { scene, records } = clipRecords(split, seed, opts.types, opts.variant);
       const { frames, idMaps } = renderScene(scene);
-      await opts.encode(frames, { fps: scene.fps, out: path.join(out, videoName(split, seed)) });
+      await opts.encode(frames, { fps: scene.fps, out: path.join(out, videoName(split, seed)), ...scene.encoding });
       if (opts.labels) {
         const all = new Uint8Array(idMaps.length * scene.width * scene.height);
         for (const [f, m] of idMaps.entries()) all.set(m, f * m.length);

@@ -27,6 +27,16 @@ export class Prng {
     return lo + Math.floor(this.next() * (hi - lo + 1));
   }
 
+  /** Real uniform in [lo, hi). */
+  real(lo: number, hi: number): number {
+    return lo + this.next() * (hi - lo);
+  }
+
+  /** Standard normal (Box–Muller). */
+  normal(): number {
+    return Math.sqrt(-2 * Math.log(1 - this.next())) * Math.cos(2 * Math.PI * this.next());
+  }
+
   pick<T>(items: readonly T[]): T {
     if (items.length === 0) throw new RangeError('pick from an empty list');
     return items[Math.floor(this.next() * items.length)];

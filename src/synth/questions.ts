@@ -4,7 +4,7 @@
  */
 import { Prng } from './prng.js';
 import type { Scene, SceneObject } from './scene.js';
-import { largeObjects, quadrantOf } from './scene.js';
+import { largeObjects, orderGap, quadrantOf } from './scene.js';
 import type { QuestionType } from './vocabulary.js';
 import { COLOURS, COUNT_WORDS, QUESTION_TYPES, SHAPES } from './vocabulary.js';
 
@@ -45,7 +45,8 @@ const ask: Record<QuestionType, Asker> = {
   order(scene, prng) {
     const large = largeObjects(scene);
     const pairs: [SceneObject, SceneObject][] = [];
-    for (const a of large) for (const b of large) if (b.start - a.start >= 2) pairs.push([a, b]);
+    const gap = orderGap(scene.frames);
+    for (const a of large) for (const b of large) if (b.start - a.start >= gap) pairs.push([a, b]);
     if (pairs.length === 0) return null;
     const [first, later] = prng.pick(pairs);
     const [x, y] = prng.bool() ? [first, later] : [later, first];

@@ -14,12 +14,10 @@ export interface RenderedClip {
   idMaps: Uint8Array[];
 }
 
-/** Whether pixel (px, py) lies inside the object drawn with its top-left corner at (x, y). */
-export function covers(obj: SceneObject, x: number, y: number, px: number, py: number): boolean {
+/** Whether the point (u, v), relative to the object's top-left corner, lies inside its shape. */
+function inside(obj: SceneObject, u: number, v: number): boolean {
   const s = obj.size;
-  if (px < x || py < y || px >= x + s || py >= y + s) return false;
-  const u = px + 0.5 - x; // 0..s
-  const v = py + 0.5 - y;
+  if (u < 0 || v < 0 || u >= s || v >= s) return false;
   switch (obj.shape) {
     case 'square':
     case 'dot':
@@ -34,12 +32,46 @@ export function covers(obj: SceneObject, x: number, y: number, px: number, py: n
   }
 }
 
+/** Whether pixel (px, py) lies inside the object drawn with its top-left corner at (x, y). */
+export function covers(obj: SceneObject, x: number, y: number, px: number, py: number): boolean {
+  return inside(obj, px + 0.5 - x, py + 0.5 - y);
+}
+
+/** Share of pixel (px, py) that the object covers, from 4×4 samples (anti-aliased edges). */
+export function coverage(obj: SceneObject, x: number, y: number, px: number, py: number): number {
+  let n = 0;
+  for (let i = 0; i < 4; i++) {
+    for (let j = 0; j < 4; j++) if (inside(obj, px + (j + 0.5) / 4 - x, py + (i + 0.5) / 4 - y)) n++;
+  }
+  return n / 16;
+}
+
 function clampByte(v: number): number {
   return v < 0 ? 0 : v > 255 ? 255 : Math.round(v);
 }
 
+/** Smooth value noise in [0, 1]: random values on a grid of `period`·2 px, interpolated bilinearly. */
+function valueNoise(width: number, height: number, cell: number, prng: Prng): (x: number, y: number) => number {
+  const cols = Math.ceil(width / cell) + 2;
+  const rows = Math.ceil(height / cell) + 2;
+  const grid = Float32Array.from({ length: cols * rows }, () => prng.next());
+  return (x, y) => {
+    const gx = x / cell;
+    const gy = y / cell;
+    const i = Math.floor(gx);
+    const j = Math.floor(gy);
+    const fx = gx - i;
+    const fy = gy - j;
+    const at = (a: number, b: number) => grid[b * cols + a];
+    const top = at(i, j) * (1 - fx) + at(i + 1, j) * fx;
+    const bottom = at(i, j + 1) * (1 - fx) + at(i + 1, j + 1) * fx;
+    return top * (1 - fy) + bottom * fy;
+  };
+}
+
 /** Static background texture, HWC float. */
 function backgroundTexture(bg: Background, width: number, height: number, prng: Prng): Float32Array {
+  const blobs = bg.kind === 'blobs' ? valueNoise(width, height, 2 * bg.period, prng) : () => 0;
   const out = new Float32Array(width * height * 3);
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
@@ -55,6 +87,9 @@ function backgroundTexture(bg: Background, width: number, height: number, prng: 
         }
         case 'checker':
           t = (Math.floor(x / bg.period) + Math.floor(y / bg.period)) % 2;
+          break;
+        case 'blobs':
+          t = blobs(x, y);
           break;
         case 'gradient':
           t =
@@ -74,6 +109,11 @@ function backgroundTexture(bg: Background, width: number, height: number, prng: 
 }
 
 export function renderScene(scene: Scene): RenderedClip {
+  return scene.antialias || scene.blur || scene.sensorNoise ? renderSoft(scene) : renderSharp(scene);
+}
+
+/** v1: whole-pixel objects, each pixel inside a shape or not. */
+function renderSharp(scene: Scene): RenderedClip {
   const { width, height, frames: nFrames, fps, background } = scene;
   // A separate stream from the scene's, so the texture does not depend on how layout went.
   const prng = new Prng((scene.seed ^ 0x5bd1e995) >>> 0);
@@ -105,4 +145,61 @@ export function renderScene(scene: Scene): RenderedClip {
     idMaps.push(ids);
   }
   return { frames, idMaps };
+}
+
+/**
+ * v2 and the shifted/retimed variants: anti-aliased edges (a pixel takes the share of the object that
+ * covers it; the id map names the object covering at least half of it), then blur and sensor noise.
+ */
+function renderSoft(scene: Scene): RenderedClip {
+  const { width, height, frames: nFrames, fps, background } = scene;
+  const prng = new Prng((scene.seed ^ 0x5bd1e995) >>> 0);
+  const texture = backgroundTexture(background, width, height, prng);
+  const frames: Frame[] = [];
+  const idMaps: Uint8Array[] = [];
+  for (let f = 0; f < nFrames; f++) {
+    let img: Float32Array = new Float32Array(width * height * 3);
+    const ids = new Uint8Array(width * height);
+    for (let i = 0; i < width * height; i++) {
+      const flicker = (prng.next() * 2 - 1) * background.flicker;
+      for (let c = 0; c < 3; c++) img[i * 3 + c] = texture[i * 3 + c] + flicker;
+    }
+    for (const obj of scene.objects) {
+      if (!isVisible(obj, f)) continue;
+      const { x, y } = positionAt(obj, f);
+      for (let py = Math.max(0, Math.floor(y)); py < Math.min(height, Math.ceil(y + obj.size)); py++) {
+        for (let px = Math.max(0, Math.floor(x)); px < Math.min(width, Math.ceil(x + obj.size)); px++) {
+          const a = coverage(obj, x, y, px, py);
+          if (a === 0) continue;
+          const i = py * width + px;
+          if (a >= 0.5) ids[i] = obj.id;
+          for (let c = 0; c < 3; c++) img[i * 3 + c] = img[i * 3 + c] * (1 - a) + obj.rgb[c] * a;
+        }
+      }
+    }
+    if (scene.blur) img = blur3x3(img, width, height);
+    const sigma = scene.sensorNoise ?? 0;
+    const rgb = new Uint8Array(width * height * 3);
+    for (let i = 0; i < rgb.length; i++) rgb[i] = clampByte(img[i] + (sigma > 0 ? sigma * prng.normal() : 0));
+    frames.push({ index: f, timestampS: f / fps, width, height, rgb });
+    idMaps.push(ids);
+  }
+  return { frames, idMaps };
+}
+
+/** Separable [1 2 1]/4 blur with clamped edges, HWC float. */
+function blur3x3(img: Float32Array, width: number, height: number): Float32Array {
+  const pass = (src: Float32Array, dx: number, dy: number) => {
+    const out = new Float32Array(src.length);
+    for (let y = 0; y < height; y++) {
+      for (let x = 0; x < width; x++) {
+        const a = (Math.min(height - 1, Math.max(0, y - dy)) * width + Math.min(width - 1, Math.max(0, x - dx))) * 3;
+        const b = (y * width + x) * 3;
+        const c = (Math.min(height - 1, y + dy) * width + Math.min(width - 1, x + dx)) * 3;
+        for (let k = 0; k < 3; k++) out[b + k] = (src[a + k] + 2 * src[b + k] + src[c + k]) / 4;
+      }
+    }
+    return out;
+  };
+  return pass(pass(img, 1, 0), 0, 1);
 }

@@ -20,7 +20,7 @@ const MARGIN = 2;
 /** A static large object's centre is at least this far from the image's middle lines. */
 const QUADRANT_CLEARANCE = 6;
 
-export type BackgroundKind = 'noise' | 'stripes' | 'checker' | 'gradient';
+export type BackgroundKind = 'noise' | 'stripes' | 'checker' | 'gradient' | 'blobs';
 
 export interface Background {
   kind: BackgroundKind;
@@ -65,6 +65,16 @@ export interface Scene {
   fps: number;
   background: Background;
   objects: SceneObject[];
+  /** Generator version (absent = 1). */
+  version?: 2;
+  /** Objects drawn with anti-aliased edges (fractional positions or sizes). */
+  antialias?: boolean;
+  /** Standard deviation of the per-frame sensor noise in grey levels (v2). */
+  sensorNoise?: number;
+  /** A 3×3 Gaussian blur over every frame, as a soft lens would (v2). */
+  blur?: boolean;
+  /** How the clip is compressed (v2; v1 clips use the encoder's defaults). */
+  encoding?: { crf: number; pixelFormat: 'yuv444p' | 'yuv420p' };
 }
 
 const STEP: Record<Direction, [number, number]> = {
@@ -96,11 +106,16 @@ export function quadrantOf(obj: SceneObject, width = CLIP_WIDTH, height = CLIP_H
   return `${top ? 'top' : 'bottom'} ${left ? 'left' : 'right'}` as Quadrant;
 }
 
+/** Frames between two objects' first appearances for an "order" question: 2 of 8, scaled with the clip. */
+export function orderGap(frames: number): number {
+  return Math.max(1, Math.round(frames / 4));
+}
+
 export function largeObjects(scene: Scene): SceneObject[] {
   return scene.objects.filter((o) => o.kind === 'large');
 }
 
-function even(prng: Prng, lo: number, hi: number): number {
+export function even(prng: Prng, lo: number, hi: number): number {
   const a = Math.ceil(lo / 2);
   const b = Math.floor(hi / 2);
   if (b < a) throw new RangeError('empty range');
@@ -111,7 +126,7 @@ function clampByte(v: number): number {
   return Math.max(0, Math.min(255, Math.round(v)));
 }
 
-function sampleBackground(prng: Prng): Background {
+export function sampleBackground(prng: Prng): Background {
   const grey = prng.int(45, 105);
   const tint = (): number => prng.int(-14, 14);
   const base: [number, number, number] = [grey + tint(), grey + tint(), grey + tint()].map(clampByte) as [
@@ -132,21 +147,21 @@ function sampleBackground(prng: Prng): Background {
   };
 }
 
-function jitterRgb(prng: Prng, colour: Colour): [number, number, number] {
+export function jitterRgb(prng: Prng, colour: Colour): [number, number, number] {
   return COLOUR_RGB[colour].map((c) => clampByte(c + prng.int(-12, 12))) as [number, number, number];
 }
 
 /** Boxes (with margin) of two objects intersect in some frame where both are visible. */
-function collides(a: SceneObject, b: SceneObject, frames: number): boolean {
+export function collides(a: SceneObject, b: SceneObject, frames: number, margin = MARGIN): boolean {
   for (let f = 0; f < frames; f++) {
     if (!isVisible(a, f) || !isVisible(b, f)) continue;
     const pa = positionAt(a, f);
     const pb = positionAt(b, f);
     if (
-      pa.x < pb.x + b.size + MARGIN &&
-      pb.x < pa.x + a.size + MARGIN &&
-      pa.y < pb.y + b.size + MARGIN &&
-      pb.y < pa.y + a.size + MARGIN
+      pa.x < pb.x + b.size + margin &&
+      pb.x < pa.x + a.size + margin &&
+      pa.y < pb.y + b.size + margin &&
+      pb.y < pa.y + a.size + margin
     ) {
       return true;
     }

@@ -59,42 +59,65 @@ def decode_video(path, width=64, height=64):
     return np.frombuffer(raw, dtype=np.uint8).reshape(-1, height, width, 3)
 
 
-def decode_many(paths, n_frames, width, height, chunk=500):
-    """Decodes many clips with few ffmpeg processes (concat demuxer, every frame passed through);
-    byte-identical to decoding each file on its own."""
+def decode_many(paths, counts, size, out_size=64, chunk=500):
+    """Decodes many clips of one frame size with few ffmpeg processes (concat demuxer, every frame passed
+    through; byte-identical to decoding each file on its own). Clips of another size than out_size are
+    resized as the engine's processor does (bicubic to out_size²). Returns uint8 [sum(counts), H, W, 3]."""
     out = []
+    scale = [] if size == out_size else ['-vf', f'scale={out_size}:{out_size}:flags=bicubic']
     for s in range(0, len(paths), chunk):
         lst = os.path.join(os.path.dirname(paths[0]), f'.concat-{os.getpid()}.txt')
         with open(lst, 'w') as f:
             f.writelines(f"file '{os.path.abspath(p)}'\n" for p in paths[s:s + chunk])
         raw = subprocess.run(['ffmpeg', '-v', 'error', '-f', 'concat', '-safe', '0', '-i', lst, '-fps_mode', 'passthrough',
-                              '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-'], check=True, capture_output=True).stdout
+                              *scale, '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-'], check=True, capture_output=True).stdout
         os.remove(lst)
         a = np.frombuffer(raw, dtype=np.uint8)
-        n = len(paths[s:s + chunk])
-        if a.size != n * n_frames * height * width * 3:
-            raise RuntimeError(f'decoded {a.size} bytes for {n} clips, expected {n * n_frames} frames each of {width}x{height}')
-        out.append(a.reshape(n, n_frames, height, width, 3))
+        n = sum(counts[s:s + chunk])
+        if a.size != n * out_size * out_size * 3:
+            raise RuntimeError(f'decoded {a.size} bytes, expected {n} frames of {out_size}x{out_size}')
+        out.append(a.reshape(n, out_size, out_size, 3))
     return np.concatenate(out)
 
 
+def resize_ids(ids, out_size=64):
+    """Nearest-neighbour resize of id maps [F, S, S] to out_size²."""
+    size = ids.shape[-1]
+    if size == out_size:
+        return ids
+    idx = np.minimum(((np.arange(out_size) + 0.5) * size / out_size).astype(np.int64), size - 1)
+    return ids[:, idx][:, :, idx]
+
+
 def load_split(split_dir, split, cache_dir):
-    """Returns dict(frames uint8 [N,F,H,W,3], ids uint8 [N,F,H,W], obj_colour/obj_shape int [N,8]
-    (index = object id; 0 = background), questions: list of (clip, question, answer, type))."""
+    """Returns dict(frames uint8 [total frames,64,64,3], ids uint8 [total frames,64,64], offsets/counts [N]
+    (clip i's frames are frames[offsets[i]:offsets[i]+counts[i]]), obj_* int [N,8] (index = object id;
+    0 = background), questions: list of (clip, question, answer, type))."""
     os.makedirs(cache_dir, exist_ok=True)
     cache = os.path.join(cache_dir, os.path.basename(os.path.normpath(split_dir)) + '.npz')
     scenes = [json.loads(l) for l in open(os.path.join(split_dir, f'{split}.scenes.jsonl'))]
     seed_to_clip = {s['seed']: i for i, s in enumerate(scenes)}
     qs = [json.loads(l) for l in open(os.path.join(split_dir, f'{split}.jsonl'))]
     questions = [(seed_to_clip[q['seed']], q['question'], q['answer'], q['type']) for q in qs]
+    counts = np.array([s['frames'] for s in scenes], np.int64)
+    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
     if os.path.exists(cache):
         z = np.load(cache)
         frames, ids = z['frames'], z['ids']
     else:
-        frames = decode_many([os.path.join(split_dir, 'videos', f"{split}-{s['seed']}.mp4") for s in scenes],
-                             scenes[0]['frames'], scenes[0]['width'], scenes[0]['height'])
-        ids = np.stack([np.fromfile(os.path.join(split_dir, 'labels', f"{split}-{s['seed']}.ids"), dtype=np.uint8)
-                        .reshape(-1, s['height'], s['width']) for s in scenes])
+        frames = np.zeros((counts.sum(), 64, 64, 3), np.uint8)
+        ids = np.zeros((counts.sum(), 64, 64), np.uint8)
+        for size in sorted({s['width'] for s in scenes}):
+            group = [i for i, s in enumerate(scenes) if s['width'] == size]
+            dec = decode_many([os.path.join(split_dir, 'videos', f"{split}-{scenes[i]['seed']}.mp4") for i in group],
+                              [int(counts[i]) for i in group], size)
+            k = 0
+            for i in group:
+                frames[offsets[i]:offsets[i] + counts[i]] = dec[k:k + counts[i]]
+                k += counts[i]
+        for i, s in enumerate(scenes):
+            m = np.fromfile(os.path.join(split_dir, 'labels', f"{split}-{s['seed']}.ids"), dtype=np.uint8)
+            ids[offsets[i]:offsets[i] + counts[i]] = resize_ids(m.reshape(-1, s['height'], s['width']))
         np.savez(cache, frames=frames, ids=ids)
     obj_colour = np.zeros((len(scenes), 8), np.int64)
     obj_shape = np.zeros((len(scenes), 8), np.int64)
@@ -106,12 +129,15 @@ def load_split(split_dir, split, cache_dir):
             obj_shape[i, o['id']] = SHAPES.index(o['shape']) + 1
             obj_motion[i, o['id']] = MOTIONS.index(o['motion']) + 1
             obj_start[i, o['id']] = o['start']
-    return dict(frames=frames, ids=ids, obj_colour=obj_colour, obj_shape=obj_shape, obj_motion=obj_motion, obj_start=obj_start, questions=questions,
-                scenes=scenes)
+    return dict(frames=frames, ids=ids, offsets=offsets, counts=counts, obj_colour=obj_colour, obj_shape=obj_shape,
+                obj_motion=obj_motion, obj_start=obj_start, questions=questions, scenes=scenes)
 
 
 def concat_splits(parts):
+    frames_before = np.cumsum([0] + [len(p['frames']) for p in parts[:-1]])
     out = dict(frames=np.concatenate([p['frames'] for p in parts]), ids=np.concatenate([p['ids'] for p in parts]),
+               offsets=np.concatenate([p['offsets'] + b for p, b in zip(parts, frames_before)]),
+               counts=np.concatenate([p['counts'] for p in parts]),
                obj_colour=np.concatenate([p['obj_colour'] for p in parts]),
                obj_shape=np.concatenate([p['obj_shape'] for p in parts]),
                obj_motion=np.concatenate([p['obj_motion'] for p in parts]),
@@ -120,8 +146,25 @@ def concat_splits(parts):
     for p in parts:
         out['questions'] += [(c + base, q, a, t) for c, q, a, t in p['questions']]
         out['scenes'] += p['scenes']
-        base += len(p['frames'])
+        base += len(p['counts'])
     return out
+
+
+def clip_frame_index(ds, clips):
+    """Row indices into ds['frames'] of the given clips' frames, clip-major."""
+    return np.concatenate([np.arange(ds['offsets'][c], ds['offsets'][c] + ds['counts'][c]) for c in clips])
+
+
+def frame_presence(ids, obj_colour, obj_shape, min_pixels=8):
+    """Multi-label target of a frame's CLS: which (colour, shape) pairs it shows, shape 'dot' included.
+    ids [B,H,W] tensor; obj_* [B,8] long → [B, 24] float (index (colour-1)*4 + shape-1)."""
+    b = ids.shape[0]
+    area = torch.nn.functional.one_hot(ids.long().view(b, -1), 8).sum(1)  # [B, 8]
+    shown = (area >= min_pixels) & (obj_colour > 0)
+    out = torch.zeros(b, 24)
+    idx = ((obj_colour - 1).clamp(min=0) * 4 + (obj_shape - 1).clamp(min=0))
+    out.scatter_add_(1, idx, shown.float())
+    return out.clamp(max=1)
 
 
 def patch_targets(ids, obj_colour, obj_shape, patch):

@@ -121,7 +121,7 @@ def export(model, cfg, vocab, tok_dir, out, val, packer, evaluate, mean=(0.5, 0.
     if examples_dir and os.path.exists(os.path.join(examples_dir, 'test.jsonl')):
         recs = [json.loads(l) for l in open(os.path.join(examples_dir, 'test.jsonl'))]
         videos = sorted({r['video'] for r in recs})
-        frames = {v: D.decode_many([os.path.join(examples_dir, v)], 8, 64, 64)[0] for v in videos}
+        frames = {v: D.decode_many([os.path.join(examples_dir, v)], [8], 64) for v in videos}
         picked = []
         for v in videos:
             rs = [r for r in recs if r['video'] == v]

@@ -27,14 +27,16 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import data as D  # noqa: E402
-from vlm import Llava, causal_mask, save_safetensors  # noqa: E402
+from vlm import Llava, causal_mask, load_safetensors  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 MEAN = [0.5, 0.5, 0.5]
 STD = [0.5, 0.5, 0.5]
-N_FRAMES = 8
 BF16 = [True]
 MOTION_WEIGHT = [0.5]
+CLS_WEIGHT = [0.0]
+# Visual tokens per QA step: clips of one frame count are batched up to this many frames.
+FRAMES_PER_STEP = 32
 
 
 def amp():
@@ -48,7 +50,7 @@ def model_config(vocab_size, image_token_index, args):
     text = dict(hidden_size=args.t_hidden, intermediate_size=args.t_inter, num_hidden_layers=args.t_layers,
                 num_attention_heads=args.t_heads, num_key_value_heads=args.t_kv,
                 head_dim=args.t_hidden // args.t_heads, rms_norm_eps=1e-6, rope_theta=10000.0,
-                vocab_size=vocab_size, max_position_embeddings=2048)
+                vocab_size=vocab_size, max_position_embeddings=4096)
     return dict(vision_config=vision, text_config=text, projector_hidden_act='gelu',
                 image_token_index=image_token_index, vision_feature_layer=-2,
                 vision_feature_select_strategy='default')
@@ -69,6 +71,18 @@ class VisionHead(nn.Module):
             out[k] = y[..., i:i + n]
             i += n
         return out
+
+
+class ClsHead(nn.Module):
+    """Training-only readout of the CLS token at the feature layer: which (colour, shape) pairs the frame
+    shows. It gives the CLS an image-level objective, so its attention ranks the patches that matter."""
+
+    def __init__(self, d):
+        super().__init__()
+        self.proj = nn.Linear(d, 24)
+
+    def forward(self, x):
+        return self.proj(x)
 
 
 class MotionHead(nn.Module):
@@ -105,21 +119,38 @@ def vision_loss(pred, tgt, g):
     return l_col + l_shp + l_pcol + l_pshp + l_off + l_area + l_pos
 
 
-def vision_batch(ds, idx, frame_idx):
-    frames = ds['frames'][idx, frame_idx]
-    ids = torch.from_numpy(ds['ids'][idx, frame_idx])
-    tgt = D.patch_targets(ids, torch.from_numpy(ds['obj_colour'][idx]), torch.from_numpy(ds['obj_shape'][idx]), 8)
+def random_frames(ds, rng, n):
+    """n random (clip, row of ds['frames']) pairs."""
+    idx = rng.integers(0, len(ds['counts']), n)
+    return idx, ds['offsets'][idx] + (rng.random(n) * ds['counts'][idx]).astype(np.int64)
+
+
+def vision_batch(ds, idx, rows):
+    frames = ds['frames'][rows]
+    ids = torch.from_numpy(ds['ids'][rows])
+    colour, shape = torch.from_numpy(ds['obj_colour'][idx]), torch.from_numpy(ds['obj_shape'][idx])
+    tgt = D.patch_targets(ids, colour, shape, 8)
+    tgt['presence'] = D.frame_presence(ids, colour, shape)
     return to_pixels(frames), tgt
+
+
+def vision_step_loss(model, head, cls_head, px, tgt):
+    with amp():
+        feats, cls = model.image_features_and_cls(px)
+        pred = head(feats)
+        loss = vision_loss(pred, tgt, 8)
+        if CLS_WEIGHT[0] > 0:
+            loss = loss + CLS_WEIGHT[0] * F.binary_cross_entropy_with_logits(cls_head(cls).float(), tgt['presence'])
+    return loss
 
 
 @torch.no_grad()
 def vision_eval(model, head, ds, n=400, seed=0):
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(ds['frames']), n)
-    fidx = rng.integers(0, N_FRAMES, n)
+    idx, rows = random_frames(ds, rng, n)
     correct_c = correct_s = total = 0
     for s in range(0, n, 100):
-        px, tgt = vision_batch(ds, idx[s:s + 100], fidx[s:s + 100])
+        px, tgt = vision_batch(ds, idx[s:s + 100], rows[s:s + 100])
         with amp():
             pred = head(model.image_features(px))
         b = px.shape[0]
@@ -139,10 +170,16 @@ class Packer:
     def __init__(self, vocab, tokens_per_image):
         self.vocab = vocab
         self.tpi = tokens_per_image
-        self.prefix = []
-        for i in vocab.encode(D.prompt_prefix_text(N_FRAMES)):
-            self.prefix.extend([i] * tokens_per_image if i == vocab.image else [i])
+        self.prefixes = {}
         self.cache = {}
+
+    def prefix(self, n_frames):
+        if n_frames not in self.prefixes:
+            ids = []
+            for i in self.vocab.encode(D.prompt_prefix_text(n_frames)):
+                ids.extend([i] * self.tpi if i == self.vocab.image else [i])
+            self.prefixes[n_frames] = ids
+        return self.prefixes[n_frames]
 
     def block(self, question, answer):
         key = (question, answer)
@@ -152,12 +189,14 @@ class Packer:
             self.cache[key] = (q + a[:-1], [-100] * (len(q) - 1) + a)
         return self.cache[key]
 
-    def build(self, qa_lists):
-        """qa_lists: per clip, a list of (question, answer, type). Returns tensors + question index."""
-        P = len(self.prefix)
+    def build(self, qa_lists, n_frames):
+        """qa_lists: per clip (all of n_frames frames), a list of (question, answer, type). Returns tensors +
+        question index."""
+        prefix = self.prefix(n_frames)
+        P = len(prefix)
         seqs, labs, poss, blocks_all = [], [], [], []
         for qas in qa_lists:
-            ids, lab, pos, blocks = list(self.prefix), [-100] * P, list(range(P)), []
+            ids, lab, pos, blocks = list(prefix), [-100] * P, list(range(P)), []
             for q, a, t in qas:
                 bi, bl = self.block(q, a)
                 blocks.append((len(ids), len(bi), t))
@@ -192,9 +231,12 @@ class Packer:
 
 
 def qa_forward(model, packer, ds, clips, qas, grad_vision, motion_head=None):
-    input_ids, labels, position_ids, mask, qid, types = packer.build(qas)
+    """clips: indices of clips with the same frame count."""
+    n_frames = int(ds['counts'][clips[0]])
+    input_ids, labels, position_ids, mask, qid, types = packer.build(qas, n_frames)
     capture = {'layer': model.cfg['text_config']['num_hidden_layers'] // 2 - 1} if motion_head is not None else None
-    px = to_pixels(ds['frames'][clips])
+    rows = D.clip_frame_index(ds, clips)
+    px = to_pixels(ds['frames'][rows])
     with amp():
         if grad_vision:
             feats = model.image_features(px)
@@ -211,7 +253,8 @@ def qa_forward(model, packer, ds, clips, qas, grad_vision, motion_head=None):
     tgt = labels[sel]
     loss = F.cross_entropy(logits, tgt)
     if capture is not None:
-        mt = D.motion_targets(ds['ids'][clips], ds['obj_motion'][clips], ds['obj_start'][clips], 8).reshape(-1)
+        ids = ds['ids'][rows].reshape(len(clips), n_frames, *ds['ids'].shape[1:])
+        mt = D.motion_targets(ids, ds['obj_motion'][clips], ds['obj_start'][clips], 8).reshape(-1)
         loss = loss + MOTION_WEIGHT[0] * F.cross_entropy(mlog, mt, ignore_index=-100)
     return loss, logits, tgt, qid[sel], types
 
@@ -223,13 +266,24 @@ def clip_questions(ds):
     return by
 
 
+def frame_buckets(ds, clips):
+    """Clips grouped by frame count, each group cut into batches of at most FRAMES_PER_STEP frames."""
+    groups = {}
+    for c in clips:
+        groups.setdefault(int(ds['counts'][c]), []).append(c)
+    out = []
+    for n, cs in sorted(groups.items()):
+        k = max(1, FRAMES_PER_STEP // n)
+        out += [cs[s:s + k] for s in range(0, len(cs), k)]
+    return out
+
+
 @torch.no_grad()
-def qa_eval(model, packer, ds, max_clips=60, batch=6):
+def qa_eval(model, packer, ds, max_clips=60):
     by = clip_questions(ds)
     clips = sorted(by)[:max_clips]
     per_type = {}
-    for s in range(0, len(clips), batch):
-        cs = clips[s:s + batch]
+    for cs in frame_buckets(ds, clips):
         _, logits, tgt, qid, types = qa_forward(model, packer, ds, np.array(cs), [by[c] for c in cs], False)
         ok = (logits.argmax(-1) == tgt)
         for k, t in enumerate(types):
@@ -258,17 +312,27 @@ def lr_at(base, step, frac, warm=100):
     return base * w * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, (frac - 0.6) / 0.4))))
 
 
-def run_stage(args, stage, model, head, motion_head, train, val, packer):
+def qa_batch(ds, rng, by_frames):
+    """Clips of one frame count (drawn with the split's own mix), as many as FRAMES_PER_STEP frames allow."""
+    anchor = int(rng.integers(0, len(ds['counts'])))
+    pool = by_frames[int(ds['counts'][anchor])]
+    k = max(1, FRAMES_PER_STEP // int(ds['counts'][anchor]))
+    return np.array([anchor] + [pool[i] for i in rng.integers(0, len(pool), k - 1)], np.int64)
+
+
+def run_stage(args, stage, model, head, motion_head, train, val, packer, cls_head):
     ck = os.path.join(args.state, f'{stage}.pt')
     budget = {'vision': args.vision_min, 'decoder': args.decoder_min, 'joint': args.joint_min}[stage] * 60
     if stage == 'vision':
-        params = list(model.vision_tower.parameters()) + list(model.multi_modal_projector.parameters()) + list(head.parameters())
+        params = (list(model.vision_tower.parameters()) + list(model.multi_modal_projector.parameters())
+                  + list(head.parameters()) + list(cls_head.parameters()))
         groups = [dict(params=params, lr=args.vision_lr)]
     elif stage == 'decoder':
         groups = [dict(params=list(model.language_model.parameters()), lr=args.decoder_lr),
                   dict(params=list(motion_head.parameters()), lr=args.decoder_lr)]
     else:
-        vis = list(model.vision_tower.parameters()) + list(model.multi_modal_projector.parameters()) + list(head.parameters())
+        vis = (list(model.vision_tower.parameters()) + list(model.multi_modal_projector.parameters())
+               + list(head.parameters()) + list(cls_head.parameters()))
         groups = [dict(params=vis, lr=args.joint_vision_lr), dict(params=list(motion_head.parameters()), lr=args.joint_lr),
                   dict(params=list(model.language_model.parameters()), lr=args.joint_lr)]
     for g in groups:
@@ -281,6 +345,8 @@ def run_stage(args, stage, model, head, motion_head, train, val, packer):
         head.load_state_dict(st['head'])
         if 'motion_head' in st:
             motion_head.load_state_dict(st['motion_head'])
+        if 'cls_head' in st:
+            cls_head.load_state_dict(st['cls_head'])
         try:
             opt.load_state_dict(st['opt'])
         except ValueError as e:  # parameter groups changed (e.g. a new head): fresh optimizer state
@@ -293,7 +359,9 @@ def run_stage(args, stage, model, head, motion_head, train, val, packer):
         print(f'resuming {stage} at step {step}, {elapsed / 60:.1f} min', flush=True)
     rng = np.random.default_rng(args.seed + step + hash(stage) % 1000)
     by = clip_questions(train)
-    n_clips = len(train['frames'])
+    by_frames = {}
+    for c in range(len(train['counts'])):
+        by_frames.setdefault(int(train['counts'][c]), []).append(c)
     t_last_ck = t_last_eval = time.time()
     t0 = time.time() - elapsed
     run_loss = None
@@ -301,7 +369,7 @@ def run_stage(args, stage, model, head, motion_head, train, val, packer):
     def save(done=False):
         tmp = ck + '.tmp'
         torch.save(dict(model=model.state_dict(), head=head.state_dict(), motion_head=motion_head.state_dict(),
-                        opt=opt.state_dict(), step=step,
+                        cls_head=cls_head.state_dict(), opt=opt.state_dict(), step=step,
                         elapsed=time.time() - t0, done=done), tmp)
         os.replace(tmp, ck)
         shutil.copy(os.path.join(args.state, 'log.jsonl'), os.path.join(REPO, 'models', 'demo', 'training_log.jsonl'))
@@ -317,24 +385,16 @@ def run_stage(args, stage, model, head, motion_head, train, val, packer):
         for g in groups:
             g['lr'] = lr_at(g['base'], step - warm_from, frac)
         if stage == 'vision':
-            idx = rng.integers(0, n_clips, args.vision_batch)
-            fidx = rng.integers(0, N_FRAMES, args.vision_batch)
-            px, tgt = vision_batch(train, idx, fidx)
-            with amp():
-                pred = head(model.image_features(px))
-            loss = vision_loss(pred, tgt, 8)
+            px, tgt = vision_batch(train, *random_frames(train, rng, args.vision_batch))
+            loss = vision_step_loss(model, head, cls_head, px, tgt)
         else:
-            clips = rng.integers(0, n_clips, args.qa_batch)
+            clips = qa_batch(train, rng, by_frames)
             qas = [by[c] for c in clips]
             loss, *_ = qa_forward(model, packer, train, clips, qas, stage == 'joint',
                                   motion_head if MOTION_WEIGHT[0] > 0 else None)
             if stage == 'joint' and args.joint_vision_weight > 0:
-                vi = rng.integers(0, n_clips, 16)
-                vf = rng.integers(0, N_FRAMES, 16)
-                px, tgt = vision_batch(train, vi, vf)
-                with amp():
-                    pred = head(model.image_features(px))
-                loss = loss + args.joint_vision_weight * vision_loss(pred, tgt, 8)
+                px, tgt = vision_batch(train, *random_frames(train, rng, 16))
+                loss = loss + args.joint_vision_weight * vision_step_loss(model, head, cls_head, px, tgt)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_([p for g in groups for p in g['params']], 1.0)
@@ -367,6 +427,30 @@ def load_model(args, vocab):
     return cfg, model, head
 
 
+def init_from(model, checkpoint_dir):
+    """Starts from a trained checkpoint (e.g. the shipped v1). A deeper decoder interleaves each trained
+    layer with a copy whose output projections are zero: the copy adds nothing at first (the model computes
+    exactly what the checkpoint did) and learns from there."""
+    src = load_safetensors(os.path.join(checkpoint_dir, 'model.safetensors'))
+    prefix = 'language_model.model.layers.'
+    n_src = 1 + max(int(k[len(prefix):].split('.')[0]) for k in src if k.startswith(prefix))
+    n_dst = len(model.language_model.model.layers)
+    if n_dst % n_src:
+        raise SystemExit(f'--t-layers {n_dst} is not a multiple of the checkpoint\'s {n_src} decoder layers')
+    rep = n_dst // n_src
+    out = {}
+    for k, v in src.items():
+        if not k.startswith(prefix):
+            out[k] = v
+            continue
+        i, rest = k[len(prefix):].split('.', 1)
+        for r in range(rep):
+            zero = r > 0 and rest in ('self_attn.o_proj.weight', 'mlp.down_proj.weight')
+            out[f'{prefix}{int(i) * rep + r}.{rest}'] = torch.zeros_like(v) if zero else v.clone()
+    model.load_state_dict(out, strict=True)
+    print(f'initialised from {checkpoint_dir} ({n_src} → {n_dst} decoder layers)', flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--data', default='/root/vlm-sieve-train/data')
@@ -393,6 +477,8 @@ def main():
     ap.add_argument('--joint-vision-lr', type=float, default=5e-5)
     ap.add_argument('--joint-vision-weight', type=float, default=0.3)
     ap.add_argument('--motion-weight', type=float, default=0.5)
+    ap.add_argument('--cls-weight', type=float, default=0.0, help='CLS presence objective (0 = off, as in v1)')
+    ap.add_argument('--init-from', help='start from this checkpoint folder (its decoder may be shallower)')
     ap.add_argument('--vision-batch', type=int, default=64)
     ap.add_argument('--qa-batch', type=int, default=4)
     ap.add_argument('--eval-every', type=float, default=8)
@@ -409,7 +495,11 @@ def main():
     vocab = D.Vocab(os.path.join(tok_dir, 'tokenizer.json'))
     cfg, model, head = load_model(args, vocab)
     motion_head = MotionHead(cfg['text_config']['hidden_size'])
+    cls_head = ClsHead(cfg['vision_config']['hidden_size'])
     MOTION_WEIGHT[0] = args.motion_weight
+    CLS_WEIGHT[0] = args.cls_weight
+    if args.init_from and not any(os.path.exists(os.path.join(args.state, f'{s}.pt')) for s in ('vision', 'decoder', 'joint')):
+        init_from(model, args.init_from)
     tpi = (64 // 8) ** 2
     packer = Packer(vocab, tpi)
     stages = args.stages.split(',')
@@ -419,7 +509,7 @@ def main():
     if any(s in stages for s in ('vision', 'decoder', 'joint')):
         parts = [D.load_split(os.path.join(args.data, d), 'train', cache) for d in args.train_dirs.split(',')]
         train = D.concat_splits(parts)
-        print(f'train: {len(train["frames"])} clips, {len(train["questions"])} questions', flush=True)
+        print(f'train: {len(train["counts"])} clips, {len(train["questions"])} questions', flush=True)
     prev = None
     for stage in ('vision', 'decoder', 'joint'):
         if prev and os.path.exists(os.path.join(args.state, f'{prev}.pt')) and not os.path.exists(os.path.join(args.state, f'{stage}.pt')):
@@ -428,8 +518,10 @@ def main():
             head.load_state_dict(st['head'])
             if 'motion_head' in st:
                 motion_head.load_state_dict(st['motion_head'])
+            if 'cls_head' in st:
+                cls_head.load_state_dict(st['cls_head'])
         if stage in stages:
-            run_stage(args, stage, model, head, motion_head, train, val, packer)
+            run_stage(args, stage, model, head, motion_head, train, val, packer, cls_head)
         prev = stage
     if 'export' in stages:
         import export

@@ -249,8 +249,12 @@ class Llava(nn.Module):
 
     def image_features(self, pixel_values):
         """[frames, 3, H, W] → projected visual tokens [frames, N, d_text] (CLS dropped)."""
+        return self.image_features_and_cls(pixel_values)[0]
+
+    def image_features_and_cls(self, pixel_values):
+        """Projected visual tokens and the CLS token's hidden state at the feature layer [frames, d_vision]."""
         h = self.vision_tower.vision_model.hidden_state(pixel_values, self.cfg['vision_feature_layer'])
-        return self.multi_modal_projector(h[:, 1:])
+        return self.multi_modal_projector(h[:, 1:]), h[:, 0]
 
     def forward_embeds(self, input_ids, image_feats, position_ids, mask, capture=None):
         """input_ids [B, T]; image_feats [B, n_img_tokens, d] in prompt order. Returns final hidden [B, T, d]."""
