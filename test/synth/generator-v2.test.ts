@@ -47,8 +47,14 @@ describe('synthetic generator v2', () => {
     assert.deepEqual([...new Set(scenes.map((s) => s.width))].sort(), [...new Set(V2_SIZES)].sort());
     assert.ok(new Set(scenes.map((s) => s.fps)).size >= 3);
     const xs = scenes.flatMap((s) => s.objects.map((o) => o.x0));
-    assert.ok(xs.some((x) => Number.isInteger(x) && x % 2 === 1), 'no odd integer position');
-    assert.ok(xs.some((x) => !Number.isInteger(x)), 'no sub-pixel position');
+    assert.ok(
+      xs.some((x) => Number.isInteger(x) && x % 2 === 1),
+      'no odd integer position',
+    );
+    assert.ok(
+      xs.some((x) => !Number.isInteger(x)),
+      'no sub-pixel position',
+    );
     for (const s of scenes) {
       assertInside(s);
       assert.equal(s.version, 2);
