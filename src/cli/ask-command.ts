@@ -122,6 +122,7 @@ export function registerAskCommand(program: Command): void {
       }
       const prepared = await prepareModel(checkpoint, {
         dtype: settings.dtype,
+        visionDtype: settings.visionDtype,
         pruningLayers: layers,
         onProgress: (e) =>
           e.done === e.total &&

@@ -222,6 +222,7 @@ async function benchPrune(flags: BenchPruneFlags): Promise<void> {
     log(`building or loading the graphs of ${settings.modelDir}`);
     const pipeline = await VlmPipeline.open(checkpoint, {
       dtype: settings.dtype,
+      visionDtype: settings.visionDtype,
       runtime: settings.runtime,
       pruningLayers: pruningLayers(runs, frames),
     });

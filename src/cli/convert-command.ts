@@ -1,12 +1,20 @@
 import type { Command } from 'commander';
 import { prepareModel } from '../engine/prepare-model.js';
 import { UsageError } from '../errors.js';
-import { WEIGHT_DTYPES } from '../onnx/layers.js';
+import { VISION_DTYPES, WEIGHT_DTYPES } from '../onnx/layers.js';
 import { formatBytes, parseChoice, parseInteger, progressReporter } from './cli-output.js';
 
 export function parseBoundaries(value: string): number[] {
   if (value.trim() === '') return [];
   return value.split(',').map((v) => parseInteger(v, '--boundaries', 1));
+}
+
+interface ConvertFlags {
+  out?: string;
+  dtype: string;
+  visionDtype?: string;
+  boundaries?: string;
+  force?: boolean;
 }
 
 export function registerConvertCommand(program: Command): void {
@@ -23,16 +31,20 @@ export function registerConvertCommand(program: Command): void {
         'MatMuls block-quantised, MatMulNBits, block 32; the rest fp16)',
       'fp32',
     )
+    .option('--vision-dtype <dtype>', 'vision graphs: fp32, fp16 or int8 (default: as --dtype; int8 with int8/int4)')
     .option('--boundaries <layers>', 'decoder segment boundaries, e.g. 2,22 (default: 2 and round(0.69·layers))')
     .option('--force', 'rebuild even when cached graphs match the checkpoint')
-    .action(async (checkpoint: string, opts: { out?: string; dtype: string; boundaries?: string; force?: boolean }) => {
+    .action(async (checkpoint: string, opts: ConvertFlags) => {
       const dtype = parseChoice(opts.dtype, '--dtype', WEIGHT_DTYPES);
+      const visionDtype =
+        opts.visionDtype === undefined ? undefined : parseChoice(opts.visionDtype, '--vision-dtype', VISION_DTYPES);
       if (opts.boundaries !== undefined && opts.boundaries.trim() === '')
         throw new UsageError('--boundaries needs at least one layer, e.g. 2,22');
       const progress = progressReporter('convert');
       const started = performance.now();
       const prepared = await prepareModel(checkpoint, {
         dtype,
+        visionDtype,
         graphDir: opts.out,
         boundaries: opts.boundaries === undefined ? undefined : parseBoundaries(opts.boundaries),
         force: opts.force,
@@ -45,7 +57,7 @@ export function registerConvertCommand(program: Command): void {
       const segments = m.segments.map((s) => `[${s.start}, ${s.end})`).join(' ');
       process.stderr.write(
         `${prepared.converted ? 'built' : 'reused cached'} graphs in ${prepared.graphDir}\n` +
-          `  dtype ${m.dtype}, decoder segments ${segments}, weights ${formatBytes(bytes)}, ` +
+          `  dtype ${m.dtype} (vision ${m.visionDtype}), decoder segments ${segments}, weights ${formatBytes(bytes)}, ` +
           `${((performance.now() - started) / 1000).toFixed(1)} s\n`,
       );
       process.stdout.write(`${prepared.graphDir}\n`);

@@ -119,6 +119,7 @@ export function registerEvalCommand(program: Command): void {
 
       const pipeline = await VlmPipeline.open(checkpoint, {
         dtype: settings.dtype,
+        visionDtype: settings.visionDtype,
         runtime: settings.runtime,
         pruningLayers: pruningLayers(runs, frames),
         warmKernels: runs.some((r) => r.method !== 'none'),

@@ -10,7 +10,7 @@ import { UsageError } from '../errors.js';
 import { configureFfmpeg } from '../media/ffmpeg-binaries.js';
 import type { Sampling } from '../media/sampler.js';
 import type { Checkpoint } from '../model/checkpoint.js';
-import { WEIGHT_DTYPES, type WeightDtype } from '../onnx/layers.js';
+import { VISION_DTYPES, type VisionDtype, WEIGHT_DTYPES, type WeightDtype } from '../onnx/layers.js';
 import { createMethod, defaultBudget, METHOD_NAMES } from '../prune/registry.js';
 import { parseChoice, parseInteger, parseNumber } from './cli-output.js';
 import { defaultModelDir } from './default-model.js';
@@ -29,6 +29,7 @@ export interface RunFlags {
   method?: string;
   budget?: string;
   dtype?: string;
+  visionDtype?: string;
   ep?: string;
   threads?: string;
   verbose?: boolean;
@@ -41,6 +42,8 @@ export interface RunSettings {
   sampler: SamplingOptions;
   prune: PruneRequest;
   dtype: WeightDtype;
+  /** Undefined: the default for dtype and the execution provider (defaultVisionDtype). */
+  visionDtype?: VisionDtype;
   runtime: RuntimeOptions;
 }
 
@@ -61,6 +64,10 @@ export function addRunOptions(cmd: Command): Command {
     .option('--method <name>', `visual-token pruning method: ${METHOD_NAMES.join(', ')} (default none)`)
     .option('--budget <fraction>', "layer-averaged fraction of visual tokens kept, in (0, 1] (default: the method's)")
     .option('--dtype <dtype>', 'graph weights: fp32 (default), fp16, or int8/int4 decoder MatMuls')
+    .option(
+      '--vision-dtype <dtype>',
+      'vision graphs: fp32, fp16 or int8 (default: as --dtype; int8 on the CPU with int8/int4 weights)',
+    )
     .option('--ep <provider>', 'execution provider: cpu (default), cuda, tensorrt')
     .option('--threads <n>', 'inference threads (default 0 = one per core)')
     .option('--verbose', "show ONNX Runtime's own log lines (warnings and errors)");
@@ -95,6 +102,10 @@ export function resolveRunSettings(flags: RunFlags): RunSettings & { config: Sie
     },
     prune: pruneRequest(flags, config, seed),
     dtype: flags.dtype === undefined ? config.runtime.dtype : parseChoice(flags.dtype, '--dtype', WEIGHT_DTYPES),
+    visionDtype:
+      flags.visionDtype === undefined
+        ? config.runtime.vision_dtype
+        : parseChoice(flags.visionDtype, '--vision-dtype', VISION_DTYPES),
     runtime: {
       ep:
         flags.ep === undefined

@@ -90,6 +90,7 @@ export function registerTuneCommand(program: Command): void {
         frames,
         maxNewTokens: settings.maxNewTokens,
         dtype: settings.dtype,
+        visionDtype: settings.visionDtype,
       });
       const total = runs.length * questions.length;
       const resumed = runs.reduce((a, run) => {
@@ -100,6 +101,7 @@ export function registerTuneCommand(program: Command): void {
 
       const pipeline = await VlmPipeline.open(checkpoint, {
         dtype: settings.dtype,
+        visionDtype: settings.visionDtype,
         runtime: settings.runtime,
         pruningLayers: pruningLayers(runs, frames),
         warmKernels: true,

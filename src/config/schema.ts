@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { MAX_FRAMES } from '../media/frame.js';
-import { WEIGHT_DTYPES } from '../onnx/layers.js';
+import { VISION_DTYPES, WEIGHT_DTYPES } from '../onnx/layers.js';
 
 /**
  * A number written as such, or as the text of a substituted `${VAR}` (which is always a string):
@@ -19,6 +19,8 @@ export const runtimeSchema = z
     ep: z.enum(['cpu', 'cuda', 'tensorrt']).default('cpu'),
     threads: numeric(z.number().int().min(0)).default(0),
     dtype: z.enum(WEIGHT_DTYPES).default('fp32'),
+    /** Vision-side graphs; absent: fp32/fp16 as dtype, int8 on the CPU with int8/int4 decoder weights. */
+    vision_dtype: z.enum(VISION_DTYPES).optional(),
   })
   .strict()
   .prefault({});

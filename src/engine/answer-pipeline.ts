@@ -2,6 +2,7 @@ import { UsageError } from '../errors.js';
 import type { VisualPlan } from '../family/model-family.js';
 import type { Frame } from '../media/frame.js';
 import type { Checkpoint } from '../model/checkpoint.js';
+import { defaultVisionDtype } from '../onnx/layers.js';
 import { InferenceClient } from './inference-client.js';
 import type { RuntimeOptions } from './ort-session.js';
 import { type PreparedModel, type PrepareOptions, prepareModel } from './prepare-model.js';
@@ -64,7 +65,8 @@ export class VlmPipeline {
     model: string | Checkpoint,
     opts: PrepareOptions & { runtime: RuntimeOptions; warmKernels?: boolean },
   ): Promise<VlmPipeline> {
-    return VlmPipeline.start(await prepareModel(model, opts), opts);
+    const visionDtype = opts.visionDtype ?? defaultVisionDtype(opts.dtype ?? 'fp32', opts.runtime.ep);
+    return VlmPipeline.start(await prepareModel(model, { ...opts, visionDtype }), opts);
   }
 
   /** Starts the inference worker on graphs already prepared. */

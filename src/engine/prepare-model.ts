@@ -7,10 +7,12 @@ import {
   type GraphManifest,
   normaliseBoundaries,
 } from '../onnx/convert.js';
-import type { WeightDtype } from '../onnx/layers.js';
+import { defaultVisionDtype, type VisionDtype, type WeightDtype } from '../onnx/layers.js';
 
 export interface PrepareOptions {
   dtype?: WeightDtype;
+  /** Vision-side graphs; default: defaultVisionDtype(dtype) for the CPU. */
+  visionDtype?: VisionDtype;
   boundaries?: number[];
   /** Layers the configured pruning methods act at in this model; added to the boundaries. */
   pruningLayers?: (model: Pick<Checkpoint, 'config' | 'family'>) => number[];
@@ -35,12 +37,13 @@ export interface PreparedModel {
 export async function prepareModel(model: string | Checkpoint, opts: PrepareOptions = {}): Promise<PreparedModel> {
   const checkpoint = typeof model === 'string' ? loadCheckpoint(model) : model;
   const dtype = opts.dtype ?? 'fp32';
+  const visionDtype = opts.visionDtype ?? defaultVisionDtype(dtype);
   const L = checkpoint.config.text.numLayers;
   const boundaries = normaliseBoundaries(
     [...(opts.boundaries ?? defaultBoundaries(L)), ...(opts.pruningLayers?.(checkpoint) ?? [])],
     L,
   );
-  const graphDir = opts.graphDir ?? defaultGraphDir(checkpoint.dir, dtype, boundaries);
+  const graphDir = opts.graphDir ?? defaultGraphDir(checkpoint.dir, dtype, boundaries, visionDtype);
   const { dir, manifest, reused } = await convertCheckpoint(
     {
       dir: checkpoint.dir,
@@ -48,7 +51,7 @@ export async function prepareModel(model: string | Checkpoint, opts: PrepareOpti
       weights: checkpoint.weights,
       hashSourceFiles: () => checkpoint.hashSourceFiles(),
     },
-    { outDir: graphDir, dtype, boundaries, force: opts.force, onProgress: opts.onProgress },
+    { outDir: graphDir, dtype, visionDtype, boundaries, force: opts.force, onProgress: opts.onProgress },
   );
   return { checkpoint, graphDir: dir, manifest, converted: !reused };
 }

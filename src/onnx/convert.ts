@@ -7,7 +7,14 @@ import type { ModelConfig } from '../model/vlm-config.js';
 import type { GraphBuilder } from './graph-builder.js';
 import { idefics3Keys } from './idefics3-keys.js';
 import { buildIdefics3Graphs } from './idefics3-vision.js';
-import type { WeightDtype, WeightReader } from './layers.js';
+import {
+  defaultVisionDtype,
+  type GraphDtype,
+  type VisionDtype,
+  visionGraphDtype,
+  type WeightDtype,
+  type WeightReader,
+} from './layers.js';
 import { llavaKeys } from './llava-keys.js';
 import { buildDecoderSegment, type TextKeys } from './llm-decoder.js';
 import { writeModel } from './model-writer.js';
@@ -44,6 +51,8 @@ export interface GraphFiles {
 export interface GraphManifest {
   format: number;
   dtype: WeightDtype;
+  /** The vision-side graphs' (vision tower, connector/projector). */
+  visionDtype: VisionDtype;
   boundaries: number[];
   maxPositions: number;
   config: ModelConfig;
@@ -67,6 +76,8 @@ export interface ConvertibleCheckpoint {
 export interface ConvertOptions {
   outDir?: string;
   dtype?: WeightDtype;
+  /** Default: defaultVisionDtype(dtype). */
+  visionDtype?: VisionDtype;
   boundaries?: number[];
   force?: boolean;
   onProgress?: (event: { graph: string; done: number; total: number; graphIndex: number; graphCount: number }) => void;
@@ -95,8 +106,14 @@ export function segmentRanges(boundaries: number[], numLayers: number): [number,
 }
 
 /** Where graphs for this checkpoint, dtype and boundaries live unless --out says otherwise. */
-export function defaultGraphDir(checkpointDir: string, dtype: WeightDtype, boundaries: number[]): string {
-  const variant = `${dtype}-b${boundaries.join('_') || 'none'}`;
+export function defaultGraphDir(
+  checkpointDir: string,
+  dtype: WeightDtype,
+  boundaries: number[],
+  visionDtype = defaultVisionDtype(dtype),
+): string {
+  const vision = visionDtype === defaultVisionDtype(dtype) ? '' : `-v${visionDtype}`;
+  const variant = `${dtype}${vision}-b${boundaries.join('_') || 'none'}`;
   const beside = join(checkpointDir, '.sieve', variant);
   try {
     accessSync(checkpointDir, constants.W_OK);
@@ -128,27 +145,36 @@ const PROJECTED: GraphFiles = { vision: 'vision.onnx', projector: 'projector.onn
 function familyGraphs(
   config: ModelConfig,
   weights: WeightReader,
-  dtype: WeightDtype,
+  dtype: GraphDtype,
+  embedDtype: WeightDtype,
 ): { textKeys: TextKeys; graphs: [string, () => GraphBuilder][]; files: GraphFiles } {
+  const embedGraph = (textKeys: TextKeys): [string, () => GraphBuilder] => [
+    'embed.onnx',
+    () => buildEmbedding(weights, config.text.hiddenSize, embedDtype, textKeys.text),
+  ];
   switch (config.modelType) {
-    case 'qwen2_vl':
-      return { textKeys: qwen2VlKeys(weights), graphs: buildQwen2VlGraphs(config, weights, dtype), files: PROJECTED };
+    case 'qwen2_vl': {
+      const textKeys = qwen2VlKeys(weights);
+      return {
+        textKeys,
+        graphs: [...buildQwen2VlGraphs(config, weights, dtype), embedGraph(textKeys)],
+        files: PROJECTED,
+      };
+    }
     case 'idefics3':
     case 'smolvlm': {
       const textKeys = idefics3Keys(weights);
-      const embed = (): GraphBuilder => buildEmbedding(weights, config.text.hiddenSize, dtype, textKeys.text);
-      const graphs: [string, () => GraphBuilder][] = [
-        ...buildIdefics3Graphs(config, weights, dtype),
-        ['embed.onnx', embed],
-      ];
-      return { textKeys, graphs, files: PROJECTED };
+      return {
+        textKeys,
+        graphs: [...buildIdefics3Graphs(config, weights, dtype), embedGraph(textKeys)],
+        files: PROJECTED,
+      };
     }
     case 'llava_onevision': {
       const { textKeys } = onevisionKeys(weights);
-      const embed = (): GraphBuilder => buildEmbedding(weights, config.text.hiddenSize, dtype, textKeys.text);
       return {
         textKeys,
-        graphs: [...buildOnevisionGraphs(config, weights, dtype), ['embed.onnx', embed]],
+        graphs: [...buildOnevisionGraphs(config, weights, dtype), embedGraph(textKeys)],
         files: {
           vision: ONEVISION_GRAPHS.vision,
           embed: 'embed.onnx',
@@ -162,7 +188,7 @@ function familyGraphs(
       const graphs: [string, () => GraphBuilder][] = [
         ['vision.onnx', () => buildVisionEncoder(config.vision, weights, dtype)],
         ['projector.onnx', () => buildProjector(config.projector, weights, dtype)],
-        ['embed.onnx', () => buildEmbedding(weights, config.text.hiddenSize, dtype, textKeys.text)],
+        embedGraph(textKeys),
       ];
       return { textKeys, graphs, files: PROJECTED };
     }
@@ -178,9 +204,10 @@ export async function convertCheckpoint(
   opts: ConvertOptions = {},
 ): Promise<{ dir: string; manifest: GraphManifest; reused: boolean }> {
   const dtype = opts.dtype ?? 'fp32';
+  const visionDtype = opts.visionDtype ?? defaultVisionDtype(dtype);
   const L = ckpt.config.text.numLayers;
   const boundaries = opts.boundaries ? normaliseBoundaries(opts.boundaries, L) : defaultBoundaries(L);
-  const dir = opts.outDir ?? defaultGraphDir(ckpt.dir, dtype, boundaries);
+  const dir = opts.outDir ?? defaultGraphDir(ckpt.dir, dtype, boundaries, visionDtype);
   const sources = await ckpt.hashSourceFiles();
 
   const cached = readManifest(dir);
@@ -189,6 +216,7 @@ export async function convertCheckpoint(
     cached &&
     cached.format === GRAPH_FORMAT &&
     cached.dtype === dtype &&
+    cached.visionDtype === visionDtype &&
     cached.boundaries.join() === boundaries.join() &&
     sameSources(cached.sources, sources)
   ) {
@@ -203,9 +231,15 @@ export async function convertCheckpoint(
     file: `decoder-${start}-${end}.onnx`,
     lastTokenAttention: end < L,
   }));
-  // Quantisation is for the decoder's and LM head's MatMuls (read at every generated token).
-  const visionDtype = dtype === 'int8' || dtype === 'int4' ? 'fp16' : dtype;
-  const { textKeys, graphs, files } = familyGraphs(ckpt.config, ckpt.weights, visionDtype);
+  // Block quantisation is for the decoder's and LM head's MatMuls (read at every generated token); the
+  // embedding table is gathered from fp16.
+  const embedDtype = dtype === 'int8' || dtype === 'int4' ? 'fp16' : dtype;
+  const { textKeys, graphs, files } = familyGraphs(
+    ckpt.config,
+    ckpt.weights,
+    visionGraphDtype(visionDtype),
+    embedDtype,
+  );
   const builds: [string, () => GraphBuilder][] = [
     ...graphs,
     ...segments.map((s): [string, () => GraphBuilder] => [
@@ -227,6 +261,7 @@ export async function convertCheckpoint(
   const manifest: GraphManifest = {
     format: GRAPH_FORMAT,
     dtype,
+    visionDtype,
     boundaries,
     maxPositions,
     config: ckpt.config,

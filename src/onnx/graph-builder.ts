@@ -8,9 +8,9 @@ import {
   type ValueInfo,
 } from './onnx-proto.js';
 
-export type ElemType = 'float32' | 'float16' | 'int64' | 'int32' | 'bool' | 'uint8';
+export type ElemType = 'float32' | 'float16' | 'int64' | 'int32' | 'bool' | 'uint8' | 'int8';
 export type Shape = readonly (number | string)[];
-export type WeightData = Float32Array | Uint16Array | Int32Array | BigInt64Array | Uint8Array;
+export type WeightData = Float32Array | Uint16Array | Int32Array | BigInt64Array | Uint8Array | Int8Array;
 
 /**
  * A weight is produced only when the model file is written, one at a time, so building a graph for a
@@ -49,6 +49,7 @@ export const ELEM_TYPE_CODE: Record<ElemType, number> = {
   int32: TensorDataType.INT32,
   bool: TensorDataType.BOOL,
   uint8: TensorDataType.UINT8,
+  int8: TensorDataType.INT8,
 };
 
 export const MS_DOMAIN = 'com.microsoft';

@@ -1,7 +1,7 @@
 import type { Idefics3Config } from '../model/idefics3-config.js';
 import { GraphBuilder } from './graph-builder.js';
 import { idefics3Keys } from './idefics3-keys.js';
-import { layerNorm, linear, type WeightDtype, WeightLoader, type WeightReader } from './layers.js';
+import { type GraphDtype, layerNorm, linear, WeightLoader, type WeightReader } from './layers.js';
 import { patchGroupMean, pixelShuffle } from './patch-groups.js';
 import { PROJECTOR_IO, VISION_IO } from './vision-encoder.js';
 import { encoderLayer, meanAttentionReceived, patchEmbedding } from './vit-blocks.js';
@@ -18,7 +18,7 @@ import { encoderLayer, meanAttentionReceived, patchEmbedding } from './vit-block
  * No pixel_attention_mask input: the processor only makes full squares, for which HF's mask is all ones,
  * its bucketised position ids are 0..patches−1 and the encoder runs unmasked. Partial tiles cannot occur.
  */
-export function buildIdefics3Vision(cfg: Idefics3Config, reader: WeightReader, dtype: WeightDtype): GraphBuilder {
+export function buildIdefics3Vision(cfg: Idefics3Config, reader: WeightReader, dtype: GraphDtype): GraphBuilder {
   const g = new GraphBuilder('vision');
   const w = new WeightLoader(g, reader, dtype);
   const p = idefics3Keys(reader).vision;
@@ -50,7 +50,7 @@ export function buildIdefics3Vision(cfg: Idefics3Config, reader: WeightReader, d
 }
 
 /** The connector's Linear without bias, row by row: pixel-shuffled rows [rows, featureWidth] → [rows, textHidden]. */
-export function buildIdefics3Connector(cfg: Idefics3Config, reader: WeightReader, dtype: WeightDtype): GraphBuilder {
+export function buildIdefics3Connector(cfg: Idefics3Config, reader: WeightReader, dtype: GraphDtype): GraphBuilder {
   const g = new GraphBuilder('projector');
   const w = new WeightLoader(g, reader, dtype);
   const x = g.input(PROJECTOR_IO.features, 'float32', ['rows', cfg.featureWidth]);
@@ -63,7 +63,7 @@ export function buildIdefics3Connector(cfg: Idefics3Config, reader: WeightReader
 export function buildIdefics3Graphs(
   cfg: Idefics3Config,
   reader: WeightReader,
-  dtype: WeightDtype,
+  dtype: GraphDtype,
 ): [string, () => GraphBuilder][] {
   return [
     ['vision.onnx', () => buildIdefics3Vision(cfg, reader, dtype)],

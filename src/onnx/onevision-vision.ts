@@ -18,7 +18,7 @@
  */
 import type { OnevisionConfig } from '../model/onevision-config.js';
 import { GraphBuilder } from './graph-builder.js';
-import { type WeightDtype, WeightLoader, type WeightReader } from './layers.js';
+import { type GraphDtype, WeightLoader, type WeightReader } from './layers.js';
 import { onevisionKeys } from './onevision-keys.js';
 import { mlpProjector, visionTower } from './vision-tower.js';
 
@@ -56,7 +56,7 @@ export const ONEVISION_IO = {
 export function buildOnevisionGraphs(
   cfg: OnevisionConfig,
   reader: WeightReader,
-  dtype: WeightDtype,
+  dtype: GraphDtype,
 ): [string, () => GraphBuilder][] {
   return [
     [ONEVISION_GRAPHS.vision, () => buildOnevisionVision(cfg, reader, dtype)],
@@ -67,7 +67,7 @@ export function buildOnevisionGraphs(
 }
 
 /** Tiles or frames [n, 3, S, S] → projected rows, saliency and keys per patch. */
-export function buildOnevisionVision(cfg: OnevisionConfig, reader: WeightReader, dtype: WeightDtype): GraphBuilder {
+export function buildOnevisionVision(cfg: OnevisionConfig, reader: WeightReader, dtype: GraphDtype): GraphBuilder {
   const g = new GraphBuilder('onevision_vision');
   const w = new WeightLoader(g, reader, dtype);
   const keys = onevisionKeys(reader);
@@ -172,7 +172,7 @@ export function buildAnyresPack(cfg: OnevisionConfig): GraphBuilder {
 }
 
 /** The `image_newline` row [textHidden]; the graph has no inputs. */
-export function buildImageNewline(cfg: OnevisionConfig, reader: WeightReader, dtype: WeightDtype): GraphBuilder {
+export function buildImageNewline(cfg: OnevisionConfig, reader: WeightReader, dtype: GraphDtype): GraphBuilder {
   const g = new GraphBuilder('onevision_image_newline');
   const w = new WeightLoader(g, reader, dtype);
   g.output(w.tensor(onevisionKeys(reader).imageNewline), ONEVISION_IO.newline, 'float32', [cfg.text.hiddenSize]);

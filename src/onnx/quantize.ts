@@ -83,3 +83,21 @@ function nibbleOrByte(buf: Uint8Array, base: number, index: number, bits: 4 | 8)
   const byte = buf[base + (index >> 1)];
   return index & 1 ? byte >> 4 : byte & 0x0f;
 }
+
+/**
+ * Per-output-channel symmetric int8 quantisation of a Linear weight W [N, K] for com.microsoft
+ * DynamicQuantizeMatMul: codes transposed to [K, N] (MatMul's B), one scale per output column, no zero
+ * point. ONNX Runtime quantises the activations per tensor at run time and multiplies in integers.
+ */
+export function quantizeColumnsInt8(weight: Float32Array, n: number, k: number) {
+  const scales = new Float32Array(n);
+  const codes = new Int8Array(k * n);
+  for (let row = 0; row < n; row++) {
+    let max = 0;
+    for (let c = 0; c < k; c++) max = Math.max(max, Math.abs(weight[row * k + c]));
+    const scale = max / 127 || 1;
+    scales[row] = scale;
+    for (let c = 0; c < k; c++) codes[c * n + row] = Math.round(weight[row * k + c] / scale);
+  }
+  return { codes, scales };
+}

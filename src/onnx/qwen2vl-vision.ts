@@ -1,9 +1,9 @@
 import type { Qwen2VlConfig, Qwen2VlVisionConfig } from '../model/qwen2vl-config.js';
 import { GraphBuilder } from './graph-builder.js';
-import { activation, layerNorm, linear, type WeightDtype, WeightLoader, type WeightReader } from './layers.js';
+import { activation, type GraphDtype, layerNorm, linear, WeightLoader, type WeightReader } from './layers.js';
 import { qwen2VlKeys } from './qwen2vl-keys.js';
 import { rotateHalf } from './rotary.js';
-import { buildEmbedding, PROJECTOR_IO, VISION_IO } from './vision-encoder.js';
+import { PROJECTOR_IO, VISION_IO } from './vision-encoder.js';
 
 /** The vision graph's inputs; its outputs are VISION_IO's features, cls_attention and keys. */
 export const QWEN2VL_VISION_IO = {
@@ -24,12 +24,11 @@ const VISION_ROPE_THETA = 10000;
 export function buildQwen2VlGraphs(
   config: Qwen2VlConfig,
   reader: WeightReader,
-  dtype: WeightDtype,
+  dtype: GraphDtype,
 ): [string, () => GraphBuilder][] {
   return [
     ['vision.onnx', () => buildQwen2VlVision(config.vision, reader, dtype)],
     ['projector.onnx', () => buildQwen2VlMerger(config.vision, reader, dtype)],
-    ['embed.onnx', () => buildEmbedding(reader, config.text.hiddenSize, dtype, qwen2VlKeys(reader).text)],
   ];
 }
 
@@ -46,7 +45,7 @@ export function patchesPerToken(cfg: Qwen2VlVisionConfig): number {
  * group) and `keys` [units, tokens, embed] (the last block's keys before the rotary embedding, averaged
  * over the group).
  */
-export function buildQwen2VlVision(cfg: Qwen2VlVisionConfig, reader: WeightReader, dtype: WeightDtype): GraphBuilder {
+export function buildQwen2VlVision(cfg: Qwen2VlVisionConfig, reader: WeightReader, dtype: GraphDtype): GraphBuilder {
   const g = new GraphBuilder('vision');
   const w = new WeightLoader(g, reader, dtype);
   const p = qwen2VlKeys(reader).vision;
@@ -139,7 +138,7 @@ function visionRotary(g: GraphBuilder, positions: string, hd: number): { cos: st
  * The PatchMerger as a row-wise projector: rows [rows, groupPatches·embed] → ln_q on each patch →
  * Linear → GELU → Linear → [rows, textHidden]. Rows pruned before it are never computed.
  */
-export function buildQwen2VlMerger(cfg: Qwen2VlVisionConfig, reader: WeightReader, dtype: WeightDtype): GraphBuilder {
+export function buildQwen2VlMerger(cfg: Qwen2VlVisionConfig, reader: WeightReader, dtype: GraphDtype): GraphBuilder {
   const g = new GraphBuilder('projector');
   const w = new WeightLoader(g, reader, dtype);
   const p = `${qwen2VlKeys(reader).vision}.merger`;

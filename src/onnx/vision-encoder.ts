@@ -1,7 +1,7 @@
 import { ModelError } from '../errors.js';
 import type { ProjectorConfig, VisionConfig } from '../model/vlm-config.js';
 import { GraphBuilder } from './graph-builder.js';
-import { type WeightDtype, WeightLoader, type WeightReader } from './layers.js';
+import { type GraphDtype, type WeightDtype, WeightLoader, type WeightReader } from './layers.js';
 import { llavaKeys } from './llava-keys.js';
 import { mlpProjector, visionTower } from './vision-tower.js';
 
@@ -21,7 +21,7 @@ export const EMBED_IO = { ids: 'input_ids', embeddings: 'embeddings' } as const;
  * (CLIP: attention from the class token, summed over heads; SigLIP: mean attention received over all
  * queries and heads) and that layer's keys for the patch tokens (all heads concatenated).
  */
-export function buildVisionEncoder(cfg: VisionConfig, reader: WeightReader, dtype: WeightDtype): GraphBuilder {
+export function buildVisionEncoder(cfg: VisionConfig, reader: WeightReader, dtype: GraphDtype): GraphBuilder {
   if (cfg.featureLayer < 1) {
     throw new ModelError(
       `vision_feature_layer selects the embeddings (hidden state ${cfg.featureLayer})`,
@@ -47,7 +47,7 @@ export function buildVisionEncoder(cfg: VisionConfig, reader: WeightReader, dtyp
 }
 
 /** The multimodal projector: linear_1 → activation → linear_2, on any number of feature rows. */
-export function buildProjector(cfg: ProjectorConfig, reader: WeightReader, dtype: WeightDtype): GraphBuilder {
+export function buildProjector(cfg: ProjectorConfig, reader: WeightReader, dtype: GraphDtype): GraphBuilder {
   const g = new GraphBuilder('projector');
   const w = new WeightLoader(g, reader, dtype);
   const x = g.input(PROJECTOR_IO.features, 'float32', ['rows', cfg.inputSize]);

@@ -20,6 +20,7 @@ export interface TuneSettings {
   frames: number;
   maxNewTokens: number;
   dtype: string;
+  visionDtype?: string;
 }
 
 export const runKey = (method: string, budget: number): string => `${method}@${budget}`;

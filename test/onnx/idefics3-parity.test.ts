@@ -115,6 +115,7 @@ describe('Idefics3 graphs match Hugging Face transformers on idefics3-tiny', () 
       const manifest: GraphManifest = {
         format: 0,
         dtype: 'fp32',
+        visionDtype: 'fp32',
         boundaries,
         maxPositions,
         // The decoder runner reads only the text config; the engine's manifest will carry the family's config.

@@ -4,10 +4,12 @@ import { describe, it } from 'node:test';
 import { createSession, DEFAULT_RUNTIME, tensor } from '../../src/engine/ort-session.js';
 import { prepareModel } from '../../src/engine/prepare-model.js';
 import { VlmRunner } from '../../src/engine/vlm-runner.js';
+import type { VisionConfig } from '../../src/model/vlm-config.js';
 import { GraphBuilder } from '../../src/onnx/graph-builder.js';
 import { WeightLoader, type WeightReader } from '../../src/onnx/layers.js';
 import { writeModel } from '../../src/onnx/model-writer.js';
-import { dequantizeBlocks, quantizeBlocks } from '../../src/onnx/quantize.js';
+import { dequantizeBlocks, quantizeBlocks, quantizeColumnsInt8 } from '../../src/onnx/quantize.js';
+import { VISION_IO } from '../../src/onnx/vision-encoder.js';
 import { tempDir, tinyCheckpoint } from '../helpers/fixtures.js';
 import { maxRelativeError } from '../helpers/numeric.js';
 
@@ -94,5 +96,68 @@ describe('block-quantised weights (MatMulNBits)', () => {
       const err = maxRelativeError(q.logits, full.logits);
       assert.ok(err > 0 && err < (dtype === 'int8' ? 0.05 : 0.25), `${dtype} logits relative error ${err}`);
     }
+  });
+});
+
+describe('int8 vision graphs (DynamicQuantizeMatMul)', () => {
+  it('the graph is the per-channel int8 weights times the activations within their int8 rounding', async () => {
+    const [n, k, m] = [40, 72, 9];
+    const weight = values(n * k, 31);
+    const reader: WeightReader = { has: () => true, shape: () => [n, k], get: () => weight };
+    const g = new GraphBuilder('dq');
+    const w = new WeightLoader(g, reader, 'int8-dynamic');
+    const x = g.input('x', 'float32', [m, k]);
+    g.output(w.matmulT(x, 'proj.weight'), 'y', 'float32', [m, n]);
+    const path = join(tempDir('dq'), 'dq.onnx');
+    writeModel(g, path);
+    const session = await createSession(path, DEFAULT_RUNTIME);
+    const input = values(m * k, 5);
+    const y = (await session.run({ x: tensor.f32(input, [m, k]) })).y.data as Float32Array;
+    await session.release();
+
+    const { codes, scales } = quantizeColumnsInt8(weight, n, k);
+    const dequantized = Float32Array.from(
+      weight,
+      (_, i) => codes[(i % k) * n + Math.floor(i / k)] * scales[Math.floor(i / k)],
+    );
+    assert.ok(maxRelativeError(dequantized, weight) < 0.01, 'int8 weights within half a step of 1/127');
+    const exact = matmulT(input, weight, m, n, k);
+    assert.ok(maxRelativeError(y, matmulT(input, dequantized, m, n, k)) < 0.02);
+    assert.ok(maxRelativeError(y, exact) < 0.03, `graph vs float ${maxRelativeError(y, exact)}`);
+  });
+
+  it('--dtype int8 builds int8 vision graphs on the CPU whose features stay close to fp32', async () => {
+    const ckpt = tinyCheckpoint(4);
+    const features = async (dtype: 'fp32' | 'int8', visionDtype?: 'fp16') => {
+      const p = await prepareModel(ckpt, { dtype, visionDtype, graphDir: tempDir(`v-${dtype}-${visionDtype}`) });
+      const runner = await VlmRunner.open(p.graphDir, p.manifest, DEFAULT_RUNTIME);
+      const vision = p.checkpoint.config.vision as VisionConfig;
+      const side = vision.imageSize;
+      const pixels = values(3 * side * side, 9).map((v) => v * 0.9);
+      const grid = side / vision.patchSize;
+      const out = await runner.encode({
+        units: 1,
+        perUnit: { [VISION_IO.pixels]: { type: 'float32', data: pixels, dims: [1, 3, side, side] } },
+        shared: {},
+        gridRows: grid,
+        gridCols: grid,
+        batch: 1,
+      });
+      await runner.release();
+      p.checkpoint.weights.close();
+      return {
+        features: out.features,
+        visionDtype: p.manifest.visionDtype,
+        bytes: p.manifest.weightBytes['vision.onnx'],
+      };
+    };
+    const full = await features('fp32');
+    const q = await features('int8');
+    assert.equal(full.visionDtype, 'fp32');
+    assert.equal(q.visionDtype, 'int8');
+    assert.ok(q.bytes < full.bytes, `int8 vision ${q.bytes} B vs fp32 ${full.bytes} B`);
+    const err = maxRelativeError(q.features, full.features);
+    assert.ok(err > 0 && err < 0.1, `features relative error ${err}`);
+    assert.equal((await features('int8', 'fp16')).visionDtype, 'fp16');
   });
 });
