@@ -73,6 +73,35 @@ function writeLargeRandomCheckpoint(dir: string): void {
   });
 }
 
+/**
+ * The issue-12 size: a llava with a SigLIP-base 384/14 tower (729 tokens a frame, 5,832 at 8 frames) in
+ * front of Qwen2-0.5B's decoder shape — where host pruning and the projector must stay small.
+ */
+function writeSiglip384RandomCheckpoint(dir: string): void {
+  writeRandomCheckpoint(dir, {
+    vision: {
+      family: 'siglip',
+      hiddenSize: 768,
+      intermediateSize: 3072,
+      numLayers: 12,
+      numHeads: 12,
+      imageSize: 384,
+      patchSize: 14,
+    },
+    text: {
+      family: 'qwen2',
+      hiddenSize: 896,
+      numLayers: 24,
+      numHeads: 14,
+      numKvHeads: 2,
+      intermediateSize: 4864,
+      vocabSize: 4096,
+      maxPositions: 32768,
+    },
+    seed: 11,
+  });
+}
+
 /** SmolVLM2-256M's shape: SigLIP 512 px / patch 16 with pixel shuffle ×4 (64 tokens a frame) + SmolLM2-135M. */
 function writeSmolVlm2RandomCheckpoint(dir: string): void {
   writeRandomIdefics3Checkpoint(dir, {
@@ -133,6 +162,10 @@ const RANDOM_SHAPES: Record<string, { description: string; write: (dir: string) 
   llava: {
     description: 'random CLIP 224/14 (hidden 256, 4 layers) + Qwen2-0.5B decoder shape',
     write: writeLargeRandomCheckpoint,
+  },
+  'llava-siglip384': {
+    description: 'random SigLIP-base 384/14 (729 tokens a frame) + Qwen2-0.5B decoder shape',
+    write: writeSiglip384RandomCheckpoint,
   },
   'smolvlm2-256m': {
     description: 'random SmolVLM2-256M shape (SigLIP 512/16, pixel shuffle ×4, SmolLM2-135M decoder)',
@@ -305,7 +338,7 @@ export function registerBenchPruneCommand(bench: Command): void {
     .option(
       '--random-large [shape]',
       'time a random model of realistic size instead of --model: llava (CLIP 224/14 + Qwen2-0.5B decoder, ' +
-        'the default), smolvlm2-256m, qwen2-vl-2b (Qwen2-VL-2B decoder, reduced ViT) or llava-onevision-0.5b',
+        'the default), llava-siglip384 (SigLIP-base 384/14 + Qwen2-0.5B), smolvlm2-256m, qwen2-vl-2b (Qwen2-VL-2B decoder, reduced ViT) or llava-onevision-0.5b',
     )
     .option('--keep', 'keep the random checkpoint and its graphs')
     .action(async (flags: BenchPruneFlags) => benchPrune(flags));

@@ -188,6 +188,14 @@ export class VlmPipeline {
       );
     }
     const layout = family.layout(frames, plan, question);
+    const positions = this.prepared.manifest.maxPositions;
+    if (layout.nextPosition + opts.maxNewTokens > positions) {
+      throw new UsageError(
+        `${frames.length} frames, the question and ${opts.maxNewTokens} answer tokens need ` +
+          `${layout.nextPosition + opts.maxNewTokens} positions; the model has ${positions}`,
+        'ask about fewer frames (--frames), or lower --max-new-tokens',
+      );
+    }
     const eosTokenIds = opts.ignoreEos
       ? []
       : [...new Set([...config.text.eosTokenIds, ...(tokenizer.eosTokenId === null ? [] : [tokenizer.eosTokenId])])];

@@ -48,6 +48,19 @@ describe('answers on frames encoded one at a time = answers on the same frames i
     });
   }
 
+  it("a prompt and answer longer than the model's positions are refused before inference, naming both", async () => {
+    await assert.rejects(
+      pipeline.answer(frames, 'what colour is the circle?', { maxNewTokens: 8192 }),
+      (err: Error) => {
+        assert.match(
+          err.message,
+          /8 frames, the question and 8192 answer tokens need \d+ positions; the model has \d+/,
+        );
+        return true;
+      },
+    );
+  });
+
   it('keys are left out when no method needs them, and a query without them still answers unpruned', async () => {
     const [light] = await pipeline.encode([frames[0]], { keepKeys: false });
     assert.equal(light.keys, undefined);

@@ -372,7 +372,8 @@ def run_stage(args, stage, model, head, motion_head, train, val, packer, cls_hea
                         cls_head=cls_head.state_dict(), opt=opt.state_dict(), step=step,
                         elapsed=time.time() - t0, done=done), tmp)
         os.replace(tmp, ck)
-        shutil.copy(os.path.join(args.state, 'log.jsonl'), os.path.join(REPO, 'models', 'demo', 'training_log.jsonl'))
+        os.makedirs(args.out, exist_ok=True)
+        shutil.copy(os.path.join(args.state, 'log.jsonl'), os.path.join(args.out, 'training_log.jsonl'))
 
     for p in model.parameters():
         p.requires_grad_(False)
