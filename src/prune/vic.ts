@@ -13,26 +13,54 @@ export interface VicOptions {
 
 /**
  * numpy's default ("linear") quantile of the off-diagonal entries of a distance matrix [n, n]. Only the
- * two order statistics around the quantile are needed, so the smallest ones are kept in a short sorted
- * buffer instead of sorting all n(n−1) entries (d_c uses a low quantile: 0.02 → about 2 % of them).
+ * two order statistics around the quantile are needed: a selection (quickselect, linear on average)
+ * finds them without sorting all n(n−1) entries.
  */
 export function offDiagonalQuantile(dist: Float32Array, n: number, q: number): number {
   const k = n * (n - 1);
   if (k === 0) return 0;
   const h = (k - 1) * q;
   const lo = Math.floor(h);
-  const need = Math.min(k, lo + 2);
-  const smallest = new Float64Array(need).fill(Infinity);
-  for (let i = 0; i < n; i++) {
-    for (let j = 0; j < n; j++) {
-      const v = dist[i * n + j];
-      if (i === j || v >= smallest[need - 1]) continue;
-      let p = need - 1;
-      for (; p > 0 && smallest[p - 1] > v; p--) smallest[p] = smallest[p - 1];
-      smallest[p] = v;
+  const values = new Float64Array(k);
+  let t = 0;
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) if (i !== j) values[t++] = dist[i * n + j];
+  const a = selectNth(values, lo);
+  if (lo + 1 >= k) return a;
+  // After the selection every entry past `lo` is ≥ values[lo]: the next order statistic is their minimum.
+  let b = Infinity;
+  for (let i = lo + 1; i < k; i++) if (values[i] < b) b = values[i];
+  return a + (h - lo) * (b - a);
+}
+
+/** Reorders `a` so that a[nth] holds its nth smallest value, smaller ones before it and larger after. */
+function selectNth(a: Float64Array, nth: number): number {
+  let left = 0;
+  let right = a.length - 1;
+  while (left < right) {
+    const mid = (left + right) >>> 1;
+    // Median of three as the pivot keeps sorted or nearly sorted input linear.
+    if (a[mid] < a[left]) swap(a, mid, left);
+    if (a[right] < a[left]) swap(a, right, left);
+    if (a[right] < a[mid]) swap(a, right, mid);
+    const pivot = a[mid];
+    let i = left;
+    let j = right;
+    while (i <= j) {
+      while (a[i] < pivot) i++;
+      while (a[j] > pivot) j--;
+      if (i <= j) swap(a, i++, j--);
     }
+    if (nth <= j) right = j;
+    else if (nth >= i) left = i;
+    else break;
   }
-  return lo + 1 < k ? smallest[lo] + (h - lo) * (smallest[lo + 1] - smallest[lo]) : smallest[lo];
+  return a[nth];
+}
+
+function swap(a: Float64Array, i: number, j: number): void {
+  const v = a[i];
+  a[i] = a[j];
+  a[j] = v;
 }
 
 /**

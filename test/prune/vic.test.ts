@@ -37,6 +37,25 @@ describe('VIC density-peak clustering', () => {
     assert.equal(offDiagonalQuantile(dist, 3, 0), 1);
   });
 
+  it('the quantile equals a full sort of the off-diagonal entries, with ties and any order', () => {
+    let seed = 3;
+    const next = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
+    for (const n of [2, 5, 40, 150]) {
+      for (const kind of ['random', 'ties', 'sorted'] as const) {
+        const dist = Float32Array.from({ length: n * n }, (_, i) =>
+          kind === 'random' ? next() * 10 : kind === 'ties' ? Math.floor(next() * 4) : i,
+        );
+        const off = [...dist].filter((_, i) => i % n !== Math.floor(i / n)).sort((x, y) => x - y);
+        for (const q of [0, 0.02, 0.5, 0.97, 1]) {
+          const h = (off.length - 1) * q;
+          const lo = Math.floor(h);
+          const want = lo + 1 < off.length ? off[lo] + (h - lo) * (off[lo + 1] - off[lo]) : off[lo];
+          assert.equal(offDiagonalQuantile(dist, n, q), want, `n ${n} ${kind} q ${q}`);
+        }
+      }
+    }
+  });
+
   it('finds three hand-made clusters', async () => {
     const x = blobs(
       [
