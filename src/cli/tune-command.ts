@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { lastValueFrom, toArray } from 'rxjs';
 import sharp from 'sharp';
 import { VlmPipeline } from '../engine/answer-pipeline.js';
+import { runtimeBaseline } from '../engine/runtime-baseline.js';
 import { UsageError } from '../errors.js';
 import type { Frame } from '../media/frame.js';
 import { videoFrames } from '../media/sampler.js';
@@ -14,6 +15,7 @@ import { tunePlotSvg } from '../tune/tune-plot.js';
 import { runKey, TuneState } from '../tune/tune-state.js';
 import { type Recommendation, recommend, type TuneRow, tuneTable } from '../tune/tune-table.js';
 import { writeRecommendation } from '../tune/write-recommendation.js';
+import { predictQueryPeak } from './ask-memory.js';
 import { displayPath, formatBytes, parseNumber, progressReporter } from './cli-output.js';
 import { evaluationRuns, feasibleRuns } from './eval-command.js';
 import { addRunOptions, pruningLayers, type RunFlags, resolveRunSettings } from './run-settings.js';
@@ -27,13 +29,24 @@ interface TuneFlags extends RunFlags {
   out: string;
   restart?: boolean;
   write?: string;
+  memoryBudget?: string;
 }
 
 const DEFAULT_BUDGETS = '0.5,0.333,0.222,0.111';
 
 function tableMarkdown(rows: readonly TuneRow[], rec: Recommendation): string {
   const labelled = rows.some((r) => r.accuracy !== undefined);
-  const head = ['method', 'budget', 'agreement', ...(labelled ? ['accuracy'] : []), 'TTFT ms', 'prefill ms', 'peak KV'];
+  const planned = rows.some((r) => r.predictedPeakBytes !== undefined);
+  const head = [
+    'method',
+    'budget',
+    'agreement',
+    ...(labelled ? ['accuracy'] : []),
+    'TTFT ms',
+    'prefill ms',
+    'peak KV',
+    ...(planned ? ['predicted peak'] : []),
+  ];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
   for (const r of rows) {
     const mark = r === rec.row ? ' **←**' : '';
@@ -41,6 +54,7 @@ function tableMarkdown(rows: readonly TuneRow[], rec: Recommendation): string {
       `| ${r.method}${mark} | ${r.budget} | ${(100 * r.agreement).toFixed(1)}% | ` +
         (labelled ? `${(100 * (r.accuracy ?? 0)).toFixed(1)}% | ` : '') +
         `${r.meanFirstTokenMs.toFixed(0)} | ${r.meanPrefillMs.toFixed(0)} | ${formatBytes(r.peakKvBytes)} |` +
+        (planned ? ` ${r.predictedPeakBytes === undefined ? '—' : formatBytes(r.predictedPeakBytes)} |` : '') +
         (r.errors ? ` ${r.errors} failed` : ''),
     );
   }
@@ -64,9 +78,17 @@ export function registerTuneCommand(program: Command): void {
     .option('--out <dir>', 'state (resumable), table and plot', 'sieve-tune')
     .option('--restart', 'start over instead of resuming the answers in --out')
     .option('--write <file>', 'put the recommendation into this config or pipeline YAML')
+    .option(
+      '--memory-budget <MB>',
+      'recommend only configurations whose predicted peak fits (default: memory.budget_mb, else none)',
+    )
     .action(async (flags: TuneFlags) => {
       const settings = resolveRunSettings({ ...flags, maxNewTokens: flags.maxNewTokens ?? '16' });
       const target = parseNumber(flags.targetAgreement, '--target-agreement', 0, 1);
+      const budgetMb =
+        flags.memoryBudget === undefined
+          ? settings.config.memory.budget_mb
+          : parseNumber(flags.memoryBudget, '--memory-budget', 0, 1e9, { exclusiveMin: true });
       const frames = 'frames' in settings.sampling ? settings.sampling.frames : undefined;
       if (frames === undefined) throw new UsageError('sieve tune samples a fixed number of frames', 'use --frames N');
       const videos = listVideos(flags.videos);
@@ -156,7 +178,22 @@ export function registerTuneCommand(program: Command): void {
       }
 
       const rows = tuneTable(runs, questions, state.records);
-      const rec = recommend(rows, target);
+      if (budgetMb !== undefined) {
+        // The longest question: its prompt is the largest of the set.
+        const question = questions.reduce((a, q) => (q.question.length > a.length ? q.question : a), '');
+        const context = {
+          model: checkpoint,
+          manifest: pipeline.prepared.manifest,
+          baselineBytes: runtimeBaseline(pipeline.prepared.graphDir, settings.runtime.ep),
+          question,
+          timestampsFor: (k: number) => Array.from({ length: k }, (_, i) => i),
+        };
+        for (const [i, run] of runs.entries()) {
+          const settingsOfRun = { frames, budget: run.budget, maxNewTokens: settings.maxNewTokens };
+          rows[i].predictedPeakBytes = predictQueryPeak({ ...context, prune: run }, settingsOfRun);
+        }
+      }
+      const rec = recommend(rows, target, budgetMb === undefined ? undefined : budgetMb * 1024 * 1024);
       const markdown = tableMarkdown(rows, rec);
       process.stdout.write(markdown);
       const clips = new Set(questions.map((q) => q.video)).size;

@@ -18,6 +18,8 @@ export interface TuneRow extends TuneRun {
   meanPrefillMs: number;
   peakKvBytes: number;
   meanVisualTokens: number;
+  /** The memory planner's peak for one query of this configuration (set when tuning under a budget). */
+  predictedPeakBytes?: number;
 }
 
 export interface Recommendation {
@@ -66,28 +68,35 @@ export function tuneTable(
 
 /**
  * The configuration with the lowest mean time to first token among those whose agreement with the
- * unpruned answers reaches the target (answering every question), else the unpruned baseline.
+ * unpruned answers reaches the target (answering every question) and, given a memory budget, whose
+ * predicted peak fits it; else the unpruned baseline.
  */
-export function recommend(rows: readonly TuneRow[], targetAgreement: number): Recommendation {
+export function recommend(rows: readonly TuneRow[], targetAgreement: number, budgetBytes?: number): Recommendation {
   const baseline = rows.find((r) => r.method === 'none');
-  const candidates = rows.filter(
+  const fits = (r: TuneRow) =>
+    budgetBytes === undefined || (r.predictedPeakBytes !== undefined && r.predictedPeakBytes <= budgetBytes);
+  const agreeing = rows.filter(
     (r) => r.method !== 'none' && r.errors === 0 && r.answered > 0 && r.agreement >= targetAgreement,
   );
+  const candidates = agreeing.filter(fits);
   const best = [...candidates].sort((a, b) => a.meanFirstTokenMs - b.meanFirstTokenMs)[0];
+  const within = budgetBytes === undefined ? '' : ` and fit the memory budget`;
   if (best) {
     const speedup = baseline ? ` (${(baseline.meanFirstTokenMs / best.meanFirstTokenMs).toFixed(2)}× faster)` : '';
     return {
       row: best,
       reason:
         `the fastest to the first token${speedup} of the ${candidates.length} configuration(s) that agree with ` +
-        `the unpruned answers at least ${(100 * targetAgreement).toFixed(0)} % of the time`,
+        `the unpruned answers at least ${(100 * targetAgreement).toFixed(0)} % of the time${within}`,
     };
   }
   const fallback = baseline ?? rows[0];
+  const tooBig = agreeing.length > 0 ? `; ${agreeing.length} that do need more memory than the budget` : '';
+  const baselineFits = baseline && !fits(baseline) ? '; the unpruned baseline does not fit it either' : '';
   return {
     row: fallback,
     reason:
-      'no pruned configuration agrees with the unpruned answers ' +
-      `${(100 * targetAgreement).toFixed(0)} % of the time`,
+      `no pruned configuration agrees with the unpruned answers ${(100 * targetAgreement).toFixed(0)} % of the ` +
+      `time${within}${tooBig}${baselineFits}`,
   };
 }

@@ -76,6 +76,19 @@ describe('sieve tune', () => {
     assert.equal(second.status, 0, second.stderr);
     assert.match(second.stderr, new RegExp(`resuming: ${3 * count} of ${5 * count} answers`));
     assert.equal(readFileSync(join(out, 'state.jsonl'), 'utf8').trim().split('\n').length, 1 + 5 * count);
+
+    // Under a memory budget the planner's peak is in the table and filters the recommendation.
+    const roomy = sieve(...args, '--budgets', '0.5,0.25', '--out', out, '--memory-budget', '100000');
+    assert.equal(roomy.status, 0, roomy.stderr);
+    assert.match(roomy.stdout, /\| predicted peak \|/);
+    const planned = JSON.parse(readFileSync(join(out, 'tune.json'), 'utf8'));
+    for (const row of planned.rows) assert.ok(row.predictedPeakBytes > 50 * 1024 * 1024, `${row.method} planned`);
+    const tight = sieve(...args, '--budgets', '0.5,0.25', '--out', out, '--memory-budget', '1');
+    assert.equal(tight.status, 0, tight.stderr);
+    assert.match(
+      tight.stdout,
+      /Recommended: \*\*none @ 1\*\*: .*fit the memory budget.*baseline does not fit it either/,
+    );
   });
 
   it('refuses bad inputs with the file and line, and a state file made under other settings', () => {
