@@ -8,7 +8,7 @@ import type { PruneRequest } from '../engine/visual-query.js';
 import { UsageError } from '../errors.js';
 import { videoFrames } from '../media/sampler.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
-import { writeRandomCheckpoint } from '../model/random-checkpoint.js';
+import { QWEN2_0_5B_TEXT, writeRandomCheckpoint } from '../model/random-checkpoint.js';
 import { writeRandomIdefics3Checkpoint } from '../model/random-idefics3-checkpoint.js';
 import { writeRandomOnevisionCheckpoint } from '../model/random-onevision-checkpoint.js';
 import { writeRandomQwen2VlCheckpoint } from '../model/random-qwen2vl-checkpoint.js';
@@ -60,15 +60,7 @@ function writeLargeRandomCheckpoint(dir: string): void {
       imageSize: 224,
       patchSize: 14,
     },
-    text: {
-      family: 'qwen2',
-      hiddenSize: 896,
-      numLayers: 24,
-      numHeads: 14,
-      numKvHeads: 2,
-      intermediateSize: 4864,
-      vocabSize: 4096,
-    },
+    text: QWEN2_0_5B_TEXT,
     seed: 11,
   });
 }
@@ -88,16 +80,7 @@ function writeSiglip384RandomCheckpoint(dir: string): void {
       imageSize: 384,
       patchSize: 14,
     },
-    text: {
-      family: 'qwen2',
-      hiddenSize: 896,
-      numLayers: 24,
-      numHeads: 14,
-      numKvHeads: 2,
-      intermediateSize: 4864,
-      vocabSize: 4096,
-      maxPositions: 32768,
-    },
+    text: { ...QWEN2_0_5B_TEXT, maxPositions: 32768 },
     seed: 11,
   });
 }
@@ -151,7 +134,7 @@ function writeLargeRandomQwen2VlCheckpoint(dir: string): void {
 function writeOnevisionRandomCheckpoint(dir: string): void {
   writeRandomOnevisionCheckpoint(dir, {
     vision: { hiddenSize: 256, intermediateSize: 1024, numLayers: 4, numHeads: 4, imageSize: 384, patchSize: 14 },
-    text: { hiddenSize: 896, numLayers: 24, numHeads: 14, numKvHeads: 2, intermediateSize: 4864, vocabSize: 4096 },
+    text: QWEN2_0_5B_TEXT,
     maxTilesPerSide: 6,
     seed: 11,
   });

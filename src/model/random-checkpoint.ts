@@ -45,6 +45,17 @@ export interface RandomCheckpointSpec {
 const RANDOM_SPECIAL_TOKENS = ['<pad>', '<s>', '</s>', '<unk>', '<image>'] as const;
 const IMAGE_TOKEN_ID = 4;
 /** The word vocabulary of the generated tokenizers (questions about the test clips tokenize without `<unk>`). */
+/** Qwen2-0.5B's decoder shape (vocabulary cut to 4,096: random weights time the same, load faster). */
+export const QWEN2_0_5B_TEXT = {
+  family: 'qwen2',
+  hiddenSize: 896,
+  numLayers: 24,
+  numHeads: 14,
+  numKvHeads: 2,
+  intermediateSize: 4864,
+  vocabSize: 4096,
+} as const satisfies RandomCheckpointSpec['text'];
+
 export const RANDOM_WORDS = [
   'system',
   'user',

@@ -108,12 +108,12 @@ function backgroundTexture(bg: Background, width: number, height: number, prng: 
   return out;
 }
 
+/**
+ * v1 scenes draw whole-pixel objects (a pixel is inside a shape or not, by its centre). Anti-aliased
+ * scenes (v2 and the shifted/retimed variants) give each pixel the share of the object covering it
+ * (the id map names the object covering at least half of it). Then blur and sensor noise, if any.
+ */
 export function renderScene(scene: Scene): RenderedClip {
-  return scene.antialias || scene.blur || scene.sensorNoise ? renderSoft(scene) : renderSharp(scene);
-}
-
-/** v1: whole-pixel objects, each pixel inside a shape or not. */
-function renderSharp(scene: Scene): RenderedClip {
   const { width, height, frames: nFrames, fps, background } = scene;
   // A separate stream from the scene's, so the texture does not depend on how layout went.
   const prng = new Prng((scene.seed ^ 0x5bd1e995) >>> 0);
@@ -121,44 +121,7 @@ function renderSharp(scene: Scene): RenderedClip {
   const frames: Frame[] = [];
   const idMaps: Uint8Array[] = [];
   for (let f = 0; f < nFrames; f++) {
-    const rgb = new Uint8Array(width * height * 3);
-    const ids = new Uint8Array(width * height);
-    for (let i = 0; i < width * height; i++) {
-      const flicker = (prng.next() * 2 - 1) * background.flicker;
-      for (let c = 0; c < 3; c++) rgb[i * 3 + c] = clampByte(texture[i * 3 + c] + flicker);
-    }
-    for (const obj of scene.objects) {
-      if (!isVisible(obj, f)) continue;
-      const { x, y } = positionAt(obj, f);
-      for (let py = Math.max(0, y); py < Math.min(height, y + obj.size); py++) {
-        for (let px = Math.max(0, x); px < Math.min(width, x + obj.size); px++) {
-          if (!covers(obj, x, y, px, py)) continue;
-          const i = py * width + px;
-          ids[i] = obj.id;
-          rgb[i * 3] = obj.rgb[0];
-          rgb[i * 3 + 1] = obj.rgb[1];
-          rgb[i * 3 + 2] = obj.rgb[2];
-        }
-      }
-    }
-    frames.push({ index: f, timestampS: f / fps, width, height, rgb });
-    idMaps.push(ids);
-  }
-  return { frames, idMaps };
-}
-
-/**
- * v2 and the shifted/retimed variants: anti-aliased edges (a pixel takes the share of the object that
- * covers it; the id map names the object covering at least half of it), then blur and sensor noise.
- */
-function renderSoft(scene: Scene): RenderedClip {
-  const { width, height, frames: nFrames, fps, background } = scene;
-  const prng = new Prng((scene.seed ^ 0x5bd1e995) >>> 0);
-  const texture = backgroundTexture(background, width, height, prng);
-  const frames: Frame[] = [];
-  const idMaps: Uint8Array[] = [];
-  for (let f = 0; f < nFrames; f++) {
-    let img: Float32Array = new Float32Array(width * height * 3);
+    let img: Float64Array = new Float64Array(width * height * 3);
     const ids = new Uint8Array(width * height);
     for (let i = 0; i < width * height; i++) {
       const flicker = (prng.next() * 2 - 1) * background.flicker;
@@ -169,18 +132,18 @@ function renderSoft(scene: Scene): RenderedClip {
       const { x, y } = positionAt(obj, f);
       for (let py = Math.max(0, Math.floor(y)); py < Math.min(height, Math.ceil(y + obj.size)); py++) {
         for (let px = Math.max(0, Math.floor(x)); px < Math.min(width, Math.ceil(x + obj.size)); px++) {
-          const a = coverage(obj, x, y, px, py);
+          const a = scene.antialias ? coverage(obj, x, y, px, py) : covers(obj, x, y, px, py) ? 1 : 0;
           if (a === 0) continue;
           const i = py * width + px;
           if (a >= 0.5) ids[i] = obj.id;
-          for (let c = 0; c < 3; c++) img[i * 3 + c] = img[i * 3 + c] * (1 - a) + obj.rgb[c] * a;
+          for (let c = 0; c < 3; c++) img[i * 3 + c] = a === 1 ? obj.rgb[c] : img[i * 3 + c] * (1 - a) + obj.rgb[c] * a;
         }
       }
     }
     if (scene.blur) img = blur3x3(img, width, height);
     const sigma = scene.sensorNoise ?? 0;
     const rgb = new Uint8Array(width * height * 3);
-    for (let i = 0; i < rgb.length; i++) rgb[i] = clampByte(img[i] + (sigma > 0 ? sigma * prng.normal() : 0));
+    for (let i = 0; i < rgb.length; i++) rgb[i] = clampByte(sigma > 0 ? img[i] + sigma * prng.normal() : img[i]);
     frames.push({ index: f, timestampS: f / fps, width, height, rgb });
     idMaps.push(ids);
   }
@@ -188,9 +151,9 @@ function renderSoft(scene: Scene): RenderedClip {
 }
 
 /** Separable [1 2 1]/4 blur with clamped edges, HWC float. */
-function blur3x3(img: Float32Array, width: number, height: number): Float32Array {
-  const pass = (src: Float32Array, dx: number, dy: number) => {
-    const out = new Float32Array(src.length);
+function blur3x3(img: Float64Array, width: number, height: number): Float64Array {
+  const pass = (src: Float64Array, dx: number, dy: number) => {
+    const out = new Float64Array(src.length);
     for (let y = 0; y < height; y++) {
       for (let x = 0; x < width; x++) {
         const a = (Math.min(height - 1, Math.max(0, y - dy)) * width + Math.min(width - 1, Math.max(0, x - dx))) * 3;

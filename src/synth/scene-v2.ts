@@ -6,9 +6,9 @@
  */
 import { Prng } from './prng.js';
 import type { Background, Scene, SceneObject } from './scene.js';
-import { collides, jitterRgb, orderGap, sampleBackground } from './scene.js';
-import type { Direction, Shape } from './vocabulary.js';
-import { COLOURS, DIRECTIONS, SHAPES } from './vocabulary.js';
+import { collides, drawCast, jitterRgb, orderGap, sampleBackground } from './scene.js';
+import type { Direction } from './vocabulary.js';
+import { DIRECTIONS } from './vocabulary.js';
 
 export const V2_FRAMES = { min: 4, max: 32 } as const;
 export const V2_SIZES = [56, 64, 64, 64, 72] as const;
@@ -76,18 +76,9 @@ function tryScene(prng: Prng, seed: number): Scene | null {
   const l: Layout = { prng, subpixel: prng.bool(), width, height: width, scale: width / 64 };
   const frames = prng.int(V2_FRAMES.min, V2_FRAMES.max);
   const visible = minVisible(frames);
-  const nLarge = prng.int(2, 4);
-  const colours = prng.sample(COLOURS, nLarge + 1);
-  const shapes: Shape[] =
-    nLarge <= SHAPES.length
-      ? prng.sample(SHAPES, nLarge)
-      : prng.shuffle([...SHAPES, ...prng.sample(SHAPES, nLarge - SHAPES.length)]);
-  let starts: number[] = [];
-  for (let attempt = 0; ; attempt++) {
-    starts = Array.from({ length: nLarge }, () => prng.int(0, frames - visible - 1));
-    if (Math.max(...starts) - Math.min(...starts) >= orderGap(frames)) break;
-    if (attempt > 50) return null;
-  }
+  const cast = drawCast(prng, frames, visible, orderGap(frames));
+  if (!cast) return null;
+  const { nLarge, colours, shapes, starts } = cast;
   const moving = Array.from({ length: nLarge }, (_, i) => (i === 0 ? true : i === 1 ? false : prng.bool()));
   const margin = 2 * l.scale;
   const objects: SceneObject[] = [];

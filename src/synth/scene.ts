@@ -203,23 +203,32 @@ function placeLarge(
   return { ...base, x0, y0, motion, speed };
 }
 
-function tryScene(prng: Prng, seed: number): Scene | null {
-  const width = CLIP_WIDTH;
-  const height = CLIP_HEIGHT;
-  const frames = CLIP_FRAMES;
+/**
+ * How many large objects, their colours (one more for the dot), shapes and first frames; at least one
+ * pair of objects starts `gap` or more frames apart (for the order question). Null when no such starts
+ * were drawn.
+ */
+export function drawCast(prng: Prng, frames: number, minVisible: number, gap: number) {
   const nLarge = prng.int(2, 4);
   const colours = prng.sample(COLOURS, nLarge + 1);
   const shapes: Shape[] =
     nLarge <= SHAPES.length
       ? prng.sample(SHAPES, nLarge)
       : prng.shuffle([...SHAPES, ...prng.sample(SHAPES, nLarge - SHAPES.length)]);
-  // Visible intervals: at least one pair of objects starts two or more frames apart.
-  let starts: number[] = [];
-  for (let attempt = 0; ; attempt++) {
-    starts = Array.from({ length: nLarge }, () => prng.int(0, frames - MIN_VISIBLE - 1));
-    if (Math.max(...starts) - Math.min(...starts) >= 2) break;
-    if (attempt > 50) return null;
+  for (let attempt = 0; attempt <= 51; attempt++) {
+    const starts = Array.from({ length: nLarge }, () => prng.int(0, frames - minVisible - 1));
+    if (Math.max(...starts) - Math.min(...starts) >= gap) return { nLarge, colours, shapes, starts };
   }
+  return null;
+}
+
+function tryScene(prng: Prng, seed: number): Scene | null {
+  const width = CLIP_WIDTH;
+  const height = CLIP_HEIGHT;
+  const frames = CLIP_FRAMES;
+  const cast = drawCast(prng, frames, MIN_VISIBLE, 2);
+  if (!cast) return null;
+  const { nLarge, colours, shapes, starts } = cast;
   // The first object moves, the second is static, the others either.
   const moving = Array.from({ length: nLarge }, (_, i) => (i === 0 ? true : i === 1 ? false : prng.bool()));
   const objects: SceneObject[] = [];

@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { cpSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
-import { writeRandomCheckpoint } from '../../src/model/random-checkpoint.js';
+import { QWEN2_0_5B_TEXT, writeRandomCheckpoint } from '../../src/model/random-checkpoint.js';
 import { REPO_ROOT, tempDir } from '../helpers/fixtures.js';
 
 const SIEVE = join(REPO_ROOT, 'bin', 'sieve.js');
@@ -51,15 +51,7 @@ describe('the memory planner against measured peak RSS', () => {
         imageSize: 112,
         patchSize: 14,
       },
-      text: {
-        family: 'qwen2',
-        hiddenSize: 896,
-        numLayers: 24,
-        numHeads: 14,
-        numKvHeads: 2,
-        intermediateSize: 4864,
-        vocabSize: 4096,
-      },
+      text: QWEN2_0_5B_TEXT,
       seed: 11,
     });
   });
