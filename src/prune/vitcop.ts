@@ -1,3 +1,4 @@
+import { Prng } from '../synth/prng.js';
 import {
   respentStageCounts,
   roundHalfEven,
@@ -32,6 +33,8 @@ import { densityPeakClusters } from './vic.js';
 
 const OPTIONS = {
   stage0: bool(true),
+  /** Stage I's saliency: the encoder's (CLS attention / attention received), or a seeded random one (an ablation). */
+  stage1: choice(['saliency', 'random'], 'saliency'),
   tau_static: num(0.9, { min: -1, max: 1 }),
   stage0_respend: bool(true),
   min_per_frame: num(1, { min: 0, integer: true }),
@@ -112,6 +115,11 @@ function stageOne(saliency: Float32Array, survivors: readonly number[][], n1: nu
       .concat(kept[f])
       .sort((a, b) => a - b),
   );
+}
+
+function randomScores(count: number, seed: number): Float32Array {
+  const prng = new Prng(seed >>> 0);
+  return Float32Array.from({ length: count }, () => prng.next());
 }
 
 /** Rows in one distance matrix: frames are batched up to this many rows so one ONNX Runtime call serves several. */
@@ -217,7 +225,9 @@ class Vitcop implements PruneMethod {
     const { survivors, lastFrame } = this.opts.stage0
       ? staticFilter(signals, frames, this.opts.tau_static, this.opts.min_per_frame)
       : { survivors: frames, lastFrame: new Map<number, number>() };
-    const kept = stageOne(signals.saliency, survivors, this.budget.n1, this.opts.stage0_respend);
+    const saliency =
+      this.opts.stage1 === 'random' ? randomScores(signals.ids.length, this.request.seed) : signals.saliency;
+    const kept = stageOne(saliency, survivors, this.budget.n1, this.opts.stage0_respend);
     const { ids, gridRows, gridCols, tokensPerFrame: N, visionHidden: dv } = signals;
     this.clusters = [];
     for (const batch of frameBatches(kept, MAX_DISTANCE_ROWS)) {

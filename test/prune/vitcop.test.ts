@@ -189,6 +189,20 @@ describe('ViTCoP', () => {
     },
   );
 
+  it('stage1: random replaces the encoder saliency by a seeded random one (same count, other patches)', async () => {
+    const enc = encoderSignals(3, 6, 5);
+    const kept = async (options: Record<string, unknown>, seed = 0) =>
+      (await createMethod('vitcop', { ...request(3, 36, 0.2, 8), seed }, options).encoder!(enc, jsPairwise)).slots
+        .map((s) => s.positionOf)
+        .join();
+    const bySaliency = await kept({ stage0: false });
+    const byChance = await kept({ stage0: false, stage1: 'random' });
+    assert.equal(byChance.split(',').length, bySaliency.split(',').length);
+    assert.notEqual(byChance, bySaliency);
+    assert.equal(await kept({ stage0: false, stage1: 'random' }), byChance, 'seeded');
+    assert.notEqual(await kept({ stage0: false, stage1: 'random' }, 7), byChance);
+  });
+
   it('the default D is round(0.69·L) with halves to even; S and D are options', () => {
     assert.deepEqual(createMethod('vitcop', request(2, 576, 1 / 9, 32)).layers(32), [2, 22]);
     assert.deepEqual(createMethod('vitcop', request(2, 64, 1 / 9, 8)).layers(8), [2, roundHalfEven(0.69 * 8)]);
