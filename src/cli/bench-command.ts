@@ -17,6 +17,7 @@ import { registerBenchLoadCommand } from './bench-load-command.js';
 import { registerBenchPruneCommand } from './bench-prune-command.js';
 import { addBenchOutOption, writeBenchResult } from './bench-results.js';
 import { registerBenchStreamCommands } from './bench-stream-command.js';
+import { registerBenchVisionCommand } from './bench-vision-command.js';
 import { formatBytes, parseChoice, parseInteger, parseNumber } from './cli-output.js';
 
 /** Qwen2-0.5B's language model shape (the vocabulary is configurable to keep the files small). */
@@ -271,6 +272,7 @@ export function registerBenchCommand(program: Command): void {
       });
     });
   registerBenchPruneCommand(bench);
+  registerBenchVisionCommand(bench);
   registerBenchDecodeCommand(bench);
   registerBenchStreamCommands(bench);
   registerBenchLoadCommand(bench);

@@ -43,7 +43,7 @@ interface MethodTiming {
   inputTokens: number;
 }
 
-const DEMO_CLIP = join(PACKAGE_ROOT, 'models', 'demo', 'examples', 'videos', 'test-2000000000.mp4');
+export const DEMO_CLIP = join(PACKAGE_ROOT, 'models', 'demo', 'examples', 'videos', 'test-2000000000.mp4');
 
 /**
  * A random llava of realistic size for timing only: a 256-patch CLIP tower (224 px, patch 14) in front
@@ -166,7 +166,7 @@ const RANDOM_SHAPES: Record<string, { description: string; write: (dir: string) 
   },
 };
 
-function randomShape(flag: true | string) {
+export function randomShape(flag: true | string) {
   const name = flag === true ? 'llava' : flag;
   const shape = Object.hasOwn(RANDOM_SHAPES, name) ? RANDOM_SHAPES[name] : undefined;
   if (!shape) {
