@@ -123,6 +123,7 @@ export function registerAskCommand(program: Command): void {
       const prepared = await prepareModel(checkpoint, {
         dtype: settings.dtype,
         visionDtype: settings.visionDtype,
+        quantBlock: settings.quantBlock,
         pruningLayers: layers,
         onProgress: (e) =>
           e.done === e.total &&

@@ -239,6 +239,7 @@ async function benchPrune(flags: BenchPruneFlags): Promise<void> {
     const pipeline = await VlmPipeline.open(checkpoint, {
       dtype: settings.dtype,
       visionDtype: settings.visionDtype,
+      quantBlock: settings.quantBlock,
       runtime: settings.runtime,
       pruningLayers: pruningLayers(runs, frames),
     });

@@ -13,6 +13,7 @@ interface ConvertFlags {
   out?: string;
   dtype: string;
   visionDtype?: string;
+  quantBlock: string;
   boundaries?: string;
   force?: boolean;
 }
@@ -31,6 +32,7 @@ export function registerConvertCommand(program: Command): void {
         'MatMuls block-quantised, MatMulNBits, block 32; the rest fp16)',
       'fp32',
     )
+    .option('--quant-block <n>', 'weights per MatMulNBits block with int8/int4: 16, 32, 64, 128, 256', '32')
     .option('--vision-dtype <dtype>', 'vision graphs: fp32, fp16 or int8 (default: as --dtype; int8 with int8/int4)')
     .option('--boundaries <layers>', 'decoder segment boundaries, e.g. 2,22 (default: 2 and round(0.69·layers))')
     .option('--force', 'rebuild even when cached graphs match the checkpoint')
@@ -45,6 +47,7 @@ export function registerConvertCommand(program: Command): void {
       const prepared = await prepareModel(checkpoint, {
         dtype,
         visionDtype,
+        quantBlock: parseInteger(opts.quantBlock, '--quant-block', 16, 256),
         graphDir: opts.out,
         boundaries: opts.boundaries === undefined ? undefined : parseBoundaries(opts.boundaries),
         force: opts.force,

@@ -120,6 +120,7 @@ export function registerEvalCommand(program: Command): void {
       const pipeline = await VlmPipeline.open(checkpoint, {
         dtype: settings.dtype,
         visionDtype: settings.visionDtype,
+        quantBlock: settings.quantBlock,
         runtime: settings.runtime,
         pruningLayers: pruningLayers(runs, frames),
         warmKernels: runs.some((r) => r.method !== 'none'),

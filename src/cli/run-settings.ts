@@ -30,6 +30,7 @@ export interface RunFlags {
   budget?: string;
   dtype?: string;
   visionDtype?: string;
+  quantBlock?: string;
   ep?: string;
   threads?: string;
   verbose?: boolean;
@@ -44,6 +45,8 @@ export interface RunSettings {
   dtype: WeightDtype;
   /** Undefined: the default for dtype and the execution provider (defaultVisionDtype). */
   visionDtype?: VisionDtype;
+  /** Weights per MatMulNBits block with int8/int4. */
+  quantBlock: number;
   runtime: RuntimeOptions;
 }
 
@@ -68,6 +71,7 @@ export function addRunOptions(cmd: Command): Command {
       '--vision-dtype <dtype>',
       'vision graphs: fp32, fp16 or int8 (default: as --dtype; int8 on the CPU with int8/int4 weights)',
     )
+    .option('--quant-block <n>', 'weights per quantisation block with int8/int4: 16, 32 (default), 64, 128, 256')
     .option('--ep <provider>', 'execution provider: cpu (default), cuda, tensorrt')
     .option('--threads <n>', 'inference threads (default 0 = one per core)')
     .option('--verbose', "show ONNX Runtime's own log lines (warnings and errors)");
@@ -106,6 +110,10 @@ export function resolveRunSettings(flags: RunFlags): RunSettings & { config: Sie
       flags.visionDtype === undefined
         ? config.runtime.vision_dtype
         : parseChoice(flags.visionDtype, '--vision-dtype', VISION_DTYPES),
+    quantBlock:
+      flags.quantBlock === undefined
+        ? config.runtime.quant_block
+        : parseInteger(flags.quantBlock, '--quant-block', 16, 256),
     runtime: {
       ep:
         flags.ep === undefined

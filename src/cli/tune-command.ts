@@ -113,6 +113,7 @@ export function registerTuneCommand(program: Command): void {
         maxNewTokens: settings.maxNewTokens,
         dtype: settings.dtype,
         visionDtype: settings.visionDtype,
+        quantBlock: settings.quantBlock,
       });
       const total = runs.length * questions.length;
       const resumed = runs.reduce((a, run) => {
@@ -124,6 +125,7 @@ export function registerTuneCommand(program: Command): void {
       const pipeline = await VlmPipeline.open(checkpoint, {
         dtype: settings.dtype,
         visionDtype: settings.visionDtype,
+        quantBlock: settings.quantBlock,
         runtime: settings.runtime,
         pruningLayers: pruningLayers(runs, frames),
         warmKernels: true,

@@ -21,6 +21,8 @@ export const runtimeSchema = z
     dtype: z.enum(WEIGHT_DTYPES).default('fp32'),
     /** Vision-side graphs; absent: fp32/fp16 as dtype, int8 on the CPU with int8/int4 decoder weights. */
     vision_dtype: z.enum(VISION_DTYPES).optional(),
+    /** Weights per MatMulNBits block with int8/int4. */
+    quant_block: numeric(z.number().int()).default(32),
   })
   .strict()
   .prefault({});

@@ -13,6 +13,8 @@ export interface PrepareOptions {
   dtype?: WeightDtype;
   /** Vision-side graphs; default: defaultVisionDtype(dtype) for the CPU. */
   visionDtype?: VisionDtype;
+  /** Weights per MatMulNBits block with int8/int4 (default 32). */
+  quantBlock?: number;
   boundaries?: number[];
   /** Layers the configured pruning methods act at in this model; added to the boundaries. */
   pruningLayers?: (model: Pick<Checkpoint, 'config' | 'family'>) => number[];
@@ -43,7 +45,7 @@ export async function prepareModel(model: string | Checkpoint, opts: PrepareOpti
     [...(opts.boundaries ?? defaultBoundaries(L)), ...(opts.pruningLayers?.(checkpoint) ?? [])],
     L,
   );
-  const graphDir = opts.graphDir ?? defaultGraphDir(checkpoint.dir, dtype, boundaries, visionDtype);
+  const graphDir = opts.graphDir ?? defaultGraphDir(checkpoint.dir, dtype, boundaries, visionDtype, opts.quantBlock);
   const { dir, manifest, reused } = await convertCheckpoint(
     {
       dir: checkpoint.dir,
@@ -51,7 +53,15 @@ export async function prepareModel(model: string | Checkpoint, opts: PrepareOpti
       weights: checkpoint.weights,
       hashSourceFiles: () => checkpoint.hashSourceFiles(),
     },
-    { outDir: graphDir, dtype, visionDtype, boundaries, force: opts.force, onProgress: opts.onProgress },
+    {
+      outDir: graphDir,
+      dtype,
+      visionDtype,
+      quantBlock: opts.quantBlock,
+      boundaries,
+      force: opts.force,
+      onProgress: opts.onProgress,
+    },
   );
   return { checkpoint, graphDir: dir, manifest, converted: !reused };
 }

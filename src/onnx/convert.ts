@@ -2,12 +2,13 @@ import { createHash } from 'node:crypto';
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { ModelError } from '../errors.js';
+import { ModelError, UsageError } from '../errors.js';
 import type { ModelConfig } from '../model/vlm-config.js';
 import type { GraphBuilder } from './graph-builder.js';
 import { idefics3Keys } from './idefics3-keys.js';
 import { buildIdefics3Graphs } from './idefics3-vision.js';
 import {
+  DEFAULT_QUANT_BLOCK,
   defaultVisionDtype,
   type GraphDtype,
   type VisionDtype,
@@ -53,6 +54,8 @@ export interface GraphManifest {
   dtype: WeightDtype;
   /** The vision-side graphs' (vision tower, connector/projector). */
   visionDtype: VisionDtype;
+  /** Weights per MatMulNBits block (int8/int4; absent in manifests written before it was configurable: 32). */
+  quantBlock?: number;
   boundaries: number[];
   maxPositions: number;
   config: ModelConfig;
@@ -78,9 +81,21 @@ export interface ConvertOptions {
   dtype?: WeightDtype;
   /** Default: defaultVisionDtype(dtype). */
   visionDtype?: VisionDtype;
+  /** Weights per MatMulNBits block with int8/int4 (default 32). */
+  quantBlock?: number;
   boundaries?: number[];
   force?: boolean;
   onProgress?: (event: { graph: string; done: number; total: number; graphIndex: number; graphCount: number }) => void;
+}
+
+const isQuantized = (dtype: WeightDtype) => dtype === 'int8' || dtype === 'int4';
+
+/** MatMulNBits takes block sizes that are powers of two from 16 (ONNX Runtime's kernels). */
+function checkQuantBlock(block: number): number {
+  if (![16, 32, 64, 128, 256].includes(block)) {
+    throw new UsageError(`quantisation block size ${block} is not supported`, 'use 16, 32, 64, 128 or 256');
+  }
+  return block;
 }
 
 /** Pruning layers every method may need: ViTCoP's S = 2 and D = round(0.69·L) (design §3). */
@@ -111,9 +126,11 @@ export function defaultGraphDir(
   dtype: WeightDtype,
   boundaries: number[],
   visionDtype = defaultVisionDtype(dtype),
+  quantBlock = DEFAULT_QUANT_BLOCK,
 ): string {
   const vision = visionDtype === defaultVisionDtype(dtype) ? '' : `-v${visionDtype}`;
-  const variant = `${dtype}${vision}-b${boundaries.join('_') || 'none'}`;
+  const block = quantBlock === DEFAULT_QUANT_BLOCK || !isQuantized(dtype) ? '' : `-q${quantBlock}`;
+  const variant = `${dtype}${vision}${block}-b${boundaries.join('_') || 'none'}`;
   const beside = join(checkpointDir, '.sieve', variant);
   try {
     accessSync(checkpointDir, constants.W_OK);
@@ -205,9 +222,10 @@ export async function convertCheckpoint(
 ): Promise<{ dir: string; manifest: GraphManifest; reused: boolean }> {
   const dtype = opts.dtype ?? 'fp32';
   const visionDtype = opts.visionDtype ?? defaultVisionDtype(dtype);
+  const quantBlock = checkQuantBlock(opts.quantBlock ?? DEFAULT_QUANT_BLOCK);
   const L = ckpt.config.text.numLayers;
   const boundaries = opts.boundaries ? normaliseBoundaries(opts.boundaries, L) : defaultBoundaries(L);
-  const dir = opts.outDir ?? defaultGraphDir(ckpt.dir, dtype, boundaries, visionDtype);
+  const dir = opts.outDir ?? defaultGraphDir(ckpt.dir, dtype, boundaries, visionDtype, quantBlock);
   const sources = await ckpt.hashSourceFiles();
 
   const cached = readManifest(dir);
@@ -217,6 +235,7 @@ export async function convertCheckpoint(
     cached.format === GRAPH_FORMAT &&
     cached.dtype === dtype &&
     cached.visionDtype === visionDtype &&
+    (cached.quantBlock ?? DEFAULT_QUANT_BLOCK) === quantBlock &&
     cached.boundaries.join() === boundaries.join() &&
     sameSources(cached.sources, sources)
   ) {
@@ -233,7 +252,7 @@ export async function convertCheckpoint(
   }));
   // Block quantisation is for the decoder's and LM head's MatMuls (read at every generated token); the
   // embedding table is gathered from fp16.
-  const embedDtype = dtype === 'int8' || dtype === 'int4' ? 'fp16' : dtype;
+  const embedDtype = isQuantized(dtype) ? 'fp16' : dtype;
   const { textKeys, graphs, files } = familyGraphs(
     ckpt.config,
     ckpt.weights,
@@ -244,7 +263,7 @@ export async function convertCheckpoint(
     ...graphs,
     ...segments.map((s): [string, () => GraphBuilder] => [
       s.file,
-      () => buildDecoderSegment(ckpt.config.text, ckpt.weights, { ...s }, dtype, maxPositions, textKeys),
+      () => buildDecoderSegment(ckpt.config.text, ckpt.weights, { ...s }, dtype, maxPositions, textKeys, quantBlock),
     ]),
   ];
   const weightBytes: Record<string, number> = {};
@@ -262,6 +281,7 @@ export async function convertCheckpoint(
     format: GRAPH_FORMAT,
     dtype,
     visionDtype,
+    quantBlock,
     boundaries,
     maxPositions,
     config: ckpt.config,

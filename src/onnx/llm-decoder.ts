@@ -2,7 +2,15 @@ import { ModelError } from '../errors.js';
 import type { RopeScaling, TextConfig } from '../model/vlm-config.js';
 import { cachedAttention, cacheInputs } from './cached-attention.js';
 import { GraphBuilder, MS_DOMAIN } from './graph-builder.js';
-import { activation, linear, rmsNorm, type WeightDtype, WeightLoader, type WeightReader } from './layers.js';
+import {
+  activation,
+  DEFAULT_QUANT_BLOCK,
+  linear,
+  rmsNorm,
+  type WeightDtype,
+  WeightLoader,
+  type WeightReader,
+} from './layers.js';
 import { mropeRotation } from './rotary.js';
 
 export interface SegmentSpec {
@@ -91,6 +99,7 @@ export function buildDecoderSegment(
   dtype: WeightDtype,
   maxPositions: number,
   keys: TextKeys,
+  quantBlock = DEFAULT_QUANT_BLOCK,
 ): GraphBuilder {
   if (cfg.headDim % 8 !== 0) {
     throw new ModelError(
@@ -99,7 +108,7 @@ export function buildDecoderSegment(
     );
   }
   const g = new GraphBuilder(`decoder_${spec.start}_${spec.end}`);
-  const w = new WeightLoader(g, reader, dtype);
+  const w = new WeightLoader(g, reader, dtype, quantBlock);
   const { hiddenSize: d, numHeads: nh, numKvHeads: kvh, headDim: hd } = cfg;
   const isLast = spec.end === cfg.numLayers;
 

@@ -103,6 +103,7 @@ export class Daemon {
     const model = await VlmPipeline.open(options.modelDir, {
       dtype: pipeline.runtime.dtype,
       visionDtype: pipeline.runtime.vision_dtype,
+      quantBlock: pipeline.runtime.quant_block,
       runtime: options.runtime,
       pruningLayers: pruningLayers(runs, maxFrames),
       warmKernels: true, // a daemon lives long; its first pruned question should not pay for the kernels

@@ -21,6 +21,7 @@ export interface TuneSettings {
   maxNewTokens: number;
   dtype: string;
   visionDtype?: string;
+  quantBlock?: number;
 }
 
 export const runKey = (method: string, budget: number): string => `${method}@${budget}`;

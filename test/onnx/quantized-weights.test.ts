@@ -5,6 +5,7 @@ import { createSession, DEFAULT_RUNTIME, tensor } from '../../src/engine/ort-ses
 import { prepareModel } from '../../src/engine/prepare-model.js';
 import { VlmRunner } from '../../src/engine/vlm-runner.js';
 import type { VisionConfig } from '../../src/model/vlm-config.js';
+import { defaultGraphDir } from '../../src/onnx/convert.js';
 import { GraphBuilder } from '../../src/onnx/graph-builder.js';
 import { WeightLoader, type WeightReader } from '../../src/onnx/layers.js';
 import { writeModel } from '../../src/onnx/model-writer.js';
@@ -96,6 +97,25 @@ describe('block-quantised weights (MatMulNBits)', () => {
       const err = maxRelativeError(q.logits, full.logits);
       assert.ok(err > 0 && err < (dtype === 'int8' ? 0.05 : 0.25), `${dtype} logits relative error ${err}`);
     }
+  });
+});
+
+describe('quantisation block size', () => {
+  it('a larger block stores fewer scales, is recorded in the manifest and keys the graph cache', async () => {
+    const ckpt = tinyCheckpoint(4);
+    const bytes = async (quantBlock: number) => {
+      const p = await prepareModel(ckpt, { dtype: 'int4', quantBlock, graphDir: tempDir(`q${quantBlock}`) });
+      p.checkpoint.weights.close();
+      assert.equal(p.manifest.quantBlock, quantBlock);
+      return p.manifest.segments.reduce((a, s) => a + p.manifest.weightBytes[s.file], 0);
+    };
+    assert.ok((await bytes(64)) < (await bytes(32)));
+    assert.match(defaultGraphDir('/models/x', 'int4', [2], 'int8', 64), /int4-q64-b2$/);
+    assert.match(defaultGraphDir('/models/x', 'fp32', [2], 'fp32', 64), /fp32-b2$/);
+    await assert.rejects(
+      prepareModel(ckpt, { dtype: 'int4', quantBlock: 48, graphDir: tempDir('q48') }),
+      /block size 48/,
+    );
   });
 });
 
