@@ -6,6 +6,8 @@ import {
   predictPeak,
   type QuerySettings,
 } from '../engine/memory-plan.js';
+import type { ExecutionProvider } from '../engine/ort-session.js';
+import { runtimeBaseline } from '../engine/runtime-baseline.js';
 import type { PruneRequest } from '../engine/visual-query.js';
 import { SieveError, UsageError } from '../errors.js';
 import type { GraphManifest } from '../onnx/convert.js';
@@ -61,6 +63,33 @@ export function predictQueryPeak(ctx: MemoryContext, s: QuerySettings): number |
     maxNewTokens: s.maxNewTokens,
   };
   return predictPeak(manifest, shape, ctx.baselineBytes).total;
+}
+
+/**
+ * The predicted peak of one query per run, over a set of questions (the longest one's prompt is the
+ * largest) and `frames` frames: what `eval` and `tune` hold against a memory budget.
+ */
+export function predictRunPeaks(
+  model: PromptModel,
+  prepared: { manifest: GraphManifest; graphDir: string },
+  ep: ExecutionProvider,
+  runs: readonly PruneRequest[],
+  settings: { frames: number; maxNewTokens: number; questions: readonly string[] },
+): (number | undefined)[] {
+  const question = settings.questions.reduce((a, q) => (q.length > a.length ? q : a), '');
+  const context = {
+    model,
+    manifest: prepared.manifest,
+    baselineBytes: runtimeBaseline(prepared.graphDir, ep),
+    question,
+    timestampsFor: (k: number) => Array.from({ length: k }, (_, i) => i),
+  };
+  return runs.map((run) =>
+    predictQueryPeak(
+      { ...context, prune: run },
+      { frames: settings.frames, budget: run.budget, maxNewTokens: settings.maxNewTokens },
+    ),
+  );
 }
 
 /**

@@ -9,7 +9,8 @@ import { type EvalSummary, evaluate, readSplit, summarise } from '../eval/evalua
 import { resultsMarkdown } from '../eval/results-table.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
 import { defaultBudget, METHOD_NAMES } from '../prune/registry.js';
-import { displayPath, parseInteger, parseNumber, progressReporter } from './cli-output.js';
+import { predictRunPeaks } from './ask-memory.js';
+import { displayPath, formatBytes, parseInteger, parseNumber, progressReporter } from './cli-output.js';
 import { addRunOptions, type PrunedModel, pruningLayers, type RunFlags, resolveRunSettings } from './run-settings.js';
 
 interface EvalFlags extends RunFlags {
@@ -20,6 +21,7 @@ interface EvalFlags extends RunFlags {
   methods?: string;
   budgets?: string;
   table?: string;
+  memoryBudget?: string;
 }
 
 /** Every requested method at every requested budget; `none` only runs unpruned (budget 1). */
@@ -90,6 +92,10 @@ export function registerEvalCommand(program: Command): void {
     )
     .option('--table <dir>', 'write the methods table there as methods.md and methods.json')
     .option('--json <file>', 'write every item and the summaries as JSON')
+    .option(
+      '--memory-budget <MB>',
+      'skip the runs whose predicted peak exceeds it (default: memory.budget_mb, else none)',
+    )
     .action(async (flags: EvalFlags) => {
       const settings = resolveRunSettings({ ...flags, maxNewTokens: flags.maxNewTokens ?? '6' });
       const { records, root } = readSplit(flags.data, flags.split);
@@ -106,8 +112,14 @@ export function registerEvalCommand(program: Command): void {
       else if (flags.methods === undefined) budgets = [settings.prune.budget];
       const requested = evaluationRuns(methods, budgets, settings.prune, settings.config.pruning.options);
       const frames = records[0]?.frames ?? 8;
+      const budgetMb =
+        flags.memoryBudget === undefined
+          ? settings.config.memory.budget_mb
+          : parseNumber(flags.memoryBudget, '--memory-budget', 0, 1e9, { exclusiveMin: true });
       const checkpoint = loadCheckpoint(settings.modelDir);
-      const { runs, unreachable } = feasibleRuns(requested, frames, checkpoint);
+      const feasible = feasibleRuns(requested, frames, checkpoint);
+      const unreachable = [...feasible.unreachable];
+      let runs = feasible.runs;
       for (const u of unreachable) process.stderr.write(`skipping ${u.run.method} @ ${u.run.budget}: ${u.reason}\n`);
       if (runs.length === 0) {
         checkpoint.weights.close();
@@ -125,6 +137,29 @@ export function registerEvalCommand(program: Command): void {
         pruningLayers: pruningLayers(runs, frames),
         warmKernels: runs.some((r) => r.method !== 'none'),
       });
+      if (budgetMb !== undefined) {
+        const questions = records.slice(0, n);
+        const peaks = predictRunPeaks(checkpoint, pipeline.prepared, settings.runtime.ep, runs, {
+          frames: Math.max(...questions.map((r) => r.frames ?? 8)),
+          maxNewTokens: settings.maxNewTokens,
+          questions: questions.map((r) => r.question),
+        });
+        const fits = (k: number) => (peaks[k] ?? Infinity) <= budgetMb * 1024 * 1024;
+        for (const [k, run] of runs.entries()) {
+          if (fits(k)) continue;
+          const reason = `its predicted peak ${formatBytes(peaks[k] ?? 0)} exceeds the memory budget of ${budgetMb} MB`;
+          process.stderr.write(`skipping ${run.method} @ ${run.budget}: ${reason}\n`);
+          unreachable.push({ run, reason });
+        }
+        runs = runs.filter((_, k) => fits(k));
+        if (runs.length === 0) {
+          await pipeline.close();
+          throw new UsageError(
+            `no method and budget fits the memory budget of ${budgetMb} MB`,
+            'raise --memory-budget (or memory.budget_mb), or evaluate lower budgets or fewer frames',
+          );
+        }
+      }
       const modelPath = displayPath(pipeline.checkpoint.dir);
       const progress = progressReporter('eval');
       const correct = runs.map(() => 0);

@@ -4,7 +4,6 @@ import type { Command } from 'commander';
 import { lastValueFrom, toArray } from 'rxjs';
 import sharp from 'sharp';
 import { VlmPipeline } from '../engine/answer-pipeline.js';
-import { runtimeBaseline } from '../engine/runtime-baseline.js';
 import { UsageError } from '../errors.js';
 import type { Frame } from '../media/frame.js';
 import { videoFrames } from '../media/sampler.js';
@@ -15,7 +14,7 @@ import { tunePlotSvg } from '../tune/tune-plot.js';
 import { runKey, TuneState } from '../tune/tune-state.js';
 import { type Recommendation, recommend, type TuneRow, tuneTable } from '../tune/tune-table.js';
 import { writeRecommendation } from '../tune/write-recommendation.js';
-import { predictQueryPeak } from './ask-memory.js';
+import { predictRunPeaks } from './ask-memory.js';
 import { displayPath, formatBytes, parseNumber, progressReporter } from './cli-output.js';
 import { evaluationRuns, feasibleRuns } from './eval-command.js';
 import { addRunOptions, pruningLayers, type RunFlags, resolveRunSettings } from './run-settings.js';
@@ -181,19 +180,12 @@ export function registerTuneCommand(program: Command): void {
 
       const rows = tuneTable(runs, questions, state.records);
       if (budgetMb !== undefined) {
-        // The longest question: its prompt is the largest of the set.
-        const question = questions.reduce((a, q) => (q.question.length > a.length ? q.question : a), '');
-        const context = {
-          model: checkpoint,
-          manifest: pipeline.prepared.manifest,
-          baselineBytes: runtimeBaseline(pipeline.prepared.graphDir, settings.runtime.ep),
-          question,
-          timestampsFor: (k: number) => Array.from({ length: k }, (_, i) => i),
-        };
-        for (const [i, run] of runs.entries()) {
-          const settingsOfRun = { frames, budget: run.budget, maxNewTokens: settings.maxNewTokens };
-          rows[i].predictedPeakBytes = predictQueryPeak({ ...context, prune: run }, settingsOfRun);
-        }
+        const peaks = predictRunPeaks(checkpoint, pipeline.prepared, settings.runtime.ep, runs, {
+          frames,
+          maxNewTokens: settings.maxNewTokens,
+          questions: questions.map((q) => q.question),
+        });
+        for (const [i, peak] of peaks.entries()) rows[i].predictedPeakBytes = peak;
       }
       const rec = recommend(rows, target, budgetMb === undefined ? undefined : budgetMb * 1024 * 1024);
       const markdown = tableMarkdown(rows, rec);

@@ -40,4 +40,15 @@ describe('sieve eval', () => {
     );
     assert.match(r.stdout, /accuracy \d+\.\d% \(\d+\/\d+\), \d+ item\(s\) failed/);
   });
+
+  it('a memory budget skips the runs whose predicted peak exceeds it, and refuses when none fits', () => {
+    const data = join(REPO_ROOT, 'models', 'demo', 'examples');
+    const none = sieve('eval', '--data', data, '--n', '2', '--memory-budget', '1');
+    assert.equal(none.status, 2, none.stderr);
+    assert.match(none.stderr, /skipping none @ 1: its predicted peak .* exceeds the memory budget of 1 MB/);
+    assert.match(none.stderr, /no method and budget fits the memory budget of 1 MB/);
+    const roomy = sieve('eval', '--data', data, '--n', '2', '--memory-budget', '100000');
+    assert.equal(roomy.status, 0, roomy.stderr);
+    assert.match(roomy.stdout, /none @ 1: accuracy/);
+  });
 });
