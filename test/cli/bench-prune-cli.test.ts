@@ -43,6 +43,9 @@ describe('sieve bench prune', () => {
   it('an unknown --random-large shape is a usage error listing the shapes, before anything is written', () => {
     const r = sieve(tempDir('benchprune'), 'bench', 'prune', '--random-large', 'bogus');
     assert.equal(r.status, 2, r.stderr);
-    assert.match(r.stderr, /unknown --random-large shape "bogus"[\s\S]*valid shapes: llava, llava-siglip384, smolvlm2-256m/);
+    assert.match(
+      r.stderr,
+      /unknown --random-large shape "bogus"[\s\S]*valid shapes: llava, llava-siglip384, smolvlm2-256m/,
+    );
   });
 });

@@ -39,7 +39,10 @@ describe('VIC density-peak clustering', () => {
 
   it('the quantile equals a full sort of the off-diagonal entries, with ties and any order', () => {
     let seed = 3;
-    const next = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
+    const next = () => {
+      seed = (seed * 16807) % 2147483647;
+      return seed / 2147483647;
+    };
     for (const n of [2, 5, 40, 150]) {
       for (const kind of ['random', 'ties', 'sorted'] as const) {
         const dist = Float32Array.from({ length: n * n }, (_, i) =>
