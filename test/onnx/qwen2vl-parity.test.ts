@@ -13,7 +13,7 @@ import { buildDecoderSegment } from '../../src/onnx/llm-decoder.js';
 import { writeModel } from '../../src/onnx/model-writer.js';
 import { qwen2VlKeys } from '../../src/onnx/qwen2vl-keys.js';
 import { buildQwen2VlGraphs, QWEN2VL_VISION_IO } from '../../src/onnx/qwen2vl-vision.js';
-import { PROJECTOR_IO, VISION_IO } from '../../src/onnx/vision-encoder.js';
+import { buildEmbedding, PROJECTOR_IO, VISION_IO } from '../../src/onnx/vision-encoder.js';
 import { mergeOrderPositions } from '../../src/vision/qwen2vl-processor.js';
 import { tempDir } from '../helpers/fixtures.js';
 import { type Arr, type FamilyReference, readFixtureJson } from '../helpers/hf-reference.js';
@@ -55,6 +55,8 @@ interface Graphs {
 async function openGraphs(config: Qwen2VlConfig, reader: WeightReader, boundaries: number[]): Promise<Graphs> {
   const dir = tempDir('qwen2vl');
   for (const [file, build] of buildQwen2VlGraphs(config, reader, 'fp32')) writeModel(build(), join(dir, file));
+  const embed = buildEmbedding(reader, config.text.hiddenSize, 'fp32', qwen2VlKeys(reader).text);
+  writeModel(embed, join(dir, 'embed.onnx'));
   const L = config.text.numLayers;
   const edges = [0, ...boundaries, L];
   const segments = edges.slice(0, -1).map((start, i) => {
