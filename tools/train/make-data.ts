@@ -3,7 +3,7 @@
  * with the product's encoder (src/media/video-encoder.ts), each clip with its scene's compression.
  *
  *   node dist/tools/train/make-data.js --split train --n 4000 \
- *     --out /root/vlm-sieve-train/data/train0 [--offset 0] [--labels] [--version 2]
+ *     --out ~/vlm-sieve-train-v2/data/train0 [--offset 0] [--labels] [--version 2]
  */
 import { encodeVideo } from '../../src/media/video-encoder.js';
 import { writeSplit } from '../../src/synth/dataset.js';

@@ -9,7 +9,7 @@
 set -eu
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 VERSION=${VERSION:-2}
-ROOT=${TRAIN_ROOT:-/root/vlm-sieve-train}-v$VERSION
+ROOT=${TRAIN_ROOT:-$HOME/vlm-sieve-train}-v$VERSION
 DATA=$ROOT/data
 mkdir -p "$ROOT"
 # Build the TypeScript tools into a private folder (a clean build of dist/ elsewhere cannot pull them away).
