@@ -163,35 +163,17 @@ function familyGraphs(
   config: ModelConfig,
   weights: WeightReader,
   dtype: GraphDtype,
-  embedDtype: WeightDtype,
 ): { textKeys: TextKeys; graphs: [string, () => GraphBuilder][]; files: GraphFiles } {
-  const embedGraph = (textKeys: TextKeys): [string, () => GraphBuilder] => [
-    'embed.onnx',
-    () => buildEmbedding(weights, config.text.hiddenSize, embedDtype, textKeys.text),
-  ];
   switch (config.modelType) {
-    case 'qwen2_vl': {
-      const textKeys = qwen2VlKeys(weights);
-      return {
-        textKeys,
-        graphs: [...buildQwen2VlGraphs(config, weights, dtype), embedGraph(textKeys)],
-        files: PROJECTED,
-      };
-    }
+    case 'qwen2_vl':
+      return { textKeys: qwen2VlKeys(weights), graphs: buildQwen2VlGraphs(config, weights, dtype), files: PROJECTED };
     case 'idefics3':
-    case 'smolvlm': {
-      const textKeys = idefics3Keys(weights);
+    case 'smolvlm':
+      return { textKeys: idefics3Keys(weights), graphs: buildIdefics3Graphs(config, weights, dtype), files: PROJECTED };
+    case 'llava_onevision':
       return {
-        textKeys,
-        graphs: [...buildIdefics3Graphs(config, weights, dtype), embedGraph(textKeys)],
-        files: PROJECTED,
-      };
-    }
-    case 'llava_onevision': {
-      const { textKeys } = onevisionKeys(weights);
-      return {
-        textKeys,
-        graphs: [...buildOnevisionGraphs(config, weights, dtype), embedGraph(textKeys)],
+        textKeys: onevisionKeys(weights).textKeys,
+        graphs: buildOnevisionGraphs(config, weights, dtype),
         files: {
           vision: ONEVISION_GRAPHS.vision,
           embed: 'embed.onnx',
@@ -199,16 +181,15 @@ function familyGraphs(
           separator: ONEVISION_GRAPHS.imageNewline,
         },
       };
-    }
-    case 'llava': {
-      const textKeys = llavaKeys(weights);
-      const graphs: [string, () => GraphBuilder][] = [
-        ['vision.onnx', () => buildVisionEncoder(config.vision, weights, dtype)],
-        ['projector.onnx', () => buildProjector(config.projector, weights, dtype)],
-        embedGraph(textKeys),
-      ];
-      return { textKeys, graphs, files: PROJECTED };
-    }
+    case 'llava':
+      return {
+        textKeys: llavaKeys(weights),
+        graphs: [
+          ['vision.onnx', () => buildVisionEncoder(config.vision, weights, dtype)],
+          ['projector.onnx', () => buildProjector(config.projector, weights, dtype)],
+        ],
+        files: PROJECTED,
+      };
   }
 }
 
@@ -253,14 +234,10 @@ export async function convertCheckpoint(
   // Block quantisation is for the decoder's and LM head's MatMuls (read at every generated token); the
   // embedding table is gathered from fp16.
   const embedDtype = isQuantized(dtype) ? 'fp16' : dtype;
-  const { textKeys, graphs, files } = familyGraphs(
-    ckpt.config,
-    ckpt.weights,
-    visionGraphDtype(visionDtype),
-    embedDtype,
-  );
+  const { textKeys, graphs, files } = familyGraphs(ckpt.config, ckpt.weights, visionGraphDtype(visionDtype));
   const builds: [string, () => GraphBuilder][] = [
     ...graphs,
+    ['embed.onnx', () => buildEmbedding(ckpt.weights, ckpt.config.text.hiddenSize, embedDtype, textKeys.text)],
     ...segments.map((s): [string, () => GraphBuilder] => [
       s.file,
       () => buildDecoderSegment(ckpt.config.text, ckpt.weights, { ...s }, dtype, maxPositions, textKeys, quantBlock),
