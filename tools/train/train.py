@@ -35,6 +35,7 @@ STD = [0.5, 0.5, 0.5]
 BF16 = [True]
 MOTION_WEIGHT = [0.5]
 CLS_WEIGHT = [0.0]
+CLS_ATTN_WEIGHT = [0.0]
 # Visual tokens per QA step: clips of one frame count are batched up to this many frames.
 FRAMES_PER_STEP = 32
 
@@ -134,13 +135,25 @@ def vision_batch(ds, idx, rows):
     return to_pixels(frames), tgt
 
 
+def cls_attention_loss(saliency, has_obj):
+    """Cross-entropy between the class token's attention over the patches (renormalised) and a uniform
+    distribution over the patches that show an object; frames without an object are left out."""
+    target = has_obj.reshape(has_obj.shape[0], -1).float()
+    shown = target.sum(-1) > 0
+    target = target / target.sum(-1, keepdim=True).clamp(min=1)
+    p = saliency.float() / saliency.float().sum(-1, keepdim=True)
+    return -(target * torch.log(p + 1e-9)).sum(-1)[shown].mean()
+
+
 def vision_step_loss(model, head, cls_head, px, tgt):
     with amp():
-        feats, cls = model.image_features_and_cls(px)
+        feats, cls, saliency = model.cls_saliency(px)
         pred = head(feats)
         loss = vision_loss(pred, tgt, 8)
         if CLS_WEIGHT[0] > 0:
             loss = loss + CLS_WEIGHT[0] * F.binary_cross_entropy_with_logits(cls_head(cls).float(), tgt['presence'])
+        if CLS_ATTN_WEIGHT[0] > 0:
+            loss = loss + CLS_ATTN_WEIGHT[0] * cls_attention_loss(saliency, tgt['has_obj'])
     return loss
 
 
@@ -148,12 +161,18 @@ def vision_step_loss(model, head, cls_head, px, tgt):
 def vision_eval(model, head, ds, n=400, seed=0):
     rng = np.random.default_rng(seed)
     idx, rows = random_frames(ds, rng, n)
-    correct_c = correct_s = total = 0
+    correct_c = correct_s = total = hits = shown = 0
     for s in range(0, n, 100):
         px, tgt = vision_batch(ds, idx[s:s + 100], rows[s:s + 100])
         with amp():
-            pred = head(model.image_features(px))
+            feats, _, saliency = model.cls_saliency(px)
+            pred = head(feats)
         b = px.shape[0]
+        # Stage I's view at 1/9 (keep 30 % of the patches): how many object patches the top ones hold.
+        obj = tgt['has_obj'].reshape(b, -1)
+        top = saliency.float().topk(int(0.3 * obj.shape[1]), dim=-1).indices
+        hits += torch.gather(obj, 1, top).sum().item()
+        shown += torch.minimum(obj.sum(-1), torch.tensor(top.shape[1])).sum().item()
         col = pred['col'].float().view(b, 8, 8, -1).argmax(-1)
         shp = pred['shp'].float().view(b, 8, 8, -1).argmax(-1)
         tc = tgt['frac_col'].argmax(-1)
@@ -162,7 +181,8 @@ def vision_eval(model, head, ds, n=400, seed=0):
         correct_c += (col == tc)[m].sum().item()
         correct_s += (shp == ts)[m].sum().item()
         total += m.sum().item()
-    return dict(patch_colour_acc=correct_c / max(total, 1), patch_shape_acc=correct_s / max(total, 1))
+    return dict(patch_colour_acc=correct_c / max(total, 1), patch_shape_acc=correct_s / max(total, 1),
+                cls_top30_object_recall=hits / max(shown, 1))
 
 
 # ---------------------------------------------------------------- packed QA batches
@@ -312,9 +332,10 @@ def lr_at(base, step, frac, warm=100):
     return base * w * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, (frac - 0.6) / 0.4))))
 
 
-def qa_batch(ds, rng, by_frames):
-    """Clips of one frame count (drawn with the split's own mix), as many as FRAMES_PER_STEP frames allow."""
-    anchor = int(rng.integers(0, len(ds['counts'])))
+def qa_batch(ds, rng, by_frames, anchor_p):
+    """Clips of one frame count, as many as FRAMES_PER_STEP frames allow; the count is the one of an anchor
+    clip drawn with probability anchor_p (None: uniformly, i.e. with the split's own mix of counts)."""
+    anchor = int(rng.choice(len(ds['counts']), p=anchor_p))
     pool = by_frames[int(ds['counts'][anchor])]
     k = max(1, FRAMES_PER_STEP // int(ds['counts'][anchor]))
     return np.array([anchor] + [pool[i] for i in rng.integers(0, len(pool), k - 1)], np.int64)
@@ -362,6 +383,10 @@ def run_stage(args, stage, model, head, motion_head, train, val, packer, cls_hea
     by_frames = {}
     for c in range(len(train['counts'])):
         by_frames.setdefault(int(train['counts'][c]), []).append(c)
+    # A step holds FRAMES_PER_STEP frames, so a uniform anchor gives a 4-frame clip's questions 8× the weight
+    # of a 32-frame clip's. Weighting anchors by frames**w (w = 1) evens the questions out over frame counts.
+    anchor_p = train['counts'].astype(np.float64) ** args.frames_weight
+    anchor_p = anchor_p / anchor_p.sum()
     t_last_ck = t_last_eval = time.time()
     t0 = time.time() - elapsed
     run_loss = None
@@ -389,7 +414,7 @@ def run_stage(args, stage, model, head, motion_head, train, val, packer, cls_hea
             px, tgt = vision_batch(train, *random_frames(train, rng, args.vision_batch))
             loss = vision_step_loss(model, head, cls_head, px, tgt)
         else:
-            clips = qa_batch(train, rng, by_frames)
+            clips = qa_batch(train, rng, by_frames, anchor_p)
             qas = [by[c] for c in clips]
             loss, *_ = qa_forward(model, packer, train, clips, qas, stage == 'joint',
                                   motion_head if MOTION_WEIGHT[0] > 0 else None)
@@ -479,6 +504,10 @@ def main():
     ap.add_argument('--joint-vision-weight', type=float, default=0.3)
     ap.add_argument('--motion-weight', type=float, default=0.5)
     ap.add_argument('--cls-weight', type=float, default=0.0, help='CLS presence objective (0 = off, as in v1)')
+    ap.add_argument('--cls-attn-weight', type=float, default=0.0,
+                    help='pull the class token\'s attention at the feature layer onto object patches (0 = off)')
+    ap.add_argument('--frames-weight', type=float, default=0.0,
+                    help='draw QA steps by clip frames**w (0 = the split\'s own mix, as in v1; 1 = even per question)')
     ap.add_argument('--init-from', help='start from this checkpoint folder (its decoder may be shallower)')
     ap.add_argument('--vision-batch', type=int, default=64)
     ap.add_argument('--qa-batch', type=int, default=4)
@@ -499,6 +528,7 @@ def main():
     cls_head = ClsHead(cfg['vision_config']['hidden_size'])
     MOTION_WEIGHT[0] = args.motion_weight
     CLS_WEIGHT[0] = args.cls_weight
+    CLS_ATTN_WEIGHT[0] = args.cls_attn_weight
     if args.init_from and not any(os.path.exists(os.path.join(args.state, f'{s}.pt')) for s in ('vision', 'decoder', 'joint')):
         init_from(model, args.init_from)
     tpi = (64 // 8) ** 2

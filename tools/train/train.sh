@@ -1,7 +1,8 @@
 #!/bin/sh
 # Trains the demo video VLM and exports it (docs/demo-model.md).
 # Resumable: rerun the same command after an interruption; finished stages are skipped.
-#   tools/train/train.sh                 # v2: data + vision, joint stages from v1's weights + export
+#   tools/train/train.sh                 # v2: data, two rounds of vision + joint stages from v1's weights, export
+#   V2_INIT=models/demo-v2 tools/train/train.sh   # v2's second round only, from round 1's committed result
 #   VERSION=1 tools/train/train.sh       # v1 from scratch: data + vision, decoder, joint + export
 #   STAGES=export tools/train/train.sh   # re-export from the latest checkpoint
 # v2 starts from a v1 checkpoint (V1_MODEL, default models/demo-v1 or, before v2 shipped, models/demo) and
@@ -23,16 +24,30 @@ gen() { # split dir n offset
   fi
 }
 gen val val 300 0
-# v2 was trained on 3,000 clips (19 frames on average: 1.8× v1's frames per clip), v1 on 8,000.
-if [ "$VERSION" = 1 ]; then gen train train0 4000 0; else gen train train0 3000 0; fi
 if [ "$VERSION" = 1 ]; then
+  gen train train0 4000 0
   gen train train2 4000 8000
   exec nice -n 10 /usr/bin/python3 "$REPO/tools/train/train.py" --data "$DATA" --state "$ROOT/state" \
     --train-dirs train0,train2 --stages "${STAGES:-vision,decoder,joint,export}" "$@"
 fi
+# Round 1 (from v1's weights, 3,000 clips) and round 2 (from round 1, 3,000 new clips, CLS attention pulled onto
+# objects, steps drawn evenly per question over frame counts). V2_INIT=DIR skips round 1 and starts round 2 from
+# DIR (e.g. models/demo-v2, round 1's result as committed).
 V1=${V1_MODEL:-$REPO/models/demo-v1}
 [ -d "$V1" ] || V1=$REPO/models/demo
-exec nice -n 10 /usr/bin/python3 "$REPO/tools/train/train.py" --data "$DATA" --state "$ROOT/state" \
-  --train-dirs train0 --init-from "$V1" --t-layers 16 --cls-weight 1.0 --out "${OUT:-$ROOT/out}" \
-  --vision-min 10 --vision-lr 5e-4 --joint-min 70 --joint-lr 3e-4 --joint-vision-lr 1e-4 \
+train() { # state dir, then train.py options
+  state=$1
+  shift
+  nice -n 10 /usr/bin/python3 "$REPO/tools/train/train.py" --data "$DATA" --state "$ROOT/$state" --t-layers 16 \
+    --cls-weight 1.0 "$@"
+}
+ROUND1=${V2_INIT:-$ROOT/round1}
+if [ -z "${V2_INIT:-}" ]; then
+  gen train train0 3000 0
+  train state --train-dirs train0 --init-from "$V1" --out "$ROUND1" \
+    --vision-min 10 --vision-lr 5e-4 --joint-min 70 --joint-lr 3e-4 --joint-vision-lr 1e-4 --stages vision,joint,export
+fi
+gen train train1 3000 3000
+train state2 --train-dirs train1 --init-from "$ROUND1" --out "${OUT:-$ROOT/out}" --cls-attn-weight 0.5 \
+  --frames-weight 1 --vision-min 4 --vision-lr 2e-4 --joint-min 95 --joint-lr 2e-4 --joint-vision-lr 1e-4 \
   --stages "${STAGES:-vision,joint,export}" "$@"

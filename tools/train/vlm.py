@@ -52,13 +52,17 @@ class ClipAttention(nn.Module):
         self.k_proj = nn.Linear(d, d)
         self.v_proj = nn.Linear(d, d)
         self.out_proj = nn.Linear(d, d)
+        self.keep_cls_row = False  # training only: keep the class token's attention row (cls_row [B, heads, T])
 
     def forward(self, x):
         b, t, d = x.shape
         q = (self.q_proj(x) * self.scale).view(b, t, self.h, self.hd).transpose(1, 2)
         k = self.k_proj(x).view(b, t, self.h, self.hd).transpose(1, 2)
         v = self.v_proj(x).view(b, t, self.h, self.hd).transpose(1, 2)
-        a = torch.softmax((q @ k.transpose(-1, -2)).float(), dim=-1).to(v.dtype)
+        a = torch.softmax((q @ k.transpose(-1, -2)).float(), dim=-1)
+        if self.keep_cls_row:
+            self.cls_row = a[:, :, 0]
+        a = a.to(v.dtype)
         return self.out_proj((a @ v).transpose(1, 2).reshape(b, t, d))
 
 
@@ -255,6 +259,22 @@ class Llava(nn.Module):
         """Projected visual tokens and the CLS token's hidden state at the feature layer [frames, d_vision]."""
         h = self.vision_tower.vision_model.hidden_state(pixel_values, self.cfg['vision_feature_layer'])
         return self.multi_modal_projector(h[:, 1:]), h[:, 0]
+
+    def cls_saliency(self, pixel_values):
+        """image_features_and_cls plus what ViTCoP's Stage I and VisionZip rank patches by: the attention each
+        patch receives from the class token in the block that computes the feature layer, summed over heads
+        [frames, N] (src/onnx/vision-tower.ts computes the same in the exported graph)."""
+        blocks = self.vision_tower.vision_model.encoder.layers
+        layer = self.cfg['vision_feature_layer']
+        attn = blocks[(len(blocks) + 1 + layer if layer < 0 else layer) - 1].self_attn
+        attn.keep_cls_row = True
+        try:
+            feats, cls = self.image_features_and_cls(pixel_values)
+        finally:
+            attn.keep_cls_row = False
+        row = attn.cls_row
+        del attn.cls_row
+        return feats, cls, row[:, :, 1:].sum(1)
 
     def forward_embeds(self, input_ids, image_feats, position_ids, mask, capture=None):
         """input_ids [B, T]; image_feats [B, n_img_tokens, d] in prompt order. Returns final hidden [B, T, d]."""
