@@ -49,5 +49,5 @@ if [ -z "${V2_INIT:-}" ]; then
 fi
 gen train train1 3000 3000
 train state2 --train-dirs train1 --init-from "$ROUND1" --out "${OUT:-$ROOT/out}" --cls-attn-weight 0.5 \
-  --frames-weight 1 --vision-min 4 --vision-lr 2e-4 --joint-min 95 --joint-lr 2e-4 --joint-vision-lr 1e-4 \
+  --frames-weight 1 --vision-min 4 --vision-lr 2e-4 --joint-min 85 --joint-lr 2e-4 --joint-vision-lr 1e-4 \
   --stages "${STAGES:-vision,joint,export}" "$@"
