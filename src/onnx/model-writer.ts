@@ -33,7 +33,10 @@ export function writeModel(
 ): WrittenModel {
   const dataPath = `${path}.data`;
   const dataName = basename(dataPath);
-  const fd = openSync(`${dataPath}.tmp`, 'w');
+  // Per-process temporary names: two processes converting the same checkpoint into one folder (two
+  // `sieve eval` runs started together) each rename their own complete files; the results are identical.
+  const tmp = `.${process.pid}.tmp`;
+  const fd = openSync(`${dataPath}${tmp}`, 'w');
   const initializer: TensorMessage[] = [];
   let offset = 0;
   try {
@@ -79,8 +82,8 @@ export function writeModel(
       output: graph.outputs,
     },
   });
-  writeFileSync(`${path}.tmp`, proto);
-  renameSync(`${dataPath}.tmp`, dataPath);
-  renameSync(`${path}.tmp`, path);
+  writeFileSync(`${path}${tmp}`, proto);
+  renameSync(`${dataPath}${tmp}`, dataPath);
+  renameSync(`${path}${tmp}`, path);
   return { modelPath: path, dataPath, weightBytes: offset };
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { cpSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { cpSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { REPO_ROOT, tempDir, testVideo, tinyCheckpoint } from '../helpers/fixtures.js';
@@ -80,6 +80,26 @@ describe('sieve ask, end to end on a real H.264 video', () => {
     const second = sieve('convert', model, '--out', out);
     assert.match(second.stderr, /reused cached graphs/);
     assert.equal(second.stdout.trim(), out);
+  });
+
+  it('lets two processes convert the same checkpoint into one folder at once (both succeed, the graphs are whole)', async () => {
+    const out = tempDir('graphs-race');
+    const convert = () =>
+      new Promise<{ code: number | null; stderr: string }>((resolve) => {
+        const child = spawn(process.execPath, [SIEVE, 'convert', model, '--out', out, '--force']);
+        let stderr = '';
+        child.stderr.on('data', (d) => {
+          stderr += d;
+        });
+        child.on('close', (code) => resolve({ code, stderr }));
+      });
+    for (const r of await Promise.all([convert(), convert()])) assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(
+      readdirSync(out).filter((f) => f.endsWith('.tmp')),
+      [],
+      'no temporary files left',
+    );
+    assert.match(sieve('convert', model, '--out', out).stderr, /reused cached graphs/);
   });
 });
 
