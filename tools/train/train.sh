@@ -2,7 +2,7 @@
 # Trains the demo video VLM and exports it (docs/demo-model.md).
 # Resumable: rerun the same command after an interruption; finished stages are skipped.
 #   tools/train/train.sh                 # v2: data, two rounds of vision + joint stages from v1's weights, export
-#   V2_INIT=models/demo-v2 tools/train/train.sh   # v2's second round only, from round 1's committed result
+#   V2_INIT=DIR tools/train/train.sh     # v2: round 2 only, from a round-1 export in DIR
 #   VERSION=1 tools/train/train.sh       # v1 from scratch: data + vision, decoder, joint + export
 #   STAGES=export tools/train/train.sh   # re-export from the latest checkpoint
 # v2 starts from a v1 checkpoint (V1_MODEL, default models/demo-v1 or, before v2 shipped, models/demo) and
@@ -28,11 +28,11 @@ if [ "$VERSION" = 1 ]; then
   gen train train0 4000 0
   gen train train2 4000 8000
   exec nice -n 10 /usr/bin/python3 "$REPO/tools/train/train.py" --data "$DATA" --state "$ROOT/state" \
-    --train-dirs train0,train2 --stages "${STAGES:-vision,decoder,joint,export}" "$@"
+    --train-dirs train0,train2 --out "${OUT:-$ROOT/out}" --stages "${STAGES:-vision,decoder,joint,export}" "$@"
 fi
 # Round 1 (from v1's weights, 3,000 clips) and round 2 (from round 1, 3,000 new clips, CLS attention pulled onto
 # objects, steps drawn evenly per question over frame counts). V2_INIT=DIR skips round 1 and starts round 2 from
-# DIR (e.g. models/demo-v2, round 1's result as committed).
+# DIR (round 1 was committed as models/demo-v2 in commit 263f198).
 V1=${V1_MODEL:-$REPO/models/demo-v1}
 [ -d "$V1" ] || V1=$REPO/models/demo
 train() { # state dir, then train.py options
