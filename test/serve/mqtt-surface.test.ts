@@ -135,7 +135,8 @@ describe('MQTT surface: a real daemon on mosquitto and on the embedded broker', 
       ['demo', '{"id": "e6", "question": "q?", "budget": 0}', /^budget must be more than 0$/, 'bad_request'],
       ['demo', '{"id": "e7", "question": "q?", "budget": "half"}', /^budget must be a number/, 'bad_request'],
       ['demo', '{"id": "e8", "question": "q?", "window": 3}', /^unknown key "window"$/, 'bad_request'],
-      ['demo', JSON.stringify({ id: 'e9', question: 'a '.repeat(2000) }), /too long for this model/, 'bad_request'],
+      // 4,000 tokens (the word-level tokenizer splits 'a' from '?'): with the window's frames, more than 4,096.
+      ['demo', JSON.stringify({ id: 'e9', question: 'a?'.repeat(2000) }), /too long for this model/, 'bad_request'],
     ];
     for (const [camera, payload, error, code] of cases) {
       const before = c.messages.length;

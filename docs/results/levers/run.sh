@@ -3,7 +3,7 @@
 # config with one option changed) at the budgets below, then levers.md and levers.json beside this script.
 #   docs/results/levers/run.sh            # all 560 test questions (about 13 minutes on 2 cores)
 #   N=160 docs/results/levers/run.sh
-#   MODEL=models/demo-v2 DATA=data/synth-v2 LEVERS="default stage1-random" OUT=/tmp/levers docs/results/levers/run.sh
+#   MODEL=models/demo-v1 DATA=data/synth-v2 LEVERS="default stage1-random" OUT=/tmp/levers docs/results/levers/run.sh
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../../.." && pwd)
