@@ -17,5 +17,6 @@ for name in $LEVERS; do
   node "$REPO/bin/sieve.js" eval --config "$cfg" --data "$DATA" ${MODEL:+--model "$MODEL"} ${N:+--n "$N"} \
     --methods vitcop --budgets "$BUDGETS" --table "$RUNS/$name" >/dev/null || echo "lever $name: no result"
 done
+mkdir -p "${OUT:-$HERE}"
 node "$HERE/table.mjs" "$RUNS" "${OUT:-$HERE}"
 rm -rf "$RUNS"
