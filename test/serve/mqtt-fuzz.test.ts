@@ -60,7 +60,7 @@ function corpus(random: () => number): Sent[] {
     ['question', ''],
     ['question', ' \n\t '],
     ['question', 'x'.repeat(5000)],
-    ['question', 'a '.repeat(2030)], // fits the size limit, not the model's context
+    ['question', 'a?'.repeat(2030)], // fits the size limit (4,060 characters), not the context (4,060 tokens)
     ['window_s', 'ten'],
     ['window_s', -1],
     ['window_s', 0],
