@@ -183,27 +183,20 @@ describe('HTTP API (OpenAI-compatible) on a running daemon', { timeout: 120_000 
     assert.equal(short.usage?.completion_tokens, 1);
 
     // At temperature 2 one of the first seeds samples an answer of more than one token from these two frames.
-    const sample = async (seed: number) =>
-      (await openai.chat.completions.create({
-        model: 'demo',
-        messages: imageMessage(dataUrls.slice(0, 2)),
-        temperature: 2,
-        seed,
-        max_tokens: 8,
-      })) as ChatCompletion;
-    let seed = 0;
-    let plain = await sample(seed);
-    while ((plain.usage?.completion_tokens ?? 0) < 2 && seed < 20) plain = await sample(++seed);
-    const again = await sample(seed);
-    assert.equal(again.choices[0].message.content, plain.choices[0].message.content, 'same seed, same answer');
-    const stream = await openai.chat.completions.create({
+    const sampling = (seed: number) => ({
       model: 'demo',
       messages: imageMessage(dataUrls.slice(0, 2)),
       temperature: 2,
       seed,
       max_tokens: 8,
-      stream: true,
     });
+    const sample = async (seed: number) => (await openai.chat.completions.create(sampling(seed))) as ChatCompletion;
+    let seed = 0;
+    let plain = await sample(seed);
+    while ((plain.usage?.completion_tokens ?? 0) < 2 && seed < 20) plain = await sample(++seed);
+    const again = await sample(seed);
+    assert.equal(again.choices[0].message.content, plain.choices[0].message.content, 'same seed, same answer');
+    const stream = await openai.chat.completions.create({ ...sampling(seed), stream: true });
     const deltas: string[] = [];
     for await (const chunk of stream) if (chunk.choices[0]?.delta.content) deltas.push(chunk.choices[0].delta.content);
     assert.equal(deltas.join('').trim(), plain.choices[0].message.content);
